@@ -1,0 +1,758 @@
+//! The log of one partition: ordered segments, the last one active. Appends assign offsets; the
+//! high watermark is the end of what has been fsynced, and only data below it is readable, so a
+//! consumer never sees a record that a crash could take back.
+//!
+//! Durability is split so that no lock is held across an fsync: [`PartitionLog::sync_work`] hands
+//! out the files to sync and the point they cover, the caller syncs them without the log, then
+//! reports back with [`PartitionLog::mark_durable`].
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::batch::{self, BatchError, BatchHeader, BatchWalker};
+use crate::producer_state::{ProducerBatch, ProducerError, ProducerStateTable, SequenceVerdict};
+use crate::segment::{Segment, ScanReport};
+
+/// Topic-level settings the log obeys (Kafka's names in the comments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// segment.bytes
+    pub segment_bytes: u64,
+    /// segment.ms
+    pub segment_ms: i64,
+    /// retention.ms; negative means keep forever.
+    pub retention_ms: i64,
+    /// retention.bytes; negative means no size limit.
+    pub retention_bytes: i64,
+    /// cleanup.policy contains `delete`.
+    pub delete_enabled: bool,
+    /// max.message.bytes: the largest batch accepted.
+    pub max_message_bytes: usize,
+    /// message.timestamp.type=LogAppendTime
+    pub log_append_time: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            delete_enabled: true,
+            max_message_bytes: 1_048_588,
+            log_append_time: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error("batch of {size_bytes} bytes exceeds max.message.bytes {max_bytes}")]
+    TooLarge { size_bytes: usize, max_bytes: usize },
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
+    #[error("I/O error appending: {0}")]
+    Io(#[from] io::Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker's timestamp when the topic uses LogAppendTime, else -1.
+    pub log_append_time_ms: i64,
+    /// The batch was a retry of one already in the log; nothing was written.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("offset {offset} is outside [{log_start_offset}, {high_watermark}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        high_watermark: i64,
+    },
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Where the durable prefix of the log ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurablePoint {
+    pub offset: i64,
+    pub segment_base: i64,
+    pub position: u64,
+}
+
+/// Files to fsync so that the log is durable up to `point`.
+pub struct SyncWork {
+    pub files: Vec<Arc<File>>,
+    /// The partition directory, when a segment file was created or removed since the last sync.
+    pub dir: Option<PathBuf>,
+    pub point: DurablePoint,
+}
+
+impl SyncWork {
+    /// Performs the syncs. Call without holding the log.
+    pub fn run(&self) -> io::Result<()> {
+        for f in &self.files {
+            f.sync_data()?;
+        }
+        if let Some(dir) = &self.dir {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// A read decided under the log's lock and performed outside it.
+pub struct ReadPlan {
+    file: Option<Arc<File>>,
+    position: u64,
+    len_bytes: u64,
+}
+
+impl ReadPlan {
+    pub fn empty() -> Self {
+        ReadPlan {
+            file: None,
+            position: 0,
+            len_bytes: 0,
+        }
+    }
+    pub fn len_bytes(&self) -> u64 {
+        self.len_bytes
+    }
+    /// Reads the planned range and trims it to whole batches (always keeping the first).
+    pub fn execute(&self) -> io::Result<Bytes> {
+        let Some(file) = &self.file else {
+            return Ok(Bytes::new());
+        };
+        let mut buf = BytesMut::zeroed(self.len_bytes as usize);
+        std::os::unix::fs::FileExt::read_exact_at(file.as_ref(), &mut buf, self.position)?;
+        let mut walker = BatchWalker::new(&buf);
+        walker.by_ref().for_each(drop);
+        let whole = walker.consumed();
+        buf.truncate(whole);
+        Ok(buf.freeze())
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    pub active: ScanReport,
+}
+
+const LOG_START_FILE: &str = "log-start-offset";
+
+pub struct PartitionLog {
+    dir: PathBuf,
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    durable: DurablePoint,
+    unsynced: Vec<Arc<File>>,
+    dir_dirty: bool,
+    producers: ProducerStateTable,
+}
+
+fn list_segment_bases(dir: &Path) -> io::Result<Vec<i64>> {
+    let mut bases = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(stem) = name.strip_suffix(".log") {
+            if let Ok(base) = stem.parse::<i64>() {
+                bases.push(base);
+            }
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+fn snapshot_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{base_offset:020}.snapshot"))
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`, recovering the active segment.
+    pub fn open(dir: &Path) -> io::Result<(PartitionLog, RecoveryReport)> {
+        fs::create_dir_all(dir)?;
+        let mut bases = list_segment_bases(dir)?;
+        if bases.is_empty() {
+            Segment::create(dir, 0)?;
+            bases.push(0);
+        }
+        let mut report = RecoveryReport {
+            segments: bases.len(),
+            ..Default::default()
+        };
+        let mut segments = Vec::with_capacity(bases.len());
+        let (&active_base, sealed) = bases.split_last().unwrap_or((&0, &[]));
+        for &base in sealed {
+            segments.push(Segment::open_sealed(dir, base)?);
+        }
+        let mut producers = match fs::read(snapshot_path(dir, active_base)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(dir = %dir.display(), error = %e, "unreadable producer snapshot, starting empty");
+                ProducerStateTable::default()
+            }),
+            Err(_) => ProducerStateTable::default(),
+        };
+        let (active, scan) = Segment::open_active(dir, active_base, |h| {
+            if h.has_producer_id() && h.base_sequence >= 0 {
+                producers.record(
+                    ProducerBatch {
+                        producer_id: h.producer_id,
+                        epoch: h.producer_epoch,
+                        first_seq: h.base_sequence,
+                        last_seq: h.last_sequence(),
+                    },
+                    h.base_offset,
+                    h.last_offset(),
+                    h.max_timestamp,
+                );
+            }
+        })?;
+        if let Some(reason) = &scan.reason {
+            tracing::warn!(
+                segment = %active.log_path().display(),
+                truncated_bytes = scan.truncated_bytes,
+                %reason,
+                "truncated the log's tail at start-up"
+            );
+        }
+        // Whatever is in the file now is made durable before it is served.
+        active.file().sync_data()?;
+        report.active = scan;
+        segments.push(active);
+        let persisted_start = fs::read_to_string(dir.join(LOG_START_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        let first_base = segments.first().map_or(0, |s| s.base_offset);
+        let last = segments.last().map_or((0, 0, 0), |s| {
+            (s.next_offset(), s.base_offset, s.size_bytes())
+        });
+        let log_start_offset = persisted_start.max(first_base).min(last.0);
+        // Remove snapshots other than the active segment's.
+        for entry in fs::read_dir(dir)?.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".snapshot") {
+                if stem.parse::<i64>().ok() != Some(active_base) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        let log = PartitionLog {
+            dir: dir.to_path_buf(),
+            segments,
+            log_start_offset,
+            durable: DurablePoint {
+                offset: last.0,
+                segment_base: last.1,
+                position: last.2,
+            },
+            unsynced: Vec::new(),
+            dir_dirty: false,
+            producers,
+        };
+        Ok((log, report))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+    /// The end of the durable prefix: what consumers may read and ListOffsets(latest) returns.
+    pub fn high_watermark(&self) -> i64 {
+        self.durable.offset
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size_bytes()).sum()
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    pub fn producers(&self) -> &ProducerStateTable {
+        &self.producers
+    }
+
+    fn active(&self) -> &Segment {
+        // The log always holds at least one segment (open creates one; retention rolls first).
+        &self.segments[self.segments.len() - 1]
+    }
+    fn active_mut(&mut self) -> &mut Segment {
+        let i = self.segments.len() - 1;
+        &mut self.segments[i]
+    }
+
+    /// Validates `batch` (as received), assigns offsets, applies the topic's timestamp type and
+    /// the idempotent-producer rules, and writes it to the active segment (not yet synced).
+    pub fn append(
+        &mut self,
+        batch: &mut [u8],
+        cfg: &LogConfig,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, AppendError> {
+        let h = batch::validate(batch)?;
+        if batch.len() > cfg.max_message_bytes {
+            return Err(AppendError::TooLarge {
+                size_bytes: batch.len(),
+                max_bytes: cfg.max_message_bytes,
+            });
+        }
+        if h.is_control() {
+            return Err(BatchError::Invalid("clients may not send control batches".into()).into());
+        }
+        let idempotent = h.has_producer_id() && h.base_sequence >= 0;
+        let pb = ProducerBatch {
+            producer_id: h.producer_id,
+            epoch: h.producer_epoch,
+            first_seq: h.base_sequence,
+            last_seq: h.last_sequence(),
+        };
+        if idempotent {
+            if let SequenceVerdict::Duplicate(c) = self.producers.check(pb)? {
+                return Ok(AppendOutcome {
+                    base_offset: c.base_offset,
+                    last_offset: c.last_offset,
+                    log_append_time_ms: if cfg.log_append_time { c.timestamp_ms } else { -1 },
+                    duplicate: true,
+                });
+            }
+        }
+        self.maybe_roll(batch.len() as u64, h.last_offset_delta, cfg, now_ms)?;
+        let base_offset = self.log_end_offset();
+        batch::set_base_offset(batch, base_offset);
+        batch::set_partition_leader_epoch(batch, 0);
+        let mut log_append_time_ms = -1;
+        if cfg.log_append_time {
+            batch::set_log_append_time(batch, now_ms);
+            log_append_time_ms = now_ms;
+        }
+        let stored = BatchHeader::parse(batch)?;
+        self.active_mut().append(batch, &stored, now_ms)?;
+        if idempotent {
+            let ts = if cfg.log_append_time { now_ms } else { stored.max_timestamp };
+            self.producers
+                .record(pb, base_offset, stored.last_offset(), ts);
+        }
+        Ok(AppendOutcome {
+            base_offset,
+            last_offset: stored.last_offset(),
+            log_append_time_ms,
+            duplicate: false,
+        })
+    }
+
+    fn maybe_roll(
+        &mut self,
+        incoming_bytes: u64,
+        last_offset_delta: i32,
+        cfg: &LogConfig,
+        now_ms: i64,
+    ) -> io::Result<()> {
+        let a = self.active();
+        if a.is_empty() {
+            return Ok(());
+        }
+        let full = a.size_bytes() + incoming_bytes > cfg.segment_bytes;
+        let old = a
+            .first_append_ms()
+            .is_some_and(|t| now_ms.saturating_sub(t) >= cfg.segment_ms);
+        // Index entries hold 32-bit relative offsets and positions.
+        let rel_overflow = a.next_offset() + last_offset_delta as i64 - a.base_offset
+            >= i32::MAX as i64
+            || a.size_bytes() + incoming_bytes >= u32::MAX as u64;
+        if full || old || rel_overflow {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    pub fn roll(&mut self) -> io::Result<()> {
+        let next = self.log_end_offset();
+        self.active().write_indexes()?;
+        let sealed = self.active().file().clone();
+        self.unsynced.push(sealed);
+        let snap = serde_json::to_vec(&self.producers).map_err(io::Error::other)?;
+        let tmp = self.dir.join("producer-snapshot.tmp");
+        fs::write(&tmp, snap)?;
+        fs::rename(&tmp, snapshot_path(&self.dir, next))?;
+        let _ = fs::remove_file(snapshot_path(&self.dir, self.active().base_offset));
+        self.segments.push(Segment::create(&self.dir, next)?);
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// What must be synced to make everything appended so far durable; `None` if it already is.
+    pub fn sync_work(&mut self) -> Option<SyncWork> {
+        let a = self.active();
+        let active_file = a.file().clone();
+        let point = DurablePoint {
+            offset: a.next_offset(),
+            segment_base: a.base_offset,
+            position: a.size_bytes(),
+        };
+        if point == self.durable && self.unsynced.is_empty() && !self.dir_dirty {
+            return None;
+        }
+        let mut files = std::mem::take(&mut self.unsynced);
+        files.push(active_file);
+        let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
+        Some(SyncWork { files, dir, point })
+    }
+
+    /// Records that `point` is durable. Returns whether the high watermark moved.
+    pub fn mark_durable(&mut self, point: DurablePoint) -> bool {
+        if point.offset > self.durable.offset
+            || (point.offset == self.durable.offset && point.segment_base >= self.durable.segment_base)
+        {
+            let moved = point.offset > self.durable.offset;
+            self.durable = point;
+            return moved;
+        }
+        false
+    }
+
+    /// How many bytes of `seg` are durable and so readable.
+    fn readable_bytes(&self, seg: &Segment) -> u64 {
+        use std::cmp::Ordering::*;
+        match seg.base_offset.cmp(&self.durable.segment_base) {
+            Less => seg.size_bytes(),
+            Equal => self.durable.position.min(seg.size_bytes()),
+            Greater => 0,
+        }
+    }
+
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1)
+    }
+
+    /// Plans a read of whole batches starting with the one holding `offset`, at most
+    /// `max_bytes` (but the first batch whole when `min_one_batch`).
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        min_one_batch: bool,
+    ) -> Result<ReadPlan, ReadError> {
+        let hw = self.high_watermark();
+        if offset < self.log_start_offset || offset > hw {
+            return Err(ReadError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                high_watermark: hw,
+            });
+        }
+        if offset == hw {
+            return Ok(ReadPlan::empty());
+        }
+        for seg in &self.segments[self.segment_index_for(offset)..] {
+            let limit = self.readable_bytes(seg);
+            if limit == 0 {
+                break;
+            }
+            if let Some((pos, h)) = seg.find_batch(offset, limit)? {
+                let available = limit - pos;
+                let first = (h.size_bytes() as u64).min(available);
+                let len = if max_bytes >= first {
+                    max_bytes.min(available)
+                } else if min_one_batch {
+                    first
+                } else {
+                    return Ok(ReadPlan::empty());
+                };
+                return Ok(ReadPlan {
+                    file: Some(seg.file().clone()),
+                    position: pos,
+                    len_bytes: len,
+                });
+            }
+        }
+        Ok(ReadPlan::empty())
+    }
+
+    fn read_batch(&self, seg: &Segment, pos: u64, h: &BatchHeader) -> io::Result<Bytes> {
+        let mut buf = vec![0u8; h.size_bytes()];
+        seg.read_at(&mut buf, pos)?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// Kafka's ListOffsets by timestamp: the first offset whose record timestamp is at least
+    /// `ts`, with that timestamp. `None` when no record is that new.
+    pub fn offset_for_timestamp(&self, ts: i64) -> io::Result<Option<(i64, i64)>> {
+        for seg in &self.segments {
+            let limit = self.readable_bytes(seg);
+            if limit == 0 || seg.max_timestamp_ms() < ts {
+                continue;
+            }
+            if let Some((pos, h)) = seg.find_batch_by_timestamp(ts, limit)? {
+                let raw = self.read_batch(seg, pos, &h)?;
+                let found = crate::records::first_at_or_after(&h, raw, ts, self.log_start_offset);
+                if let Some(found) = found {
+                    return Ok(Some(found));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Kafka's ListOffsets MAX_TIMESTAMP: the offset and timestamp of the record with the
+    /// largest timestamp (the first such record).
+    pub fn max_timestamp_offset(&self) -> io::Result<Option<(i64, i64)>> {
+        let mut best: Option<&Segment> = None;
+        for seg in &self.segments {
+            if self.readable_bytes(seg) > 0
+                && seg.max_timestamp_ms() >= 0
+                && best.is_none_or(|b| seg.max_timestamp_ms() > b.max_timestamp_ms())
+            {
+                best = Some(seg);
+            }
+        }
+        let Some(seg) = best else { return Ok(None) };
+        let limit = self.readable_bytes(seg);
+        match seg.find_batch(seg.offset_of_max_timestamp(), limit)? {
+            Some((pos, h)) => {
+                let raw = self.read_batch(seg, pos, &h)?;
+                Ok(crate::records::first_at_or_after(&h, raw, h.max_timestamp, self.log_start_offset))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes whole segments past retention.ms / retention.bytes; returns how many.
+    pub fn apply_retention(&mut self, cfg: &LogConfig, now_ms: i64) -> io::Result<usize> {
+        if !cfg.delete_enabled {
+            return Ok(0);
+        }
+        let mut delete = 0usize;
+        let mut total = self.size_bytes() as i64;
+        for (i, seg) in self.segments.iter().enumerate() {
+            let durable = seg.next_offset() <= self.durable.offset && !seg.is_empty();
+            let last = i + 1 == self.segments.len();
+            if !durable || (last && seg.is_empty()) {
+                break;
+            }
+            let expired_by_time = cfg.retention_ms >= 0
+                && seg.max_timestamp_ms() >= 0
+                && now_ms.saturating_sub(seg.max_timestamp_ms()) > cfg.retention_ms;
+            let over_size =
+                cfg.retention_bytes >= 0 && total - seg.size_bytes() as i64 >= cfg.retention_bytes;
+            if !(expired_by_time || over_size) {
+                break;
+            }
+            total -= seg.size_bytes() as i64;
+            delete += 1;
+        }
+        self.delete_leading_segments(delete)?;
+        Ok(delete)
+    }
+
+    fn delete_leading_segments(&mut self, count: usize) -> io::Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        if count >= self.segments.len() {
+            self.roll()?;
+        }
+        for seg in self.segments.drain(..count) {
+            seg.delete_files()?;
+        }
+        self.dir_dirty = true;
+        let first_base = self.segments.first().map_or(0, |s| s.base_offset);
+        if first_base > self.log_start_offset {
+            self.log_start_offset = first_base;
+        }
+        self.producers.evict_below(self.log_start_offset);
+        Ok(())
+    }
+
+    /// Kafka's DeleteRecords: moves the log start offset to `offset` (-1: the high watermark)
+    /// and removes segments wholly below it. Returns the new log start offset.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, ReadError> {
+        let hw = self.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(ReadError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                high_watermark: hw,
+            });
+        }
+        if target > self.log_start_offset {
+            self.log_start_offset = target;
+            let tmp = self.dir.join("log-start-offset.tmp");
+            fs::write(&tmp, target.to_string())?;
+            fs::rename(&tmp, self.dir.join(LOG_START_FILE))?;
+            let whole = self
+                .segments
+                .iter()
+                .take_while(|s| !s.is_empty() && s.next_offset() <= target)
+                .count();
+            self.delete_leading_segments(whole)?;
+            self.dir_dirty = true;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    /// Writes the active segment's indexes (clean shutdown); the caller syncs afterwards.
+    pub fn close(&mut self) -> io::Result<()> {
+        self.active().write_indexes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::tests::make_batch;
+
+    fn sync(log: &mut PartitionLog) {
+        if let Some(w) = log.sync_work() {
+            w.run().unwrap();
+            log.mark_durable(w.point);
+        }
+    }
+
+    #[test]
+    fn append_assigns_offsets_and_reads_only_durable_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        let cfg = LogConfig::default();
+        let a = log.append(&mut make_batch(3, 1000, None), &cfg, 0).unwrap();
+        let b = log.append(&mut make_batch(2, 2000, None), &cfg, 0).unwrap();
+        assert_eq!((a.base_offset, a.last_offset), (0, 2));
+        assert_eq!((b.base_offset, b.last_offset), (3, 4));
+        assert_eq!(log.high_watermark(), 0);
+        assert_eq!(log.read(0, 1 << 20, true).unwrap().len_bytes(), 0);
+        sync(&mut log);
+        assert_eq!(log.high_watermark(), 5);
+        let data = log.read(3, 1 << 20, true).unwrap().execute().unwrap();
+        let h = BatchHeader::parse(&data).unwrap();
+        assert_eq!(h.base_offset, 3);
+        assert!(matches!(log.read(6, 10, true), Err(ReadError::OffsetOutOfRange { .. })));
+    }
+
+    #[test]
+    fn recovery_truncates_a_corrupt_tail_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig::default();
+        {
+            let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+            for i in 0..5 {
+                log.append(&mut make_batch(2, i * 10, None), &cfg, 0).unwrap();
+            }
+            sync(&mut log);
+        }
+        let path = dir.path().join(crate::segment::log_file_name(0));
+        let mut bytes = fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 3] ^= 0x55;
+        fs::write(&path, &bytes).unwrap();
+        let (log, report) = PartitionLog::open(dir.path()).unwrap();
+        assert_eq!(report.active.batches, 4);
+        assert!(report.active.truncated_bytes > 0);
+        assert_eq!(log.log_end_offset(), 8);
+        assert_eq!(log.high_watermark(), 8);
+    }
+
+    #[test]
+    fn rolls_by_size_and_retention_deletes_old_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            segment_bytes: 200,
+            retention_bytes: 300,
+            ..LogConfig::default()
+        };
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        for i in 0..10 {
+            log.append(&mut make_batch(1, i, None), &cfg, 0).unwrap();
+        }
+        sync(&mut log);
+        assert!(log.segment_count() > 3);
+        let deleted = log.apply_retention(&cfg, 0).unwrap();
+        assert!(deleted > 0);
+        assert!(log.log_start_offset() > 0);
+        assert!(log.size_bytes() as i64 <= 300 + 200);
+        assert!(matches!(log.read(0, 100, true), Err(ReadError::OffsetOutOfRange { .. })));
+        // Reopen: sealed segments come back from their index files.
+        let start = log.log_start_offset();
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path()).unwrap();
+        assert_eq!(log.log_start_offset(), start);
+        assert_eq!(log.log_end_offset(), 10);
+    }
+
+    #[test]
+    fn idempotent_retry_is_not_appended_twice_even_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig::default();
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        let batch = make_batch(3, 0, Some((7, 0, 0)));
+        let first = log.append(&mut batch.clone(), &cfg, 0).unwrap();
+        let again = log.append(&mut batch.clone(), &cfg, 0).unwrap();
+        assert!(again.duplicate);
+        assert_eq!(again.base_offset, first.base_offset);
+        sync(&mut log);
+        drop(log);
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        assert!(log.append(&mut batch.clone(), &cfg, 0).unwrap().duplicate);
+        assert_eq!(log.log_end_offset(), 3);
+        let gap = log.append(&mut make_batch(1, 0, Some((7, 0, 9))), &cfg, 0);
+        assert!(matches!(gap, Err(AppendError::Producer(_))));
+    }
+
+    #[test]
+    fn timestamps_and_delete_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig::default();
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        log.append(&mut make_batch(3, 100, None), &cfg, 0).unwrap(); // ts 100..102
+        log.append(&mut make_batch(3, 200, None), &cfg, 0).unwrap(); // ts 200..202
+        sync(&mut log);
+        assert_eq!(log.offset_for_timestamp(101).unwrap(), Some((1, 101)));
+        assert_eq!(log.offset_for_timestamp(150).unwrap(), Some((3, 200)));
+        assert_eq!(log.offset_for_timestamp(500).unwrap(), None);
+        assert_eq!(log.max_timestamp_offset().unwrap(), Some((5, 202)));
+        assert_eq!(log.delete_records_before(4).unwrap(), 4);
+        assert!(log.delete_records_before(99).is_err());
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path()).unwrap();
+        assert_eq!(log.log_start_offset(), 4);
+    }
+
+    #[test]
+    fn log_append_time_is_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            log_append_time: true,
+            ..LogConfig::default()
+        };
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        let out = log.append(&mut make_batch(2, 5, None), &cfg, 777).unwrap();
+        assert_eq!(out.log_append_time_ms, 777);
+        sync(&mut log);
+        let data = log.read(0, 1 << 20, true).unwrap().execute().unwrap();
+        assert_eq!(BatchHeader::parse(&data).unwrap().max_timestamp, 777);
+        assert_eq!(log.offset_for_timestamp(700).unwrap(), Some((0, 777)));
+    }
+}

@@ -1,0 +1,443 @@
+//! One segment of a partition log: a `.log` file of consecutive record batches starting at
+//! `base_offset`, with a sparse offset index and a time index kept in memory and written to
+//! `.index` / `.timeindex` when the segment is sealed (rolled, or at a clean shutdown).
+//!
+//! Index files are an optimisation only: one that is missing, torn or inconsistent with the log
+//! is rebuilt by scanning the log. The active segment is always rebuilt by scanning, which also
+//! validates every batch (length, CRC, contiguous offsets) and truncates a torn tail.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::batch::{self, BatchHeader, BATCH_HEADER_BYTES};
+
+/// An offset index entry: the batch starting at `position` has base offset
+/// `segment.base_offset + rel_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub rel_offset: u32,
+    pub position: u32,
+}
+
+/// A time index entry: no batch before the one with base offset `base + rel_offset` has a
+/// timestamp larger than `timestamp_ms` (the running maximum, as Kafka's TimeIndex).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeEntry {
+    pub timestamp_ms: i64,
+    pub rel_offset: u32,
+}
+
+const INDEX_ENTRY_BYTES: usize = 8;
+const TIME_ENTRY_BYTES: usize = 12;
+
+pub fn log_file_name(base_offset: i64) -> String {
+    format!("{base_offset:020}.log")
+}
+
+pub struct Segment {
+    pub base_offset: i64,
+    file: Arc<File>,
+    log_path: PathBuf,
+    size_bytes: u64,
+    next_offset: i64,
+    index: Vec<IndexEntry>,
+    time_index: Vec<TimeEntry>,
+    max_timestamp_ms: i64,
+    offset_of_max_timestamp: i64,
+    bytes_since_index_entry: u64,
+    /// Wall-clock time of the first append into this segment, for segment.ms rolls.
+    first_append_ms: Option<i64>,
+}
+
+/// What scanning a segment found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ScanReport {
+    pub batches: u64,
+    /// Bytes cut from the end because they were not a whole, valid batch.
+    pub truncated_bytes: u64,
+    pub reason: Option<String>,
+}
+
+impl Segment {
+    fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            dir.join(log_file_name(base_offset)),
+            dir.join(format!("{base_offset:020}.index")),
+            dir.join(format!("{base_offset:020}.timeindex")),
+        )
+    }
+
+    fn empty(base_offset: i64, file: File, log_path: PathBuf) -> Segment {
+        Segment {
+            base_offset,
+            file: Arc::new(file),
+            log_path,
+            size_bytes: 0,
+            next_offset: base_offset,
+            index: Vec::new(),
+            time_index: Vec::new(),
+            max_timestamp_ms: -1,
+            offset_of_max_timestamp: -1,
+            bytes_since_index_entry: 0,
+            first_append_ms: None,
+        }
+    }
+
+    /// Creates a new empty segment file.
+    pub fn create(dir: &Path, base_offset: i64) -> io::Result<Segment> {
+        let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
+        // Stale index files of an earlier segment at this offset must not be trusted.
+        let _ = fs::remove_file(&index_path);
+        let _ = fs::remove_file(&time_path);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)?;
+        Ok(Self::empty(base_offset, file, log_path))
+    }
+
+    fn open_file(dir: &Path, base_offset: i64) -> io::Result<Segment> {
+        let (log_path, _, _) = Self::paths(dir, base_offset);
+        let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
+        let size = file.metadata()?.len();
+        let mut s = Self::empty(base_offset, file, log_path);
+        s.size_bytes = size;
+        Ok(s)
+    }
+
+    /// Opens a sealed segment: trusts its index files if they are consistent with the log,
+    /// otherwise rebuilds them by scanning (without truncating anything).
+    pub fn open_sealed(dir: &Path, base_offset: i64) -> io::Result<Segment> {
+        let mut s = Self::open_file(dir, base_offset)?;
+        if !s.load_indexes(dir)? {
+            tracing::info!(segment = %s.log_path.display(), "rebuilding index by scanning");
+            s.scan(false, |_| {})?;
+        }
+        Ok(s)
+    }
+
+    /// Opens the active segment and validates it batch by batch, truncating a torn or corrupt
+    /// tail. `on_batch` sees every valid batch (to rebuild producer state).
+    pub fn open_active(
+        dir: &Path,
+        base_offset: i64,
+        on_batch: impl FnMut(&BatchHeader),
+    ) -> io::Result<(Segment, ScanReport)> {
+        let mut s = Self::open_file(dir, base_offset)?;
+        let report = s.scan(true, on_batch)?;
+        Ok((s, report))
+    }
+
+    fn load_indexes(&mut self, dir: &Path) -> io::Result<bool> {
+        let (_, index_path, time_path) = Self::paths(dir, self.base_offset);
+        let (Ok(idx), Ok(tix)) = (fs::read(&index_path), fs::read(&time_path)) else {
+            return Ok(false);
+        };
+        if idx.len() % INDEX_ENTRY_BYTES != 0 || tix.len() % TIME_ENTRY_BYTES != 0 {
+            return Ok(false);
+        }
+        let mut index = Vec::with_capacity(idx.len() / INDEX_ENTRY_BYTES);
+        for c in idx.chunks_exact(INDEX_ENTRY_BYTES) {
+            let e = IndexEntry {
+                rel_offset: u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+                position: u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
+            };
+            let ok = index
+                .last()
+                .is_none_or(|p: &IndexEntry| e.rel_offset > p.rel_offset && e.position > p.position);
+            if !ok || e.position as u64 >= self.size_bytes {
+                return Ok(false);
+            }
+            index.push(e);
+        }
+        let mut time_index = Vec::with_capacity(tix.len() / TIME_ENTRY_BYTES);
+        for c in tix.chunks_exact(TIME_ENTRY_BYTES) {
+            let mut ts = [0u8; 8];
+            ts.copy_from_slice(&c[0..8]);
+            let e = TimeEntry {
+                timestamp_ms: i64::from_be_bytes(ts),
+                rel_offset: u32::from_be_bytes([c[8], c[9], c[10], c[11]]),
+            };
+            if time_index
+                .last()
+                .is_some_and(|p: &TimeEntry| e.timestamp_ms < p.timestamp_ms)
+            {
+                return Ok(false);
+            }
+            time_index.push(e);
+        }
+        // The last batch: walk headers from the last indexed position to the end of the file.
+        let mut pos = index.last().map_or(0, |e| e.position as u64);
+        let mut next = self.base_offset;
+        while pos < self.size_bytes {
+            let Some(h) = self.read_header_at(pos)? else {
+                return Ok(false);
+            };
+            if h.base_offset < self.base_offset || pos + h.size_bytes() as u64 > self.size_bytes {
+                return Ok(false);
+            }
+            next = h.next_offset();
+            pos += h.size_bytes() as u64;
+        }
+        self.index = index;
+        self.next_offset = next;
+        if let Some(last) = time_index.last() {
+            self.max_timestamp_ms = last.timestamp_ms;
+            self.offset_of_max_timestamp = self.base_offset + last.rel_offset as i64;
+        }
+        self.time_index = time_index;
+        Ok(true)
+    }
+
+    /// Scans the whole file, rebuilding the indexes. With `truncate`, validates CRCs and offset
+    /// continuity and cuts the file at the first bad batch.
+    fn scan(
+        &mut self,
+        truncate: bool,
+        mut on_batch: impl FnMut(&BatchHeader),
+    ) -> io::Result<ScanReport> {
+        let mut report = ScanReport::default();
+        let file_len = self.size_bytes;
+        self.size_bytes = 0;
+        self.next_offset = self.base_offset;
+        self.index.clear();
+        self.time_index.clear();
+        self.max_timestamp_ms = -1;
+        self.offset_of_max_timestamp = -1;
+        self.bytes_since_index_entry = 0;
+        let mut buf = Vec::new();
+        let mut pos = 0u64;
+        while pos < file_len {
+            let bad = |why: String| Some(why);
+            let problem = match self.read_header_at(pos)? {
+                None => bad(format!("torn batch header at position {pos}")),
+                Some(h) if pos + h.size_bytes() as u64 > file_len => bad(format!(
+                    "batch at position {pos} claims {} bytes, only {} remain",
+                    h.size_bytes(),
+                    file_len - pos
+                )),
+                Some(h) if truncate && h.base_offset != self.next_offset => bad(format!(
+                    "batch at position {pos} has offset {} where {} was expected",
+                    h.base_offset, self.next_offset
+                )),
+                Some(h) => {
+                    let valid = if truncate {
+                        buf.resize(h.size_bytes(), 0);
+                        self.file.read_exact_at(&mut buf, pos)?;
+                        batch::check_stored(&buf).is_some()
+                    } else {
+                        true
+                    };
+                    if valid {
+                        self.track(&h, pos);
+                        self.size_bytes = pos + h.size_bytes() as u64;
+                        on_batch(&h);
+                        report.batches += 1;
+                        pos += h.size_bytes() as u64;
+                        None
+                    } else {
+                        bad(format!("CRC mismatch in batch at position {pos}"))
+                    }
+                }
+            };
+            if let Some(why) = problem {
+                if truncate {
+                    report.truncated_bytes = file_len - pos;
+                    report.reason = Some(why);
+                    self.file.set_len(pos)?;
+                    self.file.sync_all()?;
+                }
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    pub fn read_header_at(&self, pos: u64) -> io::Result<Option<BatchHeader>> {
+        let mut hdr = [0u8; BATCH_HEADER_BYTES];
+        match self.file.read_exact_at(&mut hdr, pos) {
+            Ok(()) => Ok(BatchHeader::parse(&hdr).ok().filter(|h| h.magic == 2)),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Updates in-memory indexes for a batch at `pos` (already in the file).
+    fn track(&mut self, h: &BatchHeader, pos: u64) {
+        let rel = (h.base_offset - self.base_offset) as u32;
+        if self.bytes_since_index_entry >= INDEX_INTERVAL_BYTES {
+            self.index.push(IndexEntry {
+                rel_offset: rel,
+                position: pos as u32,
+            });
+            self.bytes_since_index_entry = 0;
+            if self.max_timestamp_ms >= 0
+                && self
+                    .time_index
+                    .last()
+                    .is_none_or(|t| t.timestamp_ms < self.max_timestamp_ms)
+            {
+                self.time_index.push(TimeEntry {
+                    timestamp_ms: self.max_timestamp_ms,
+                    rel_offset: (self.offset_of_max_timestamp - self.base_offset) as u32,
+                });
+            }
+        }
+        self.bytes_since_index_entry += h.size_bytes() as u64;
+        if h.max_timestamp > self.max_timestamp_ms {
+            self.max_timestamp_ms = h.max_timestamp;
+            self.offset_of_max_timestamp = h.base_offset;
+        }
+        self.next_offset = h.next_offset();
+    }
+
+    /// Appends one validated batch whose base offset is already set.
+    pub fn append(&mut self, bytes: &[u8], h: &BatchHeader, now_ms: i64) -> io::Result<()> {
+        let pos = self.size_bytes;
+        if let Err(e) = self.file.write_all_at(bytes, pos) {
+            // Leave no partial batch behind for readers or for recovery to find.
+            let _ = self.file.set_len(pos);
+            return Err(e);
+        }
+        self.track(h, pos);
+        self.size_bytes = pos + bytes.len() as u64;
+        self.first_append_ms.get_or_insert(now_ms);
+        Ok(())
+    }
+
+    /// Writes the index files (at a roll or a clean shutdown). Not synced: a torn index is
+    /// detected and rebuilt at the next start.
+    pub fn write_indexes(&self) -> io::Result<()> {
+        let dir = self.log_path.parent().unwrap_or(Path::new("."));
+        let (_, index_path, time_path) = Self::paths(dir, self.base_offset);
+        let mut idx = Vec::with_capacity(self.index.len() * INDEX_ENTRY_BYTES);
+        for e in &self.index {
+            idx.extend_from_slice(&e.rel_offset.to_be_bytes());
+            idx.extend_from_slice(&e.position.to_be_bytes());
+        }
+        let mut tix = Vec::with_capacity((self.time_index.len() + 1) * TIME_ENTRY_BYTES);
+        let mut entries = self.time_index.clone();
+        if self.max_timestamp_ms >= 0
+            && entries
+                .last()
+                .is_none_or(|t| t.timestamp_ms < self.max_timestamp_ms)
+        {
+            entries.push(TimeEntry {
+                timestamp_ms: self.max_timestamp_ms,
+                rel_offset: (self.offset_of_max_timestamp - self.base_offset) as u32,
+            });
+        }
+        for e in &entries {
+            tix.extend_from_slice(&e.timestamp_ms.to_be_bytes());
+            tix.extend_from_slice(&e.rel_offset.to_be_bytes());
+        }
+        fs::write(index_path, idx)?;
+        fs::write(time_path, tix)
+    }
+
+    /// Removes the segment's files.
+    pub fn delete_files(&self) -> io::Result<()> {
+        let dir = self.log_path.parent().unwrap_or(Path::new("."));
+        let (log, index, time) = Self::paths(dir, self.base_offset);
+        let _ = fs::remove_file(index);
+        let _ = fs::remove_file(time);
+        fs::remove_file(log)
+    }
+
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size_bytes == 0
+    }
+    pub fn max_timestamp_ms(&self) -> i64 {
+        self.max_timestamp_ms
+    }
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+    pub fn first_append_ms(&self) -> Option<i64> {
+        self.first_append_ms
+    }
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Position to start scanning from for `offset`: the last index entry at or below it.
+    fn index_floor(&self, offset: i64) -> u64 {
+        let rel = offset - self.base_offset;
+        let i = self.index.partition_point(|e| (e.rel_offset as i64) <= rel);
+        if i == 0 {
+            0
+        } else {
+            self.index[i - 1].position as u64
+        }
+    }
+
+    /// Finds the first batch whose last offset is at least `offset`, scanning no further than
+    /// `limit_bytes`. Returns its position and header.
+    pub fn find_batch(
+        &self,
+        offset: i64,
+        limit_bytes: u64,
+    ) -> io::Result<Option<(u64, BatchHeader)>> {
+        let mut pos = self.index_floor(offset);
+        while pos < limit_bytes {
+            let Some(h) = self.read_header_at(pos)? else {
+                return Ok(None);
+            };
+            if h.last_offset() >= offset {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.size_bytes() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Finds the first batch whose max timestamp is at least `ts`, within `limit_bytes`.
+    pub fn find_batch_by_timestamp(
+        &self,
+        ts: i64,
+        limit_bytes: u64,
+    ) -> io::Result<Option<(u64, BatchHeader)>> {
+        if self.max_timestamp_ms < ts {
+            return Ok(None);
+        }
+        // The last time entry below `ts` bounds where the answer can start.
+        let i = self.time_index.partition_point(|e| e.timestamp_ms < ts);
+        let start_offset = if i == 0 {
+            self.base_offset
+        } else {
+            self.base_offset + self.time_index[i - 1].rel_offset as i64
+        };
+        let mut pos = self.index_floor(start_offset);
+        while pos < limit_bytes {
+            let Some(h) = self.read_header_at(pos)? else {
+                return Ok(None);
+            };
+            if h.max_timestamp >= ts {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.size_bytes() as u64;
+        }
+        Ok(None)
+    }
+
+    pub fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, pos)
+    }
+}
+
+/// Bytes of log between two offset index entries (Kafka's index.interval.bytes default).
+pub const INDEX_INTERVAL_BYTES: u64 = 4096;
