@@ -1,1 +1,15 @@
+//! The Vltava broker: a single-node server for the Apache Kafka wire protocol over
+//! `vltava-storage`. Start one with [`Broker::start`]; see ARCHITECTURE.md for the request paths.
 
+pub mod config;
+pub mod connection;
+pub mod handlers;
+pub mod protocol;
+pub mod server;
+pub mod state;
+pub mod syncer;
+pub mod topic_config;
+pub mod topics;
+
+pub use config::{BrokerConfig, ListenerConfig};
+pub use server::{Broker, BrokerHandle};

@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::batch::{self, BatchError, BatchHeader, BatchWalker};
 use crate::producer_state::{ProducerBatch, ProducerError, ProducerStateTable, SequenceVerdict};
-use crate::segment::{Segment, ScanReport};
+use crate::segment::{ScanReport, Segment};
 
 /// Topic-level settings the log obeys (Kafka's names in the comments).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,7 +332,11 @@ impl PartitionLog {
                 return Ok(AppendOutcome {
                     base_offset: c.base_offset,
                     last_offset: c.last_offset,
-                    log_append_time_ms: if cfg.log_append_time { c.timestamp_ms } else { -1 },
+                    log_append_time_ms: if cfg.log_append_time {
+                        c.timestamp_ms
+                    } else {
+                        -1
+                    },
                     duplicate: true,
                 });
             }
@@ -349,7 +353,11 @@ impl PartitionLog {
         let stored = BatchHeader::parse(batch)?;
         self.active_mut().append(batch, &stored, now_ms)?;
         if idempotent {
-            let ts = if cfg.log_append_time { now_ms } else { stored.max_timestamp };
+            let ts = if cfg.log_append_time {
+                now_ms
+            } else {
+                stored.max_timestamp
+            };
             self.producers
                 .record(pb, base_offset, stored.last_offset(), ts);
         }
@@ -423,7 +431,8 @@ impl PartitionLog {
     /// Records that `point` is durable. Returns whether the high watermark moved.
     pub fn mark_durable(&mut self, point: DurablePoint) -> bool {
         if point.offset > self.durable.offset
-            || (point.offset == self.durable.offset && point.segment_base >= self.durable.segment_base)
+            || (point.offset == self.durable.offset
+                && point.segment_base >= self.durable.segment_base)
         {
             let moved = point.offset > self.durable.offset;
             self.durable = point;
@@ -534,7 +543,12 @@ impl PartitionLog {
         match seg.find_batch(seg.offset_of_max_timestamp(), limit)? {
             Some((pos, h)) => {
                 let raw = self.read_batch(seg, pos, &h)?;
-                Ok(crate::records::first_at_or_after(&h, raw, h.max_timestamp, self.log_start_offset))
+                Ok(crate::records::first_at_or_after(
+                    &h,
+                    raw,
+                    h.max_timestamp,
+                    self.log_start_offset,
+                ))
             }
             None => Ok(None),
         }
@@ -615,6 +629,11 @@ impl PartitionLog {
         Ok(self.log_start_offset)
     }
 
+    /// Drops the state of idempotent producers idle for `expiration_ms` (producer.id.expiration.ms).
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) {
+        self.producers.expire(now_ms, expiration_ms);
+    }
+
     /// Writes the active segment's indexes (clean shutdown); the caller syncs afterwards.
     pub fn close(&mut self) -> io::Result<()> {
         self.active().write_indexes()
@@ -649,7 +668,10 @@ mod tests {
         let data = log.read(3, 1 << 20, true).unwrap().execute().unwrap();
         let h = BatchHeader::parse(&data).unwrap();
         assert_eq!(h.base_offset, 3);
-        assert!(matches!(log.read(6, 10, true), Err(ReadError::OffsetOutOfRange { .. })));
+        assert!(matches!(
+            log.read(6, 10, true),
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
     }
 
     #[test]
@@ -659,7 +681,8 @@ mod tests {
         {
             let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
             for i in 0..5 {
-                log.append(&mut make_batch(2, i * 10, None), &cfg, 0).unwrap();
+                log.append(&mut make_batch(2, i * 10, None), &cfg, 0)
+                    .unwrap();
             }
             sync(&mut log);
         }
@@ -693,7 +716,10 @@ mod tests {
         assert!(deleted > 0);
         assert!(log.log_start_offset() > 0);
         assert!(log.size_bytes() as i64 <= 300 + 200);
-        assert!(matches!(log.read(0, 100, true), Err(ReadError::OffsetOutOfRange { .. })));
+        assert!(matches!(
+            log.read(0, 100, true),
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
         // Reopen: sealed segments come back from their index files.
         let start = log.log_start_offset();
         drop(log);

@@ -202,7 +202,9 @@ mod tests {
         assert_eq!(t.check(b(1, 0, 5, 9)), Ok(SequenceVerdict::Append));
         t.record(b(1, 0, 5, 9), 105, 109, 0);
         match t.check(b(1, 0, 0, 4)) {
-            Ok(SequenceVerdict::Duplicate(c)) => assert_eq!((c.base_offset, c.last_offset), (100, 104)),
+            Ok(SequenceVerdict::Duplicate(c)) => {
+                assert_eq!((c.base_offset, c.last_offset), (100, 104))
+            }
             other => panic!("expected duplicate, got {other:?}"),
         }
         assert!(matches!(
@@ -234,8 +236,14 @@ mod tests {
         for i in 0..7 {
             t.record(b(1, 0, i, i), i as i64, i as i64, 0);
         }
-        assert!(matches!(t.check(b(1, 0, 1, 1)), Err(ProducerError::OutOfOrderSequence { .. })));
-        assert!(matches!(t.check(b(1, 0, 6, 6)), Ok(SequenceVerdict::Duplicate(_))));
+        assert!(matches!(
+            t.check(b(1, 0, 1, 1)),
+            Err(ProducerError::OutOfOrderSequence { .. })
+        ));
+        assert!(matches!(
+            t.check(b(1, 0, 6, 6)),
+            Ok(SequenceVerdict::Duplicate(_))
+        ));
     }
 
     #[test]

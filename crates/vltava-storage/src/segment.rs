@@ -147,9 +147,9 @@ impl Segment {
                 rel_offset: u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
                 position: u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
             };
-            let ok = index
-                .last()
-                .is_none_or(|p: &IndexEntry| e.rel_offset > p.rel_offset && e.position > p.position);
+            let ok = index.last().is_none_or(|p: &IndexEntry| {
+                e.rel_offset > p.rel_offset && e.position > p.position
+            });
             if !ok || e.position as u64 >= self.size_bytes {
                 return Ok(false);
             }

@@ -1,0 +1,65 @@
+//! Broker configuration: what `vltava serve` passes to [`crate::Broker::start`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// One listener: where the broker accepts connections and what address it tells clients
+/// (Kafka's `listeners` / `advertised.listeners`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub bind: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+}
+
+impl ListenerConfig {
+    /// A listener advertising its own bind address (port 0 is resolved once bound).
+    pub fn new(name: &str, bind: SocketAddr) -> Self {
+        ListenerConfig {
+            name: name.to_string(),
+            bind,
+            advertised_host: bind.ip().to_string(),
+            advertised_port: bind.port(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub listeners: Vec<ListenerConfig>,
+    pub data_dir: PathBuf,
+    /// auto.create.topics.enable
+    pub auto_create_topics: bool,
+    /// num.partitions: partitions of an auto-created topic or a CreateTopics with -1.
+    pub default_partitions: i32,
+    /// socket.request.max.bytes: larger frames close the connection unread.
+    pub max_request_bytes: usize,
+    /// log.retention.check.interval.ms
+    pub retention_check_interval_ms: u64,
+    /// Requests one connection may have read but not yet answered.
+    pub max_inflight_requests_per_connection: usize,
+    /// Connections accepted at once across all listeners (max.connections).
+    pub max_connections: usize,
+    /// producer.id.expiration.ms: idempotent producer state idle this long is dropped.
+    pub producer_id_expiration_ms: i64,
+}
+
+impl BrokerConfig {
+    /// Defaults for a broker on `listen` storing data in `data_dir`.
+    pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
+        BrokerConfig {
+            node_id: 1,
+            listeners: vec![ListenerConfig::new("PLAINTEXT", listen)],
+            data_dir: data_dir.into(),
+            auto_create_topics: true,
+            default_partitions: 1,
+            max_request_bytes: 100 * 1024 * 1024,
+            retention_check_interval_ms: 300_000,
+            max_inflight_requests_per_connection: 16,
+            max_connections: 10_000,
+            producer_id_expiration_ms: 86_400_000,
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! One client connection: read size-prefixed frames (bounded by `max_request_bytes`), dispatch
+//! each request in order, write the responses in order. Anything the broker cannot parse closes
+//! this connection only, as Kafka does.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    FetchRequest, FindCoordinatorRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::handlers::{admin, configs, fetch, metadata, offsets, produce, producer_id};
+use crate::protocol::{
+    api_versions_body, decode_body, decode_header, encode_response, peek_header, supported_range,
+    unsupported_api_versions_response, ProtocolError, MIN_DECODABLE_PRODUCE_VERSION,
+};
+use crate::state::{BrokerState, ListenerInfo};
+
+/// Socket read buffer per connection.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Handles one request frame (without its size prefix). `Ok(None)`: no response (acks=0).
+pub async fn dispatch(
+    state: &BrokerState,
+    listener: &ListenerInfo,
+    mut frame: Bytes,
+) -> Result<Option<Bytes>, ProtocolError> {
+    let raw = peek_header(&frame).ok_or(ProtocolError::ShortFrame(frame.len()))?;
+    let (v, corr) = (raw.api_version, raw.correlation_id);
+    if raw.api_key == ApiKey::ApiVersions as i16 {
+        if let Some((min, max)) = supported_range(ApiKey::ApiVersions) {
+            if v < min || v > max {
+                return unsupported_api_versions_response(corr).map(Some);
+            }
+        }
+    }
+    let key =
+        ApiKey::try_from(raw.api_key).map_err(|_| ProtocolError::UnknownApiKey(raw.api_key))?;
+    let unsupported = ProtocolError::UnsupportedVersion { key, version: v };
+    let Some((min, max)) = supported_range(key) else {
+        return Err(unsupported);
+    };
+    if v < min || v > max || (key == ApiKey::Produce && v < MIN_DECODABLE_PRODUCE_VERSION) {
+        return Err(unsupported);
+    }
+    let _header = decode_header(&mut frame, key, v)?;
+    macro_rules! body {
+        ($t:ty) => {
+            decode_body::<$t>(&mut frame, key, v)?
+        };
+    }
+    macro_rules! reply {
+        ($resp:expr) => {
+            encode_response(key, v, corr, &$resp).map(Some)
+        };
+    }
+    match key {
+        ApiKey::ApiVersions => {
+            let _req = body!(ApiVersionsRequest);
+            reply!(api_versions_body(0, false))
+        }
+        ApiKey::Metadata => reply!(metadata::handle(state, listener, body!(MetadataRequest), v)),
+        ApiKey::Produce => match produce::handle(state, body!(ProduceRequest), v).await {
+            Some(resp) => reply!(resp),
+            None => Ok(None),
+        },
+        ApiKey::Fetch => reply!(fetch::handle(state, body!(FetchRequest), v).await),
+        ApiKey::ListOffsets => reply!(offsets::list_offsets(state, body!(ListOffsetsRequest), v)),
+        ApiKey::OffsetForLeaderEpoch => reply!(offsets::offset_for_leader_epoch(
+            state,
+            body!(OffsetForLeaderEpochRequest)
+        )),
+        ApiKey::DeleteRecords => {
+            reply!(offsets::delete_records(state, body!(DeleteRecordsRequest)))
+        }
+        ApiKey::CreateTopics => reply!(admin::create_topics(state, body!(CreateTopicsRequest), v)),
+        ApiKey::DeleteTopics => reply!(admin::delete_topics(state, body!(DeleteTopicsRequest), v)),
+        ApiKey::CreatePartitions => {
+            reply!(admin::create_partitions(
+                state,
+                body!(CreatePartitionsRequest)
+            ))
+        }
+        ApiKey::DescribeConfigs => {
+            reply!(configs::describe(state, body!(DescribeConfigsRequest), v))
+        }
+        ApiKey::AlterConfigs => reply!(configs::alter(state, body!(AlterConfigsRequest))),
+        ApiKey::IncrementalAlterConfigs => reply!(configs::incremental_alter(
+            state,
+            body!(IncrementalAlterConfigsRequest)
+        )),
+        ApiKey::DescribeCluster => reply!(metadata::describe_cluster(
+            state,
+            listener,
+            body!(DescribeClusterRequest),
+            v
+        )),
+        ApiKey::FindCoordinator => {
+            reply!(metadata::find_coordinator(body!(FindCoordinatorRequest), v))
+        }
+        ApiKey::InitProducerId => {
+            reply!(producer_id::handle(
+                &state.producer_ids,
+                body!(InitProducerIdRequest)
+            ))
+        }
+        _ => Err(unsupported),
+    }
+}
+
+/// Serves one connection until the peer closes it, it sends something unparseable, or the
+/// broker shuts down (after finishing the request in hand).
+pub async fn serve(
+    state: Arc<BrokerState>,
+    listener: Arc<ListenerInfo>,
+    stream: TcpStream,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let _ = stream.set_nodelay(true);
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
+    let max = state.config.max_request_bytes;
+    loop {
+        let size = tokio::select! {
+            r = rd.read_i32() => match r {
+                Ok(n) => n,
+                Err(_) => return,
+            },
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        if size < 0 || size as usize > max {
+            tracing::warn!(%peer, size, max, "closing connection: frame size outside [0, socket.request.max.bytes]");
+            return;
+        }
+        let mut buf = BytesMut::zeroed(size as usize);
+        let read = tokio::select! {
+            r = rd.read_exact(&mut buf) => r,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        if read.is_err() {
+            return;
+        }
+        match dispatch(&state, &listener, buf.freeze()).await {
+            Ok(Some(resp)) => {
+                if wr.write_all(&resp).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection");
+                return;
+            }
+        }
+    }
+}

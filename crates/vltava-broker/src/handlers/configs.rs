@@ -1,0 +1,345 @@
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (and a read-only view
+//! of the broker's own settings).
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::admin::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC};
+use super::{code, s};
+use crate::state::BrokerState;
+use crate::topic_config::{self, ConfigType, TopicConfig, CONFIG_DEFS};
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+const SOURCE_STATIC_BROKER: i8 = 4;
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+fn wanted(keys: &Option<Vec<StrBytes>>, name: &str) -> bool {
+    keys.as_ref()
+        .is_none_or(|k| k.is_empty() || k.iter().any(|x| x.as_str() == name))
+}
+
+fn broker_entries(state: &BrokerState) -> Vec<(String, String, ConfigType)> {
+    let c = &state.config;
+    let listeners = c
+        .listeners
+        .iter()
+        .map(|l| format!("{}://{}", l.name, l.bind))
+        .collect::<Vec<_>>()
+        .join(",");
+    let advertised = state
+        .listeners
+        .iter()
+        .map(|l| format!("{}://{}:{}", l.name, l.host, l.port))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut v = vec![
+        (
+            "node.id".to_string(),
+            c.node_id.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "broker.id".to_string(),
+            c.node_id.to_string(),
+            ConfigType::Int,
+        ),
+        ("listeners".to_string(), listeners, ConfigType::String),
+        (
+            "advertised.listeners".to_string(),
+            advertised,
+            ConfigType::String,
+        ),
+        (
+            "log.dirs".to_string(),
+            c.data_dir.display().to_string(),
+            ConfigType::String,
+        ),
+        (
+            "num.partitions".to_string(),
+            c.default_partitions.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "auto.create.topics.enable".to_string(),
+            c.auto_create_topics.to_string(),
+            ConfigType::String,
+        ),
+        (
+            "socket.request.max.bytes".to_string(),
+            c.max_request_bytes.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "log.retention.check.interval.ms".to_string(),
+            c.retention_check_interval_ms.to_string(),
+            ConfigType::Long,
+        ),
+        (
+            "default.replication.factor".to_string(),
+            "1".to_string(),
+            ConfigType::Int,
+        ),
+    ];
+    for d in CONFIG_DEFS {
+        v.push((
+            d.broker_synonym.to_string(),
+            d.default.to_string(),
+            d.config_type,
+        ));
+    }
+    v
+}
+
+pub fn describe(
+    state: &BrokerState,
+    req: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let results = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let base = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            match r.resource_type {
+                RESOURCE_TOPIC => {
+                    let Some(topic) = state.topics.get(r.resource_name.as_str()) else {
+                        return base
+                            .with_error_code(code(E::UnknownTopicOrPartition))
+                            .with_error_message(Some(s(&format!(
+                                "Topic '{}' does not exist.",
+                                r.resource_name.as_str()
+                            ))));
+                    };
+                    let cfg = &topic.config;
+                    let configs = CONFIG_DEFS
+                        .iter()
+                        .filter(|d| wanted(&r.configuration_keys, d.name))
+                        .map(|d| {
+                            let dynamic = !cfg.is_default(d.name);
+                            let mut e = DescribeConfigsResourceResult::default()
+                                .with_name(s(d.name))
+                                .with_value(Some(s(cfg.get(d.name))))
+                                .with_config_source(if dynamic {
+                                    SOURCE_DYNAMIC_TOPIC
+                                } else {
+                                    SOURCE_DEFAULT
+                                });
+                            if req.include_synonyms {
+                                let mut syn = Vec::new();
+                                if dynamic {
+                                    syn.push(
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(s(d.name))
+                                            .with_value(Some(s(cfg.get(d.name))))
+                                            .with_source(SOURCE_DYNAMIC_TOPIC),
+                                    );
+                                }
+                                syn.push(
+                                    DescribeConfigsSynonym::default()
+                                        .with_name(s(d.broker_synonym))
+                                        .with_value(Some(s(d.default)))
+                                        .with_source(SOURCE_DEFAULT),
+                                );
+                                e.synonyms = syn;
+                            }
+                            if version >= 3 {
+                                e.config_type = d.config_type as i8;
+                                if req.include_documentation {
+                                    e.documentation = Some(s(d.doc));
+                                }
+                            }
+                            e
+                        })
+                        .collect();
+                    base.with_configs(configs)
+                }
+                RESOURCE_BROKER => {
+                    let name = r.resource_name.as_str();
+                    if !name.is_empty() && name != state.config.node_id.to_string() {
+                        return base
+                            .with_error_code(code(E::InvalidRequest))
+                            .with_error_message(Some(s(&format!(
+                                "Broker id {name} is not this broker ({})",
+                                state.config.node_id
+                            ))));
+                    }
+                    let configs = broker_entries(state)
+                        .into_iter()
+                        .filter(|(k, _, _)| wanted(&r.configuration_keys, k))
+                        .map(|(k, v, t)| {
+                            let mut e = DescribeConfigsResourceResult::default()
+                                .with_name(s(&k))
+                                .with_value(Some(s(&v)))
+                                .with_read_only(true)
+                                .with_config_source(SOURCE_STATIC_BROKER);
+                            if version >= 3 {
+                                e.config_type = t as i8;
+                            }
+                            e
+                        })
+                        .collect();
+                    base.with_configs(configs)
+                }
+                other => base
+                    .with_error_code(code(E::InvalidRequest))
+                    .with_error_message(Some(s(&format!(
+                        "Resource type {other} is not supported"
+                    )))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+/// Applies `change` to a topic's config after validating the result; `Err((code, message))`.
+fn alter_topic(
+    state: &BrokerState,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&TopicConfig) -> Result<TopicConfig, String>,
+) -> Result<(), (E, String)> {
+    let topic = state.topics.get(name).ok_or_else(|| {
+        (
+            E::UnknownTopicOrPartition,
+            format!("Topic '{name}' does not exist."),
+        )
+    })?;
+    let new = change(&topic.config).map_err(|m| (E::InvalidConfig, m))?;
+    if validate_only {
+        return Ok(());
+    }
+    match state.topics.set_config(name, new) {
+        Ok(true) => {
+            tracing::info!(topic = name, "altered topic config");
+            Ok(())
+        }
+        Ok(false) => Err((
+            E::UnknownTopicOrPartition,
+            format!("Topic '{name}' does not exist."),
+        )),
+        Err(e) => Err((E::KafkaStorageError, format!("cannot persist config: {e}"))),
+    }
+}
+
+fn not_topic(resource_type: i8) -> (E, String) {
+    if resource_type == RESOURCE_BROKER {
+        (
+            E::InvalidRequest,
+            "broker configs are set when Vltava starts (vltava serve flags) and cannot be altered"
+                .into(),
+        )
+    } else {
+        (
+            E::InvalidRequest,
+            format!("Resource type {resource_type} is not supported"),
+        )
+    }
+}
+
+pub fn alter(state: &BrokerState, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let responses = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let result = if r.resource_type == RESOURCE_TOPIC {
+                alter_topic(state, r.resource_name.as_str(), req.validate_only, |_| {
+                    // Legacy AlterConfigs replaces the whole set of overrides.
+                    TopicConfig::from_pairs(
+                        r.configs
+                            .iter()
+                            .map(|c| (c.name.as_str(), c.value.as_deref())),
+                    )
+                })
+            } else {
+                Err(not_topic(r.resource_type))
+            };
+            let mut resp = alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name);
+            if let Err((e, m)) = result {
+                resp.error_code = code(e);
+                resp.error_message = Some(s(&m));
+            }
+            resp
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+pub fn incremental_alter(
+    state: &BrokerState,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let responses = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let result = if r.resource_type == RESOURCE_TOPIC {
+                alter_topic(state, r.resource_name.as_str(), req.validate_only, |old| {
+                    let mut overrides = old.overrides.clone();
+                    for c in &r.configs {
+                        let name = c.name.as_str();
+                        let d = topic_config::def(name).ok_or_else(|| format!("Unknown topic config name: {name}"))?;
+                        let value = c.value.as_deref().unwrap_or_default().trim();
+                        match c.config_operation {
+                            OP_SET => {
+                                topic_config::validate(name, Some(value))?;
+                                overrides.insert(name.to_string(), value.to_string());
+                            }
+                            OP_DELETE => {
+                                overrides.remove(name);
+                            }
+                            OP_APPEND | OP_SUBTRACT => {
+                                if d.config_type != ConfigType::List {
+                                    return Err(format!("Config value append/subtract is not allowed for config key: {name}"));
+                                }
+                                let current = old.get(name).to_string();
+                                let mut items: Vec<String> = current.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect();
+                                for v in value.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                                    if c.config_operation == OP_APPEND {
+                                        if !items.iter().any(|i| i == v) {
+                                            items.push(v.to_string());
+                                        }
+                                    } else {
+                                        items.retain(|i| i != v);
+                                    }
+                                }
+                                let joined = items.join(",");
+                                topic_config::validate(name, Some(&joined))?;
+                                overrides.insert(name.to_string(), joined);
+                            }
+                            op => return Err(format!("Unknown config operation {op}")),
+                        }
+                    }
+                    Ok(TopicConfig { overrides })
+                })
+            } else {
+                Err(not_topic(r.resource_type))
+            };
+            let mut resp = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name);
+            if let Err((e, m)) = result {
+                resp.error_code = code(e);
+                resp.error_message = Some(s(&m));
+            }
+            resp
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,130 @@
+//! Fetch: serve stored batches below the high watermark, long-polling until `min_bytes` are
+//! available or `max_wait_ms` passes. Sessionless: a session id of 0 in the answer tells clients
+//! that use fetch sessions (KIP-227) to send full requests.
+
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use vltava_storage::{ReadError, ReadPlan};
+
+use super::code;
+use crate::state::BrokerState;
+
+/// The longest a fetch may long-poll, whatever the client asks.
+const MAX_FETCH_WAIT_MS: u64 = 60_000;
+
+fn partition_error(index: i32, err: E) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_error_code(code(err))
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+}
+
+/// One pass over the requested partitions. Returns the response and the bytes it carries.
+fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+    let mut total = 0usize;
+    let mut any_error = false;
+    let max_bytes = if req.max_bytes <= 0 {
+        i32::MAX as usize
+    } else {
+        req.max_bytes as usize
+    };
+    let read_committed = req.isolation_level == 1;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for ft in &req.topics {
+        let topic = if version >= 13 {
+            state.topics.get_by_id(ft.topic_id)
+        } else {
+            state.topics.get(ft.topic.0.as_str())
+        };
+        let mut parts = Vec::with_capacity(ft.partitions.len());
+        for fp in &ft.partitions {
+            let Some(partition) = topic.as_ref().and_then(|t| {
+                usize::try_from(fp.partition)
+                    .ok()
+                    .and_then(|i| t.partitions.get(i))
+            }) else {
+                any_error = true;
+                let err = if version >= 13 && topic.is_none() {
+                    E::UnknownTopicId
+                } else {
+                    E::UnknownTopicOrPartition
+                };
+                parts.push(partition_error(fp.partition, err));
+                continue;
+            };
+            let budget = (fp.partition_max_bytes.max(0) as usize).min(max_bytes - total);
+            let planned = {
+                let log = partition.log();
+                let plan = log.read(fp.fetch_offset, budget as u64, total == 0);
+                (plan, log.high_watermark(), log.log_start_offset())
+            };
+            let (plan, hw, log_start) = planned;
+            let data = match plan.map(|p: ReadPlan| p.execute()) {
+                Ok(Ok(bytes)) => bytes,
+                Ok(Err(e)) | Err(ReadError::Io(e)) => {
+                    tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "read failed");
+                    any_error = true;
+                    parts.push(partition_error(fp.partition, E::KafkaStorageError));
+                    continue;
+                }
+                Err(ReadError::OffsetOutOfRange { .. }) => {
+                    any_error = true;
+                    parts.push(
+                        partition_error(fp.partition, E::OffsetOutOfRange)
+                            .with_high_watermark(hw)
+                            .with_last_stable_offset(hw)
+                            .with_log_start_offset(log_start),
+                    );
+                    continue;
+                }
+            };
+            total += data.len();
+            parts.push(
+                PartitionData::default()
+                    .with_partition_index(fp.partition)
+                    .with_high_watermark(hw)
+                    .with_last_stable_offset(hw)
+                    .with_log_start_offset(log_start)
+                    .with_aborted_transactions(read_committed.then(Vec::new))
+                    .with_records(Some(data)),
+            );
+        }
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(ft.topic.clone())
+                .with_topic_id(ft.topic_id)
+                .with_partitions(parts),
+        );
+    }
+    (
+        FetchResponse::default().with_responses(topics),
+        total,
+        any_error,
+    )
+}
+
+pub async fn handle(state: &BrokerState, req: FetchRequest, version: i16) -> FetchResponse {
+    let wait_ms = (req.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT_MS);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let mut data_version = state.syncer.subscribe();
+    loop {
+        data_version.borrow_and_update();
+        let (resp, total, any_error) = build(state, &req, version);
+        if total >= min_bytes || any_error || req.topics.is_empty() {
+            return resp;
+        }
+        match tokio::time::timeout_at(deadline, data_version.changed()).await {
+            Ok(Ok(())) => continue,
+            // The broker is stopping.
+            Ok(Err(_)) => return resp,
+            // Deadline: answer with what there is now.
+            Err(_) => return build(state, &req, version).0,
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Metadata, DescribeCluster and FindCoordinator: where things are. A single node leads every
+//! partition in epoch 0 and answers for the listener the request arrived on.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, MetadataRequest, MetadataResponse,
+};
+use uuid::Uuid;
+
+use super::{code, s, topic_name, LEADER_EPOCH};
+use crate::state::{BrokerState, ListenerInfo};
+use crate::topics::{validate_topic_name, Topic};
+
+/// Kafka's "authorized operations not requested" sentinel.
+const AUTHORIZED_OPERATIONS_UNKNOWN: i32 = i32::MIN;
+
+fn topic_metadata(t: &Topic, node: i32) -> MetadataResponseTopic {
+    let partitions = (0..t.partitions.len() as i32)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(BrokerId(node))
+                .with_leader_epoch(LEADER_EPOCH)
+                .with_replica_nodes(vec![BrokerId(node)])
+                .with_isr_nodes(vec![BrokerId(node)])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&t.name)))
+        .with_topic_id(t.id)
+        .with_is_internal(t.name.starts_with("__"))
+        .with_partitions(partitions)
+}
+
+fn topic_error(name: Option<&str>, id: Uuid, err: E) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name.map(topic_name))
+        .with_topic_id(id)
+        .with_error_code(code(err))
+}
+
+pub fn handle(
+    state: &BrokerState,
+    listener: &ListenerInfo,
+    req: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
+    let node = state.config.node_id;
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let requested = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t),
+    };
+    let auto_create = version < 4 || req.allow_auto_topic_creation;
+    let topics = match requested {
+        None => state
+            .topics
+            .all()
+            .iter()
+            .map(|t| topic_metadata(t, node))
+            .collect(),
+        Some(list) => list
+            .into_iter()
+            .map(|rt| match rt.name {
+                Some(name) => {
+                    let name = name.0.as_str();
+                    if let Err(msg) = validate_topic_name(name) {
+                        tracing::debug!(%msg, "metadata for an invalid topic name");
+                        return topic_error(Some(name), Uuid::nil(), E::InvalidTopicException);
+                    }
+                    let found: Option<Arc<Topic>> = match state.topics.get(name) {
+                        Some(t) => Some(t),
+                        None if auto_create => match state.auto_create(name) {
+                            Ok(t) => t,
+                            Err(e) => {
+                                tracing::error!(topic = name, error = %e, "auto-create failed");
+                                return topic_error(Some(name), Uuid::nil(), E::KafkaStorageError);
+                            }
+                        },
+                        None => None,
+                    };
+                    match found {
+                        Some(t) => topic_metadata(&t, node),
+                        None => topic_error(Some(name), Uuid::nil(), E::UnknownTopicOrPartition),
+                    }
+                }
+                None => match state.topics.get_by_id(rt.topic_id) {
+                    Some(t) => topic_metadata(&t, node),
+                    None => topic_error(None, rt.topic_id, E::UnknownTopicId),
+                },
+            })
+            .collect(),
+    };
+    let mut resp = MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(node))
+            .with_host(s(&listener.host))
+            .with_port(listener.port)])
+        .with_cluster_id(Some(s(&state.topics.cluster_id)))
+        .with_controller_id(BrokerId(node))
+        .with_topics(topics);
+    if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = AUTHORIZED_OPERATIONS_UNKNOWN;
+    }
+    resp
+}
+
+pub fn describe_cluster(
+    state: &BrokerState,
+    listener: &ListenerInfo,
+    req: DescribeClusterRequest,
+    version: i16,
+) -> DescribeClusterResponse {
+    let node = state.config.node_id;
+    // endpoint_type 1 = brokers; 2 = controllers (KIP-919), which a single node also is.
+    if version >= 1 && req.endpoint_type != 1 && req.endpoint_type != 2 {
+        return DescribeClusterResponse::default()
+            .with_error_code(code(E::UnsupportedEndpointType))
+            .with_error_message(Some(s(
+                "endpoint type must be 1 (brokers) or 2 (controllers)",
+            )))
+            .with_endpoint_type(req.endpoint_type)
+            .with_cluster_id(s(&state.topics.cluster_id));
+    }
+    DescribeClusterResponse::default()
+        .with_endpoint_type(if version >= 1 { req.endpoint_type } else { 1 })
+        .with_cluster_id(s(&state.topics.cluster_id))
+        .with_controller_id(BrokerId(node))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(node))
+            .with_host(s(&listener.host))
+            .with_port(listener.port)])
+        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_UNKNOWN)
+}
+
+/// Consumer groups arrive with the group coordinator; until then every key answers
+/// COORDINATOR_NOT_AVAILABLE (retriable), as a broker whose coordinator is loading does.
+pub fn find_coordinator(req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+    let msg = "the group coordinator is not available on this broker yet";
+    if version < 4 {
+        return FindCoordinatorResponse::default()
+            .with_error_code(code(E::CoordinatorNotAvailable))
+            .with_error_message(if version >= 1 { Some(s(msg)) } else { None })
+            .with_node_id(BrokerId(-1))
+            .with_port(-1);
+    }
+    let coordinators = req
+        .coordinator_keys
+        .into_iter()
+        .map(|key| {
+            Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(code(E::CoordinatorNotAvailable))
+                .with_error_message(Some(s(msg)))
+        })
+        .collect();
+    FindCoordinatorResponse::default().with_coordinators(coordinators)
+}

@@ -1,0 +1,39 @@
+//! One module per group of Kafka APIs. Each handler takes the decoded request and returns the
+//! response body; framing and dispatch are in `connection.rs`.
+
+pub mod admin;
+pub mod configs;
+pub mod fetch;
+pub mod metadata;
+pub mod offsets;
+pub mod produce;
+pub mod producer_id;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+
+pub(crate) fn s(x: &str) -> StrBytes {
+    StrBytes::from_string(x.to_string())
+}
+
+pub(crate) fn topic_name(x: &str) -> TopicName {
+    TopicName(s(x))
+}
+
+pub(crate) fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The single partition leader epoch of a single-node broker. Every partition is led by this
+/// node in epoch 0 for its whole life, so OffsetForLeaderEpoch never reports truncation.
+pub const LEADER_EPOCH: i32 = 0;

@@ -1,0 +1,182 @@
+//! Produce: validate each partition's batch, append it, queue the partition for group commit,
+//! and (for acks=1/all) answer once the batch is fsynced. Partitions fail independently.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use vltava_storage::batch::{BatchError, BatchHeader};
+use vltava_storage::producer_state::ProducerError;
+use vltava_storage::AppendError;
+
+use super::{code, now_ms, s};
+use crate::state::BrokerState;
+use crate::topics::{Partition, Topic};
+
+/// The longest a produce waits for its fsync before answering REQUEST_TIMED_OUT.
+const MAX_PRODUCE_WAIT_MS: u64 = 300_000;
+
+struct Pending {
+    topic_idx: usize,
+    part_idx: usize,
+    partition: Arc<Partition>,
+    last_offset: i64,
+}
+
+fn error_response(index: i32, err: E, msg: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code(err))
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(msg.map(|m| s(&m)))
+}
+
+/// Appends one partition's records. Returns the response and, on success, what to wait for.
+fn append_one(
+    state: &BrokerState,
+    topic: &Topic,
+    index: i32,
+    records: Option<Bytes>,
+    acks: i16,
+) -> (PartitionProduceResponse, Option<(Arc<Partition>, i64)>) {
+    let Some(partition) = usize::try_from(index)
+        .ok()
+        .and_then(|i| topic.partitions.get(i))
+    else {
+        return (
+            error_response(index, E::UnknownTopicOrPartition, None),
+            None,
+        );
+    };
+    let records = records.unwrap_or_default();
+    if acks == -1 && topic.config.min_insync_replicas() > 1 {
+        let msg = format!(
+            "min.insync.replicas is {} but a single node has 1 in-sync replica",
+            topic.config.min_insync_replicas()
+        );
+        return (error_response(index, E::NotEnoughReplicas, Some(msg)), None);
+    }
+    // Exactly one batch per partition, as Kafka requires for Produce v3+.
+    if let Ok(h) = BatchHeader::parse(&records) {
+        if h.size_bytes() < records.len() {
+            let msg = "Produce requests must contain exactly one record batch per partition";
+            return (
+                error_response(index, E::InvalidRecord, Some(msg.into())),
+                None,
+            );
+        }
+        if h.is_transactional() {
+            let msg = "transactional produce is not supported by this broker yet";
+            return (
+                error_response(index, E::InvalidRecord, Some(msg.into())),
+                None,
+            );
+        }
+    }
+    let cfg = topic.config.log_config();
+    let mut batch = BytesMut::from(&records[..]);
+    let result = partition.log().append(&mut batch, &cfg, now_ms());
+    match result {
+        Ok(out) => {
+            if !out.duplicate {
+                state.syncer.request(partition);
+            }
+            let log_start = partition.log().log_start_offset();
+            let resp = PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(out.base_offset)
+                .with_log_append_time_ms(out.log_append_time_ms)
+                .with_log_start_offset(log_start);
+            (resp, Some((partition.clone(), out.last_offset)))
+        }
+        Err(e) => {
+            let msg = Some(e.to_string());
+            let err = match &e {
+                AppendError::Batch(BatchError::Corrupt(_)) => E::CorruptMessage,
+                AppendError::Batch(BatchError::Invalid(_)) => E::InvalidRecord,
+                AppendError::TooLarge { .. } => E::MessageTooLarge,
+                AppendError::Producer(ProducerError::InvalidProducerEpoch { .. }) => {
+                    E::InvalidProducerEpoch
+                }
+                AppendError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
+                    E::OutOfOrderSequenceNumber
+                }
+                AppendError::Io(_) => E::KafkaStorageError,
+            };
+            tracing::debug!(topic = %topic.name, partition = index, error = %e, "produce refused");
+            (error_response(index, err, msg), None)
+        }
+    }
+}
+
+pub async fn handle(
+    state: &BrokerState,
+    req: ProduceRequest,
+    version: i16,
+) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let valid_acks = matches!(acks, -1..=1);
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    let mut pending = Vec::new();
+    for (ti, td) in req.topic_data.into_iter().enumerate() {
+        let topic = if version >= 13 {
+            state.topics.get_by_id(td.topic_id)
+        } else {
+            state.topics.get(td.name.0.as_str())
+        };
+        let unknown = if version >= 13 {
+            E::UnknownTopicId
+        } else {
+            E::UnknownTopicOrPartition
+        };
+        let mut parts = Vec::with_capacity(td.partition_data.len());
+        for pd in td.partition_data {
+            let r = match (&topic, valid_acks) {
+                (_, false) => error_response(pd.index, E::InvalidRequiredAcks, None),
+                (None, _) => error_response(pd.index, unknown, None),
+                (Some(t), true) => {
+                    let (r, wait) = append_one(state, t, pd.index, pd.records, acks);
+                    if let Some((partition, last_offset)) = wait {
+                        pending.push(Pending {
+                            topic_idx: ti,
+                            part_idx: parts.len(),
+                            partition,
+                            last_offset,
+                        });
+                    }
+                    r
+                }
+            };
+            parts.push(r);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(td.name)
+                .with_topic_id(td.topic_id)
+                .with_partition_responses(parts),
+        );
+    }
+    if acks == 0 {
+        return None;
+    }
+    let wait_ms = (req.timeout_ms.max(0) as u64).min(MAX_PRODUCE_WAIT_MS);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    for p in pending {
+        let mut rx = p.partition.subscribe_hw();
+        let durable = tokio::time::timeout_at(deadline, rx.wait_for(|hw| *hw > p.last_offset));
+        if !matches!(durable.await, Ok(Ok(_))) {
+            let r = &mut responses[p.topic_idx].partition_responses[p.part_idx];
+            *r = error_response(
+                r.index,
+                E::RequestTimedOut,
+                Some("the batch was not fsynced within the request timeout".into()),
+            );
+        }
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}

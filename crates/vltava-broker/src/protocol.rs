@@ -1,0 +1,190 @@
+//! The Kafka wire protocol at the edge: request header parsing, the version table the broker
+//! advertises, and response framing. Pure functions over bytes; no I/O.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+
+/// The APIs and versions Vltava implements, and so advertises. Produce is advertised from v0
+/// although v0–2 (message formats v0/v1) are refused, as Kafka 4.0 does: older librdkafka decides
+/// which compression codecs it may use from the advertised minimum.
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 13),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The lowest Produce version whose records the broker can read (message format v2).
+pub const MIN_DECODABLE_PRODUCE_VERSION: i16 = 3;
+
+pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// The first eight bytes of every request, read without the codec so that a request the broker
+/// cannot decode can still be answered or logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawHeader {
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: i32,
+}
+
+pub fn peek_header(frame: &[u8]) -> Option<RawHeader> {
+    if frame.len() < 8 {
+        return None;
+    }
+    Some(RawHeader {
+        api_key: i16::from_be_bytes([frame[0], frame[1]]),
+        api_version: i16::from_be_bytes([frame[2], frame[3]]),
+        correlation_id: i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]),
+    })
+}
+
+/// Why a connection is closed instead of answered (Kafka closes it in the same cases).
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("frame of {0} bytes is shorter than a request header")]
+    ShortFrame(usize),
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    #[error("{key:?} v{version} is not supported")]
+    UnsupportedVersion { key: ApiKey, version: i16 },
+    #[error("cannot decode {key:?} v{version}: {reason}")]
+    Malformed {
+        key: ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("cannot encode the response to {key:?} v{version}: {reason}")]
+    Encode {
+        key: ApiKey,
+        version: i16,
+        reason: String,
+    },
+}
+
+/// Decodes the request header, leaving `frame` at the start of the body.
+pub fn decode_header(
+    frame: &mut Bytes,
+    key: ApiKey,
+    version: i16,
+) -> Result<RequestHeader, ProtocolError> {
+    let hv = key.request_header_version(version);
+    RequestHeader::decode(frame, hv).map_err(|e| ProtocolError::Malformed {
+        key,
+        version,
+        reason: e.to_string(),
+    })
+}
+
+pub fn decode_body<T: Decodable>(
+    frame: &mut Bytes,
+    key: ApiKey,
+    version: i16,
+) -> Result<T, ProtocolError> {
+    T::decode(frame, version).map_err(|e| ProtocolError::Malformed {
+        key,
+        version,
+        reason: e.to_string(),
+    })
+}
+
+/// Encodes a size-prefixed response frame.
+pub fn encode_response<R: Encodable + HeaderVersion>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> Result<Bytes, ProtocolError> {
+    let err = |e: anyhow::Error| ProtocolError::Encode {
+        key,
+        version,
+        reason: e.to_string(),
+    };
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let hv = R::header_version(version);
+    let size = header.compute_size(hv).map_err(err)? + body.compute_size(version).map_err(err)?;
+    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, hv).map_err(err)?;
+    body.encode(&mut buf, version).map_err(err)?;
+    Ok(buf.freeze())
+}
+
+/// The ApiVersions body listing [`SUPPORTED_APIS`].
+pub fn api_versions_body(error_code: i16, only_api_versions: bool) -> ApiVersionsResponse {
+    let api_keys = SUPPORTED_APIS
+        .iter()
+        .filter(|(k, _, _)| !only_api_versions || *k == ApiKey::ApiVersions)
+        .map(|&(k, min, max)| {
+            ApiVersion::default()
+                .with_api_key(k as i16)
+                .with_min_version(min)
+                .with_max_version(max)
+        })
+        .collect();
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(api_keys)
+        .with_finalized_features_epoch(-1)
+}
+
+/// Kafka's answer to an ApiVersions request of a version it does not know: the v0 body with
+/// UNSUPPORTED_VERSION and the ApiVersions range, so that any client can parse it and retry.
+pub fn unsupported_api_versions_response(correlation_id: i32) -> Result<Bytes, ProtocolError> {
+    let body = api_versions_body(
+        kafka_protocol::error::ResponseError::UnsupportedVersion.code(),
+        true,
+    );
+    encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supported_ranges_are_within_the_codec() {
+        for &(k, min, max) in SUPPORTED_APIS {
+            let codec = k.valid_versions();
+            let min = if k == ApiKey::Produce {
+                MIN_DECODABLE_PRODUCE_VERSION
+            } else {
+                min
+            };
+            assert!(
+                min >= codec.min && max <= codec.max,
+                "{k:?} {min}..{max} vs {codec:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsupported_api_versions_reply_is_v0_with_error_35() {
+        let frame = unsupported_api_versions_response(7).unwrap();
+        // size, correlation id, error code, array of one entry.
+        assert_eq!(&frame[4..8], &7i32.to_be_bytes());
+        assert_eq!(&frame[8..10], &35i16.to_be_bytes());
+        assert_eq!(&frame[10..14], &1i32.to_be_bytes());
+        assert_eq!(&frame[14..16], &18i16.to_be_bytes());
+        assert_eq!(frame.len(), 4 + 4 + 2 + 4 + 6);
+    }
+}

@@ -1,0 +1,60 @@
+//! The broker's shared state, handed to every request handler.
+
+use std::io;
+use std::sync::Arc;
+
+use crate::config::BrokerConfig;
+use crate::handlers::producer_id::ProducerIdAllocator;
+use crate::syncer::Syncer;
+use crate::topic_config::TopicConfig;
+use crate::topics::{Topic, TopicRegistry};
+
+/// A listener as clients see it: the address Metadata returns for connections that came in on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerInfo {
+    pub name: String,
+    pub host: String,
+    pub port: i32,
+}
+
+pub struct BrokerState {
+    pub config: BrokerConfig,
+    pub topics: TopicRegistry,
+    pub syncer: Arc<Syncer>,
+    pub producer_ids: ProducerIdAllocator,
+    pub listeners: Vec<ListenerInfo>,
+}
+
+impl BrokerState {
+    pub fn open(config: BrokerConfig, listeners: Vec<ListenerInfo>) -> io::Result<BrokerState> {
+        let topics = TopicRegistry::open(&config.data_dir)?;
+        let producer_ids = ProducerIdAllocator::open(&config.data_dir)?;
+        Ok(BrokerState {
+            config,
+            topics,
+            syncer: Syncer::start(),
+            producer_ids,
+            listeners,
+        })
+    }
+
+    /// Creates `name` with the broker defaults if auto-creation is on (Metadata requests).
+    pub fn auto_create(&self, name: &str) -> io::Result<Option<Arc<Topic>>> {
+        if !self.config.auto_create_topics {
+            return Ok(None);
+        }
+        tracing::info!(
+            topic = name,
+            partitions = self.config.default_partitions,
+            "auto-creating topic"
+        );
+        match self
+            .topics
+            .create(name, self.config.default_partitions, TopicConfig::default())?
+        {
+            Some(t) => Ok(Some(t)),
+            // Created concurrently by another request.
+            None => Ok(self.topics.get(name)),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Group commit. Appends write to the page cache and queue their partition here; one thread
+//! takes everything queued, fsyncs it without holding any partition's lock, then publishes the new
+//! high watermarks. Producers that arrived while a round was running share the next round's
+//! fsync, so the fsync rate stays bounded however many producers there are.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::watch;
+
+use crate::topics::Partition;
+
+#[derive(Default)]
+struct Queue {
+    partitions: Vec<Arc<Partition>>,
+    stopping: bool,
+}
+
+pub struct Syncer {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    /// Bumped after every round that moved a high watermark: fetch long-polls wait on it.
+    data_version: watch::Sender<u64>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Counters for the metrics endpoint and tests.
+pub struct SyncStats {
+    pub rounds: u64,
+}
+
+impl Syncer {
+    pub fn start() -> Arc<Syncer> {
+        let (data_version, _) = watch::channel(0);
+        let s = Arc::new(Syncer {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            data_version,
+            thread: Mutex::new(None),
+        });
+        let worker = s.clone();
+        let handle = std::thread::Builder::new()
+            .name("vltava-syncer".into())
+            .spawn(move || worker.run());
+        match handle {
+            Ok(h) => *s.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(h),
+            Err(e) => tracing::error!(error = %e, "cannot start the syncer thread"),
+        }
+        s
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.data_version.subscribe()
+    }
+
+    /// Queues `p` for the next fsync round (once, however many appends it had).
+    pub fn request(&self, p: &Arc<Partition>) {
+        if p.sync_queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.partitions.push(p.clone());
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    fn run(&self) {
+        loop {
+            let batch = {
+                let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                while q.partitions.is_empty() && !q.stopping {
+                    q = self.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+                }
+                if q.partitions.is_empty() && q.stopping {
+                    return;
+                }
+                std::mem::take(&mut q.partitions)
+            };
+            let mut moved = false;
+            for p in batch {
+                // Cleared before taking the work: an append after this point queues again.
+                p.sync_queued.store(false, Ordering::Release);
+                moved |= sync_partition(&p);
+            }
+            if moved {
+                self.data_version.send_modify(|v| *v = v.wrapping_add(1));
+            }
+        }
+    }
+
+    /// Syncs everything queued, then stops the thread.
+    pub fn stop(&self) {
+        {
+            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.stopping = true;
+        }
+        self.wake.notify_all();
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Makes `p`'s appended data durable and publishes its new high watermark.
+pub fn sync_partition(p: &Partition) -> bool {
+    let Some(work) = p.log().sync_work() else {
+        return false;
+    };
+    if let Err(e) = work.run() {
+        // The data stays unacknowledged; producers time out and retry. Kafka would take the
+        // log directory offline here.
+        tracing::error!(topic = %p.topic, partition = p.index, error = %e, "fsync failed");
+        return false;
+    }
+    let hw = {
+        let mut log = p.log();
+        log.mark_durable(work.point);
+        log.high_watermark()
+    };
+    p.publish_hw(hw);
+    true
+}

@@ -1,0 +1,238 @@
+//! Topic configuration: the Kafka topic configs Vltava supports, with Kafka's names, types,
+//! defaults and validation. Unknown names are refused (INVALID_CONFIG), as Kafka does, so that no
+//! setting is silently ignored.
+
+use std::collections::BTreeMap;
+
+use vltava_storage::LogConfig;
+
+/// Kafka's ConfigEntry.ConfigType codes, as DescribeConfigs v3+ reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Int = 3,
+    Long = 5,
+    String = 2,
+    List = 7,
+}
+
+pub struct ConfigDef {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub config_type: ConfigType,
+    /// The broker-level config whose value is the default (DescribeConfigs synonyms).
+    pub broker_synonym: &'static str,
+    pub doc: &'static str,
+    validate: fn(&str) -> Result<(), String>,
+}
+
+fn long_at_least(v: &str, min: i64) -> Result<(), String> {
+    match v.trim().parse::<i64>() {
+        Ok(n) if n >= min => Ok(()),
+        Ok(n) => Err(format!("value {n} must be at least {min}")),
+        Err(_) => Err(format!("value '{v}' is not a valid long")),
+    }
+}
+fn int_at_least(v: &str, min: i64) -> Result<(), String> {
+    match v.trim().parse::<i32>() {
+        Ok(n) if n as i64 >= min => Ok(()),
+        Ok(n) => Err(format!("value {n} must be at least {min}")),
+        Err(_) => Err(format!("value '{v}' is not a valid int")),
+    }
+}
+fn one_of(v: &str, allowed: &[&str]) -> Result<(), String> {
+    if allowed.contains(&v.trim()) {
+        Ok(())
+    } else {
+        Err(format!("value '{v}' must be one of {allowed:?}"))
+    }
+}
+fn cleanup_policy(v: &str) -> Result<(), String> {
+    let items: Vec<&str> = v.split(',').map(str::trim).collect();
+    if items.is_empty() || items.iter().any(|i| !["delete", "compact"].contains(i)) {
+        return Err(format!(
+            "value '{v}' must be a list of 'delete' and/or 'compact'"
+        ));
+    }
+    Ok(())
+}
+
+/// Every topic config Vltava accepts.
+pub static CONFIG_DEFS: &[ConfigDef] = &[
+    ConfigDef {
+        name: "cleanup.policy",
+        default: "delete",
+        config_type: ConfigType::List,
+        broker_synonym: "log.cleanup.policy",
+        doc: "'delete' removes old segments by retention.ms / retention.bytes; 'compact' keeps the latest record per key.",
+        validate: cleanup_policy,
+    },
+    ConfigDef {
+        name: "compression.type",
+        default: "producer",
+        config_type: ConfigType::String,
+        broker_synonym: "compression.type",
+        doc: "Vltava stores batches compressed as the producer sent them ('producer').",
+        validate: |v| one_of(v, &["producer"]),
+    },
+    ConfigDef {
+        name: "max.message.bytes",
+        default: "1048588",
+        config_type: ConfigType::Int,
+        broker_synonym: "message.max.bytes",
+        doc: "The largest record batch size allowed.",
+        validate: |v| int_at_least(v, 0),
+    },
+    ConfigDef {
+        name: "message.timestamp.type",
+        default: "CreateTime",
+        config_type: ConfigType::String,
+        broker_synonym: "log.message.timestamp.type",
+        doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's clock.",
+        validate: |v| one_of(v, &["CreateTime", "LogAppendTime"]),
+    },
+    ConfigDef {
+        name: "min.insync.replicas",
+        default: "1",
+        config_type: ConfigType::Int,
+        broker_synonym: "min.insync.replicas",
+        doc: "With acks=all, produce fails with NOT_ENOUGH_REPLICAS when fewer replicas are in sync (a single node has one).",
+        validate: |v| int_at_least(v, 1),
+    },
+    ConfigDef {
+        name: "retention.bytes",
+        default: "-1",
+        config_type: ConfigType::Long,
+        broker_synonym: "log.retention.bytes",
+        doc: "Per partition, the size the log may reach before old segments are deleted; -1 for no limit.",
+        validate: |v| long_at_least(v, -1),
+    },
+    ConfigDef {
+        name: "retention.ms",
+        default: "604800000",
+        config_type: ConfigType::Long,
+        broker_synonym: "log.retention.ms",
+        doc: "How long a segment is kept after its newest record; -1 keeps it forever.",
+        validate: |v| long_at_least(v, -1),
+    },
+    ConfigDef {
+        name: "segment.bytes",
+        default: "1073741824",
+        config_type: ConfigType::Int,
+        broker_synonym: "log.segment.bytes",
+        doc: "The size at which a segment is rolled.",
+        validate: |v| int_at_least(v, 14),
+    },
+    ConfigDef {
+        name: "segment.ms",
+        default: "604800000",
+        config_type: ConfigType::Long,
+        broker_synonym: "log.roll.ms",
+        doc: "The age at which a segment is rolled even if not full.",
+        validate: |v| long_at_least(v, 1),
+    },
+];
+
+pub fn def(name: &str) -> Option<&'static ConfigDef> {
+    CONFIG_DEFS.iter().find(|d| d.name == name)
+}
+
+/// Validates one (name, value) pair.
+pub fn validate(name: &str, value: Option<&str>) -> Result<(), String> {
+    let d = def(name).ok_or_else(|| format!("Unknown topic config name: {name}"))?;
+    let Some(v) = value else {
+        return Err(format!("Null value not supported for topic config {name}"));
+    };
+    (d.validate)(v).map_err(|e| format!("Invalid value {v} for configuration {name}: {e}"))
+}
+
+/// The configs a topic has set explicitly (everything else takes the default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TopicConfig {
+    pub overrides: BTreeMap<String, String>,
+}
+
+impl TopicConfig {
+    /// Builds a config from pairs, validating every one.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Result<TopicConfig, String> {
+        let mut overrides = BTreeMap::new();
+        for (k, v) in pairs {
+            validate(k, v)?;
+            overrides.insert(k.to_string(), v.unwrap_or_default().trim().to_string());
+        }
+        Ok(TopicConfig { overrides })
+    }
+
+    pub fn get(&self, name: &str) -> &str {
+        match self.overrides.get(name) {
+            Some(v) => v,
+            None => def(name).map_or("", |d| d.default),
+        }
+    }
+    pub fn is_default(&self, name: &str) -> bool {
+        !self.overrides.contains_key(name)
+    }
+    fn num(&self, name: &str) -> i64 {
+        // Values were validated on the way in; a default is always a number where read as one.
+        self.get(name).parse().unwrap_or(-1)
+    }
+    pub fn min_insync_replicas(&self) -> i64 {
+        self.num("min.insync.replicas")
+    }
+    pub fn compact(&self) -> bool {
+        self.get("cleanup.policy")
+            .split(',')
+            .any(|p| p.trim() == "compact")
+    }
+
+    /// The settings the storage layer enforces.
+    pub fn log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.num("segment.bytes").max(14) as u64,
+            segment_ms: self.num("segment.ms").max(1),
+            retention_ms: self.num("retention.ms"),
+            retention_bytes: self.num("retention.bytes"),
+            delete_enabled: self
+                .get("cleanup.policy")
+                .split(',')
+                .any(|p| p.trim() == "delete"),
+            max_message_bytes: self.num("max.message.bytes").max(0) as usize,
+            log_append_time: self.get("message.timestamp.type") == "LogAppendTime",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_matches_kafka_names_and_types() {
+        assert!(validate("retention.ms", Some("1000")).is_ok());
+        assert!(validate("retention.ms", Some("-1")).is_ok());
+        assert!(validate("retention.ms", Some("abc")).is_err());
+        assert!(validate("retention.ms", Some("-2")).is_err());
+        assert!(validate("cleanup.policy", Some("compact,delete")).is_ok());
+        assert!(validate("cleanup.policy", Some("shred")).is_err());
+        assert!(validate("no.such.config", Some("1")).is_err());
+        assert!(validate("segment.bytes", Some("99999999999")).is_err());
+        assert!(validate("message.timestamp.type", Some("LogAppendTime")).is_ok());
+    }
+
+    #[test]
+    fn log_config_reflects_overrides() {
+        let c = TopicConfig::from_pairs([
+            ("retention.ms", Some("5")),
+            ("message.timestamp.type", Some("LogAppendTime")),
+            ("cleanup.policy", Some("compact")),
+        ])
+        .unwrap();
+        let l = c.log_config();
+        assert_eq!(l.retention_ms, 5);
+        assert!(l.log_append_time);
+        assert!(!l.delete_enabled);
+        assert_eq!(l.segment_bytes, 1 << 30);
+        assert!(c.compact());
+    }
+}
