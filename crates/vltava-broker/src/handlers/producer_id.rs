@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::{code, s};
+use super::code;
 
 /// Ids reserved per write of the block file.
 const BLOCK_SIZE: i64 = 1000;
@@ -97,7 +97,6 @@ pub fn handle(alloc: &ProducerIdAllocator, req: InitProducerIdRequest) -> InitPr
             "transactional producers are not supported by this broker yet",
         );
     }
-    let _ = s;
     // KIP-360: an idempotent producer may ask to bump its epoch after a fatal sequence error.
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     if pid >= 0 && epoch >= 0 {
@@ -144,6 +143,7 @@ mod tests {
         let r = handle(
             &a,
             InitProducerIdRequest::default()
+                .with_transactional_id(None)
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1),
         );
@@ -151,6 +151,7 @@ mod tests {
         let r2 = handle(
             &a,
             InitProducerIdRequest::default()
+                .with_transactional_id(None)
                 .with_producer_id(ProducerId(pid))
                 .with_producer_epoch(0),
         );
@@ -158,6 +159,7 @@ mod tests {
         let bad = handle(
             &a,
             InitProducerIdRequest::default()
+                .with_transactional_id(None)
                 .with_producer_id(ProducerId(pid + 99))
                 .with_producer_epoch(0),
         );
