@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Fuzzes request decoding and handling (fuzz/fuzz_targets/request.rs) for a bounded time.
+# Usage: scripts/fuzz.sh [SECONDS]   (default 60). Needs cargo-fuzz (installed if missing).
+# The stable toolchain is used with RUSTC_BOOTSTRAP=1 for the sanitizer flags cargo-fuzz passes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+export RUSTC_BOOTSTRAP=1
+mkdir -p fuzz/corpus/request
+if [ -z "$(ls -A fuzz/seeds 2>/dev/null)" ]; then
+  cargo build --release --bin vltava
+  python3 fuzz/make_seeds.py target/release/vltava
+fi
+cargo fuzz run --fuzz-dir fuzz request fuzz/corpus/request fuzz/seeds -- \
+  -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=1048576 -timeout=10
+echo "fuzz: no crash in ${seconds}s"
