@@ -1,0 +1,149 @@
+"""Starts the `vltava` binary as a separate process for real-client tests.
+
+Every broker gets a free port and its own temporary data directory; it is stopped by PID and its
+directory removed when the test ends. Waits are for conditions with deadlines, never fixed sleeps.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("VLTAVA_BIN", os.path.join(REPO, "target", "release", "vltava"))
+NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout_s=15.0, interval_s=0.05, what="condition"):
+    """Polls `predicate` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+class Broker:
+    def __init__(self, args=(), port=None, advertise=None):
+        self.port = port or free_port()
+        self.data_dir = tempfile.mkdtemp(prefix="vltava-test-")
+        self.log_path = os.path.join(self.data_dir + ".log")
+        self.args = list(args)
+        self.advertise = advertise
+        self.proc = None
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def command(self):
+        cmd = [BIN, "serve", "--listen", self.bootstrap, "--data-dir", self.data_dir]
+        if self.advertise:
+            cmd += ["--advertise", self.advertise]
+        return cmd + self.args
+
+    def start(self):
+        assert self.proc is None or self.proc.poll() is not None
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log)
+        log.close()
+        wait_until(lambda: port_open(self.port) or self.proc.poll() is not None, 15, what="broker port")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"broker exited with {self.proc.returncode}:\n{self.log()}")
+        return self
+
+    def terminate(self, timeout_s=20):
+        """SIGTERM; returns the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout_s)
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def restart(self):
+        if self.proc and self.proc.poll() is None:
+            self.terminate()
+        return self.start()
+
+    def log(self):
+        try:
+            with open(self.log_path, "r", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        try:
+            os.remove(self.log_path)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def broker_factory(request):
+    brokers = []
+
+    def make(*args, start=True, **kw):
+        b = Broker(args, **kw)
+        brokers.append(b)
+        return b.start() if start else b
+
+    yield make
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for b in brokers:
+        if failed:
+            print(f"--- broker log ({b.bootstrap}) ---\n{b.log()[-8000:]}")
+        b.cleanup()
+
+
+@pytest.fixture
+def broker(broker_factory):
+    return broker_factory("--default-partitions", "6")
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def run_node(script, *args, timeout_s=120):
+    """Runs tests/clients/node/<script> with Node; returns its stdout (fails on non-zero exit)."""
+    r = subprocess.run(["node", os.path.join(NODE_DIR, script), *args], capture_output=True, text=True,
+                       timeout=timeout_s, cwd=NODE_DIR)
+    assert r.returncode == 0, f"node {script} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    return r.stdout
+
+
+def run(cmd, timeout_s=120, input_bytes=None, check=True):
+    r = subprocess.run(cmd, capture_output=True, timeout=timeout_s, input=input_bytes)
+    if check:
+        assert r.returncode == 0, f"{cmd} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    return r

@@ -1,0 +1,96 @@
+"""Helpers shared by the real-client tests: a group-less confluent-kafka reader (the independent
+cross-check) and the assertions every round trip makes."""
+import time
+from collections import defaultdict
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+KEYS = 50
+
+
+def value_for(key, seq, tag):
+    return f"{key}|{seq}|{tag}"
+
+
+def read_all(bootstrap, topic, partitions, expected, timeout_s=60, start=0):
+    """Reads every partition from `start` with librdkafka (no consumer group) until `expected`
+    records arrived or every partition hit EOF after the deadline. Returns a list of
+    (partition, offset, key, value, timestamp)."""
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": "vltava-test-reader",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+    })
+    try:
+        c.assign([TopicPartition(topic, p, start) for p in range(partitions)])
+        out = []
+        eof = set()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if len(out) >= expected and len(eof) == partitions:
+                break
+            for m in c.consume(1000, 0.5):
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        eof.add(m.partition())
+                        continue
+                    raise AssertionError(f"consume error: {m.error()}")
+                eof.discard(m.partition())
+                key = m.key().decode() if m.key() is not None else None
+                out.append((m.partition(), m.offset(), key, m.value().decode(), m.timestamp()[1]))
+        return out
+    finally:
+        c.close()
+
+
+def check_order_and_count(records, expected_count):
+    """Every record once, each key on a single partition, per-key sequence increasing with the
+    offset. Returns {key: partition}."""
+    assert len(records) == expected_count, f"expected {expected_count} records, got {len(records)}"
+    values = [r[3] for r in records]
+    assert len(set(values)) == len(values), "duplicate records"
+    key_partition = {}
+    last = {}
+    for p, off, key, value, _ in sorted(records, key=lambda r: (r[0], r[1])):
+        k, seq, tag = value.split("|")
+        assert k == key, f"record key {key} does not match value {value}"
+        assert key_partition.setdefault(key, p) == p, f"key {key} found on two partitions"
+        prev = last.get((key, tag), -1)
+        assert int(seq) > prev, f"per-key order broken for {key} ({tag}): {seq} after {prev}"
+        last[(key, tag)] = int(seq)
+    return key_partition
+
+
+def check_offsets_by_timestamp(records, lookup):
+    """`lookup(partition, ts)` is the client's ListOffsets by timestamp; it must return the first
+    offset whose record timestamp is at least ts, or -1/None past the end."""
+    by_part = defaultdict(list)
+    for p, off, _, _, ts in records:
+        by_part[p].append((off, ts))
+    checked = 0
+    for p, rows in by_part.items():
+        rows.sort()
+        for target in (rows[0][1], rows[len(rows) // 2][1], rows[-1][1]):
+            expected = min(off for off, ts in rows if ts >= target)
+            got = lookup(p, target)
+            assert got == expected, f"partition {p}: offset for ts {target} is {got}, expected {expected}"
+            checked += 1
+        past = lookup(p, rows[-1][1] + 10_000_000)
+        assert past in (-1, None), f"partition {p}: offset past the newest timestamp is {past}"
+    assert checked > 0
+
+
+def topic_exists(bootstrap, topic):
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    return topic in md.topics
+
+
+def watermarks(bootstrap, topic, partitions):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "vltava-test-wm"})
+    try:
+        return [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in range(partitions)]
+    finally:
+        c.close()
