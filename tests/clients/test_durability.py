@@ -1,0 +1,229 @@
+"""Durability and idempotence with real clients: SIGKILL mid-stream, a corrupted log tail, and an
+idempotent producer whose requests are retried because a proxy cuts connections."""
+import glob
+import os
+import socket
+import threading
+import time
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import free_port, wait_until
+from util import check_order_and_count, read_all, value_for
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def create(bs, topic, partitions, config=None):
+    admin = AdminClient({"bootstrap.servers": bs})
+    for f in admin.create_topics([NewTopic(topic, partitions, 1, config=config or {})]).values():
+        f.result(10)
+
+
+def test_acknowledged_records_survive_sigkill(broker_factory):
+    b = broker_factory()
+    bs, topic, partitions = b.bootstrap, "durable", 3
+    create(bs, topic, partitions)
+    acked = {}
+    failed = []
+
+    def on_delivery(err, msg):
+        if err is None:
+            acked[msg.value().decode()] = (msg.partition(), msg.offset())
+        else:
+            failed.append(err)
+
+    p = Producer({"bootstrap.servers": bs, "acks": "all", "linger.ms": 2, "partitioner": "murmur2_random",
+                  "message.timeout.ms": 3000, "retries": 0})
+    sent = 0
+    deadline = time.monotonic() + 30
+    # Keep producing while the broker is killed, so that some requests are in flight.
+    while time.monotonic() < deadline and len(acked) < 5000:
+        key = f"k{sent % 20}"
+        try:
+            p.produce(topic, key=key, value=value_for(key, sent, "kill"), on_delivery=on_delivery)
+            sent += 1
+        except BufferError:
+            p.poll(0.01)
+        if sent % 100 == 0:
+            p.poll(0)
+    assert len(acked) >= 5000
+    for _ in range(500):
+        key = f"k{sent % 20}"
+        p.produce(topic, key=key, value=value_for(key, sent, "kill"), on_delivery=on_delivery)
+        sent += 1
+    b.kill9()
+    p.flush(10)
+    b.start()
+    records = read_all(bs, topic, partitions, len(acked), timeout_s=30)
+    seen = {}
+    for part, off, _, value, _ in records:
+        assert value not in seen, f"{value} appears twice"
+        seen[value] = (part, off)
+    missing = [v for v in acked if v not in seen]
+    assert not missing, f"{len(missing)} acknowledged records lost, e.g. {missing[:3]}"
+    moved = [v for v in acked if seen[v] != acked[v]]
+    assert not moved, f"acknowledged records at different offsets after restart: {moved[:3]}"
+    check_order_and_count(records, len(records))
+
+
+def test_corrupt_tail_is_truncated_at_startup(broker_factory):
+    b = broker_factory()
+    bs, topic = b.bootstrap, "torn"
+    create(bs, topic, 1)
+    p = Producer({"bootstrap.servers": bs, "linger.ms": 0, "batch.num.messages": 1})
+    for i in range(50):
+        p.produce(topic, key="k", value=value_for("k", i, "torn"))
+        p.flush(10)  # one batch per record
+    assert b.terminate() == 0
+    seg = sorted(glob.glob(os.path.join(b.data_dir, f"{topic}-0", "*.log")))[-1]
+    size = os.path.getsize(seg)
+    with open(seg, "r+b") as f:
+        f.seek(size - 5)
+        byte = f.read(1)
+        f.seek(size - 5)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    b.start()
+    assert "truncat" in b.log()
+    records = read_all(bs, topic, 1, 49, timeout_s=20)
+    check_order_and_count(records, 49)
+    assert [int(r[3].split("|")[1]) for r in sorted(records, key=lambda r: r[1])] == list(range(49))
+    # The log goes on at the truncation point.
+    p = Producer({"bootstrap.servers": bs})
+    offsets = []
+    p.produce(topic, key="k", value=value_for("k", 100, "after"), on_delivery=lambda e, m: offsets.append(m.offset()))
+    p.flush(10)
+    assert offsets == [49]
+
+
+class DroppingProxy:
+    """Forwards client<->broker bytes; after forwarding a Produce request it closes the
+    connection (a bounded number of times) before the response reaches the client, so the client
+    must retry a request the broker has already appended."""
+
+    def __init__(self, broker_port, drops):
+        self.port = free_port()
+        self.broker_port = broker_port
+        self.drops_left = drops
+        self.dropped = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen()
+        self.sock.settimeout(0.2)
+        self.thread = threading.Thread(target=self.accept, daemon=True)
+        self.thread.start()
+
+    def accept(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            try:
+                b = socket.create_connection(("127.0.0.1", self.broker_port))
+            except OSError:
+                c.close()
+                continue
+            threading.Thread(target=self.client_to_broker, args=(c, b), daemon=True).start()
+            threading.Thread(target=self.broker_to_client, args=(b, c), daemon=True).start()
+
+    def close_both(self, a, b):
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def client_to_broker(self, c, b):
+        buf = b""
+        try:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                buf += data
+                while len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:4], "big"):
+                    n = int.from_bytes(buf[:4], "big")
+                    frame, buf = buf[:4 + n], buf[4 + n:]
+                    b.sendall(frame)
+                    api_key = int.from_bytes(frame[4:6], "big")
+                    if api_key == 0:
+                        with self.lock:
+                            drop = self.drops_left > 0
+                            if drop:
+                                self.drops_left -= 1
+                        if drop:
+                            # Give the broker time to append before the client sees the cut;
+                            # whether or not it did, the client must retry.
+                            time.sleep(0.05)
+                            with self.lock:
+                                self.dropped += 1
+                            self.close_both(c, b)
+                            return
+        except OSError:
+            pass
+        self.close_both(c, b)
+
+    def broker_to_client(self, b, c):
+        try:
+            while True:
+                data = b.recv(65536)
+                if not data:
+                    break
+                c.sendall(data)
+        except OSError:
+            pass
+        self.close_both(c, b)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_idempotent_producer_retries_write_no_duplicates(broker_factory):
+    b = broker_factory(start=False)
+    proxy = DroppingProxy(b.port, drops=8)
+    b.advertise = f"127.0.0.1:{proxy.port}"
+    b.start()
+    try:
+        bs = f"127.0.0.1:{proxy.port}"
+        topic, partitions, total = "idem", 3, 3000
+        create(bs, topic, partitions)
+        errors = []
+        p = Producer({"bootstrap.servers": bs, "enable.idempotence": True, "linger.ms": 5,
+                      "partitioner": "murmur2_random", "batch.num.messages": 100,
+                      "retry.backoff.ms": 50, "message.timeout.ms": 60000})
+        for i in range(total):
+            key = f"k{i % 30}"
+            p.produce(topic, key=key, value=value_for(key, i, "idem"),
+                      on_delivery=lambda e, m: e and errors.append(e))
+            if i % 100 == 0:
+                p.poll(0)
+                time.sleep(0.005)
+        assert p.flush(60) == 0
+        assert not errors, errors[:3]
+        assert proxy.dropped >= 3, f"only {proxy.dropped} produce requests were cut"
+        records = read_all(b.bootstrap, topic, partitions, total, timeout_s=30)
+        check_order_and_count(records, total)
+    finally:
+        proxy.close()
+
+
+def test_sigterm_exits_zero_and_keeps_everything(broker_factory):
+    b = broker_factory()
+    create(b.bootstrap, "term", 2)
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "1"})
+    for i in range(1000):
+        p.produce("term", key=f"k{i % 7}", value=value_for(f"k{i % 7}", i, "t"))
+    assert p.flush(10) == 0
+    assert b.terminate() == 0
+    assert "stopped cleanly" in b.log()
+    b.start()
+    check_order_and_count(read_all(b.bootstrap, "term", 2, 1000), 1000)
+    wait_until(lambda: "ready" in b.log(), 5, what="start-up line")
