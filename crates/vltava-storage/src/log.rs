@@ -729,6 +729,27 @@ mod tests {
     }
 
     #[test]
+    fn rolls_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            segment_ms: 1000,
+            ..LogConfig::default()
+        };
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        log.append(&mut make_batch(1, 0, None), &cfg, 10_000)
+            .unwrap();
+        log.append(&mut make_batch(1, 0, None), &cfg, 10_999)
+            .unwrap();
+        assert_eq!(log.segment_count(), 1);
+        log.append(&mut make_batch(1, 0, None), &cfg, 11_000)
+            .unwrap();
+        assert_eq!(log.segment_count(), 2);
+        sync(&mut log);
+        let data = log.read(2, 1 << 20, true).unwrap().execute().unwrap();
+        assert_eq!(BatchHeader::parse(&data).unwrap().base_offset, 2);
+    }
+
+    #[test]
     fn idempotent_retry_is_not_appended_twice_even_after_restart() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = LogConfig::default();
