@@ -7,13 +7,13 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use vltava_broker::connection::dispatch;
-use vltava_broker::state::{BrokerState, ListenerInfo};
+use vltava_broker::state::{BrokerState, ConnInfo, ListenerInfo};
 use vltava_broker::BrokerConfig;
 
 struct Env {
     rt: tokio::runtime::Runtime,
     state: BrokerState,
-    listener: ListenerInfo,
+    conn: ConnInfo,
 }
 
 fn env() -> &'static Env {
@@ -31,12 +31,13 @@ fn env() -> &'static Env {
             .start_paused(true)
             .build()
             .expect("runtime");
-        Env { rt, state, listener }
+        let conn = ConnInfo { listener, peer_host: "127.0.0.1".into() };
+        Env { rt, state, conn }
     })
 }
 
 fuzz_target!(|data: &[u8]| {
     let e = env();
     let frame = Bytes::copy_from_slice(data);
-    let _ = e.rt.block_on(dispatch(&e.state, &e.listener, frame));
+    let _ = e.rt.block_on(dispatch(&e.state, &e.conn, frame));
 });

@@ -7,20 +7,24 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    FetchRequest, FindCoordinatorRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
+    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
+    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
+    SyncGroupRequest,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::handlers::{admin, configs, fetch, metadata, offsets, produce, producer_id};
+use crate::handlers::groups::Caller;
+use crate::handlers::{admin, configs, fetch, groups, metadata, offsets, produce, producer_id};
 use crate::protocol::{
     api_versions_body, decode_body, decode_header, encode_response, peek_header, supported_range,
     unsupported_api_versions_response, ProtocolError, MIN_DECODABLE_PRODUCE_VERSION,
 };
-use crate::state::{BrokerState, ListenerInfo};
+use crate::state::{BrokerState, ConnInfo};
 
 /// Socket read buffer per connection.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -28,9 +32,10 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Handles one request frame (without its size prefix). `Ok(None)`: no response (acks=0).
 pub async fn dispatch(
     state: &BrokerState,
-    listener: &ListenerInfo,
+    conn: &ConnInfo,
     mut frame: Bytes,
 ) -> Result<Option<Bytes>, ProtocolError> {
+    let listener = &conn.listener;
     let raw = peek_header(&frame).ok_or(ProtocolError::ShortFrame(frame.len()))?;
     let (v, corr) = (raw.api_version, raw.correlation_id);
     if raw.api_key == ApiKey::ApiVersions as i16 {
@@ -49,7 +54,11 @@ pub async fn dispatch(
     if v < min || v > max || (key == ApiKey::Produce && v < MIN_DECODABLE_PRODUCE_VERSION) {
         return Err(unsupported);
     }
-    let _header = decode_header(&mut frame, key, v)?;
+    let header = decode_header(&mut frame, key, v)?;
+    let caller = Caller {
+        client_id: header.client_id.as_deref().unwrap_or(""),
+        client_host: &conn.peer_host,
+    };
     macro_rules! body {
         ($t:ty) => {
             decode_body::<$t>(&mut frame, key, v)?
@@ -101,9 +110,28 @@ pub async fn dispatch(
             body!(DescribeClusterRequest),
             v
         )),
-        ApiKey::FindCoordinator => {
-            reply!(metadata::find_coordinator(body!(FindCoordinatorRequest), v))
+        ApiKey::FindCoordinator => reply!(metadata::find_coordinator(
+            state,
+            listener,
+            body!(FindCoordinatorRequest),
+            v
+        )),
+        ApiKey::JoinGroup => reply!(groups::join(state, &caller, body!(JoinGroupRequest), v).await),
+        ApiKey::SyncGroup => reply!(groups::sync(state, body!(SyncGroupRequest), v).await),
+        ApiKey::Heartbeat => reply!(groups::heartbeat(state, body!(HeartbeatRequest))),
+        ApiKey::LeaveGroup => reply!(groups::leave(state, body!(LeaveGroupRequest), v)),
+        ApiKey::OffsetCommit => reply!(groups::offset_commit(state, body!(OffsetCommitRequest))),
+        ApiKey::OffsetFetch => reply!(groups::offset_fetch(state, body!(OffsetFetchRequest), v)),
+        ApiKey::ListGroups => reply!(groups::list_groups(state, body!(ListGroupsRequest), v)),
+        ApiKey::DescribeGroups => {
+            reply!(groups::describe_groups(
+                state,
+                body!(DescribeGroupsRequest),
+                v
+            ))
         }
+        ApiKey::DeleteGroups => reply!(groups::delete_groups(state, body!(DeleteGroupsRequest))),
+        ApiKey::OffsetDelete => reply!(groups::offset_delete(state, body!(OffsetDeleteRequest))),
         ApiKey::InitProducerId => {
             reply!(producer_id::handle(
                 &state.producer_ids,
@@ -118,14 +146,16 @@ pub async fn dispatch(
 /// broker shuts down (after finishing the request in hand).
 pub async fn serve(
     state: Arc<BrokerState>,
-    listener: Arc<ListenerInfo>,
+    listener: Arc<crate::state::ListenerInfo>,
     stream: TcpStream,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let peer_addr = stream.peer_addr().ok();
+    let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
+    let conn = ConnInfo {
+        listener: (*listener).clone(),
+        peer_host: peer_addr.map(|a| a.ip().to_string()).unwrap_or_default(),
+    };
     let _ = stream.set_nodelay(true);
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
@@ -150,7 +180,7 @@ pub async fn serve(
         if read.is_err() {
             return;
         }
-        match dispatch(&state, &listener, buf.freeze()).await {
+        match dispatch(&state, &conn, buf.freeze()).await {
             Ok(Some(resp)) => {
                 if wr.write_all(&resp).await.is_err() {
                     return;

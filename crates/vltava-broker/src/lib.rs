@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod group;
 pub mod handlers;
 pub mod protocol;
 pub mod server;

@@ -18,6 +18,8 @@ use crate::syncer::sync_partition;
 
 /// How long shutdown waits for connections to finish their in-flight request.
 const SHUTDOWN_DRAIN_MS: u64 = 10_000;
+/// Resolution of group session and rebalance timeouts.
+const GROUP_TICK_MS: u64 = 100;
 
 pub struct Broker;
 
@@ -116,6 +118,10 @@ impl Broker {
             state.clone(),
             shutdown.subscribe(),
         )));
+        tasks.push(tokio::spawn(group_tick_loop(
+            state.clone(),
+            shutdown.subscribe(),
+        )));
         Ok(BrokerHandle {
             state,
             local_addrs,
@@ -172,6 +178,19 @@ async fn retention_loop(state: Arc<BrokerState>, mut shutdown: watch::Receiver<b
         }
         let state = state.clone();
         let _ = tokio::task::spawn_blocking(move || run_retention(&state)).await;
+    }
+}
+
+/// Drives the group coordinator's clock: session expiry, rebalance deadlines, offset expiry.
+async fn group_tick_loop(state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(GROUP_TICK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        state.groups.tick(now_ms());
     }
 }
 

@@ -4,6 +4,8 @@ use std::io;
 use std::sync::Arc;
 
 use crate::config::BrokerConfig;
+use crate::group::coordinator::CoordinatorConfig;
+use crate::group::service::GroupService;
 use crate::handlers::producer_id::ProducerIdAllocator;
 use crate::syncer::Syncer;
 use crate::topic_config::TopicConfig;
@@ -17,11 +19,20 @@ pub struct ListenerInfo {
     pub port: i32,
 }
 
+/// One client connection as handlers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub listener: ListenerInfo,
+    /// The peer's IP address (DescribeGroups' client host).
+    pub peer_host: String,
+}
+
 pub struct BrokerState {
     pub config: BrokerConfig,
     pub topics: TopicRegistry,
     pub syncer: Arc<Syncer>,
     pub producer_ids: ProducerIdAllocator,
+    pub groups: GroupService,
     pub listeners: Vec<ListenerInfo>,
 }
 
@@ -29,11 +40,17 @@ impl BrokerState {
     pub fn open(config: BrokerConfig, listeners: Vec<ListenerInfo>) -> io::Result<BrokerState> {
         let topics = TopicRegistry::open(&config.data_dir)?;
         let producer_ids = ProducerIdAllocator::open(&config.data_dir)?;
+        let groups = GroupService::open(
+            &config.data_dir.join("__groups"),
+            CoordinatorConfig::default(),
+            crate::handlers::now_ms(),
+        )?;
         Ok(BrokerState {
             config,
             topics,
             syncer: Syncer::start(),
             producer_ids,
+            groups,
             listeners,
         })
     }

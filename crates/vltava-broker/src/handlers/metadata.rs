@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeClusterResponse, FindCoordinatorRequest,
     FindCoordinatorResponse, MetadataRequest, MetadataResponse,
 };
+use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::{code, s, topic_name, LEADER_EPOCH};
@@ -142,27 +143,60 @@ pub fn describe_cluster(
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_UNKNOWN)
 }
 
-/// Consumer groups arrive with the group coordinator; until then every key answers
-/// COORDINATOR_NOT_AVAILABLE (retriable), as a broker whose coordinator is loading does.
-pub fn find_coordinator(req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
-    let msg = "the group coordinator is not available on this broker yet";
+/// This node coordinates every group. Transaction coordinators (key type 1) are not available
+/// until transactions are supported.
+pub fn find_coordinator(
+    state: &BrokerState,
+    listener: &ListenerInfo,
+    req: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let node = state.config.node_id;
+    let answer = |key: StrBytes| -> (i16, Option<StrBytes>, i32, StrBytes, i32, StrBytes) {
+        if req.key_type != 0 {
+            let msg = s("transactions are not supported by this broker yet");
+            return (
+                code(E::CoordinatorNotAvailable),
+                Some(msg),
+                -1,
+                s(""),
+                -1,
+                key,
+            );
+        }
+        if key.is_empty() {
+            return (
+                code(E::InvalidGroupId),
+                Some(s("the group id is empty")),
+                -1,
+                s(""),
+                -1,
+                key,
+            );
+        }
+        (0, None, node, s(&listener.host), listener.port, key)
+    };
     if version < 4 {
+        let (err, msg, id, host, port, _) = answer(req.key.clone());
         return FindCoordinatorResponse::default()
-            .with_error_code(code(E::CoordinatorNotAvailable))
-            .with_error_message(if version >= 1 { Some(s(msg)) } else { None })
-            .with_node_id(BrokerId(-1))
-            .with_port(-1);
+            .with_error_code(err)
+            .with_error_message(if version >= 1 { msg } else { None })
+            .with_node_id(BrokerId(id))
+            .with_host(host)
+            .with_port(port);
     }
     let coordinators = req
         .coordinator_keys
-        .into_iter()
+        .iter()
         .map(|key| {
+            let (err, msg, id, host, port, key) = answer(key.clone());
             Coordinator::default()
                 .with_key(key)
-                .with_node_id(BrokerId(-1))
-                .with_port(-1)
-                .with_error_code(code(E::CoordinatorNotAvailable))
-                .with_error_message(Some(s(msg)))
+                .with_node_id(BrokerId(id))
+                .with_host(host)
+                .with_port(port)
+                .with_error_code(err)
+                .with_error_message(msg)
         })
         .collect();
     FindCoordinatorResponse::default().with_coordinators(coordinators)

@@ -1,0 +1,1051 @@
+//! The classic consumer-group coordinator as a deterministic state machine: no I/O, no clock.
+//! Every call takes `now_ms`; requests that must wait (JoinGroup until the rebalance completes,
+//! SyncGroup until the leader assigns) get a [`Ticket`] and are completed later through
+//! [`Coordinator::take_completions`]. Changes that must be durable come out of
+//! [`Coordinator::take_records`]. Semantics follow Kafka's `ClassicGroup` and
+//! `GroupMetadataManager` (states, error codes, member-id-required, static membership).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError as E;
+use serde::{Deserialize, Serialize};
+
+pub type Ticket = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+}
+
+impl GroupState {
+    /// The names Kafka's DescribeGroups and ListGroups use.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// group.min.session.timeout.ms
+    pub min_session_timeout_ms: i32,
+    /// group.max.session.timeout.ms
+    pub max_session_timeout_ms: i32,
+    /// group.initial.rebalance.delay.ms
+    pub initial_rebalance_delay_ms: i64,
+    /// group.max.size
+    pub max_group_size: usize,
+    /// offsets.retention.minutes, in ms: how long an empty group's offsets are kept.
+    pub offsets_retention_ms: i64,
+    /// offset.metadata.max.bytes
+    pub max_offset_metadata_bytes: usize,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            min_session_timeout_ms: 1_000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 0,
+            max_group_size: 1_000,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            max_offset_metadata_bytes: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    /// (protocol name, metadata) in the member's order of preference.
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+    #[serde(skip)]
+    pub last_heartbeat_ms: i64,
+    #[serde(skip)]
+    join_ticket: Option<Ticket>,
+    #[serde(skip)]
+    sync_ticket: Option<Ticket>,
+}
+
+impl Member {
+    fn metadata_for(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    pub commit_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub group_id: String,
+    pub state: GroupState,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: Option<String>,
+    pub members: BTreeMap<String, Member>,
+    /// Members told MEMBER_ID_REQUIRED, with the deadline to come back (session timeout).
+    pending_members: HashMap<String, i64>,
+    /// When the current PreparingRebalance ends even if not every member has rejoined.
+    rebalance_deadline_ms: i64,
+    pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Since when the group has had no members (offset expiration counts from here).
+    empty_since_ms: i64,
+}
+
+impl Group {
+    fn new(group_id: &str, now_ms: i64) -> Group {
+        Group {
+            group_id: group_id.to_string(),
+            state: GroupState::Empty,
+            generation_id: 0,
+            protocol_type: None,
+            protocol_name: None,
+            leader: None,
+            members: BTreeMap::new(),
+            pending_members: HashMap::new(),
+            rebalance_deadline_ms: 0,
+            offsets: BTreeMap::new(),
+            empty_since_ms: now_ms,
+        }
+    }
+
+    fn static_member(&self, instance_id: &str) -> Option<&Member> {
+        self.members
+            .values()
+            .find(|m| m.group_instance_id.as_deref() == Some(instance_id))
+    }
+
+    /// The protocol every member supports that most members prefer (Kafka's vote).
+    fn select_protocol(&self) -> Option<String> {
+        let mut candidates: Option<HashSet<&str>> = None;
+        for m in self.members.values() {
+            let names: HashSet<&str> = m.protocols.iter().map(|(n, _)| n.as_str()).collect();
+            candidates = Some(match candidates {
+                None => names,
+                Some(c) => c.intersection(&names).copied().collect(),
+            });
+        }
+        let candidates = candidates?;
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in self.members.values() {
+            if let Some((n, _)) = m
+                .protocols
+                .iter()
+                .find(|(n, _)| candidates.contains(n.as_str()))
+            {
+                *votes.entry(n.as_str()).or_default() += 1;
+            }
+        }
+        votes
+            .into_iter()
+            .max_by_key(|(_, v)| *v)
+            .map(|(n, _)| n.to_string())
+    }
+
+    fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if self.members.is_empty() {
+            return !protocols.is_empty();
+        }
+        if self.protocol_type.as_deref() != Some(protocol_type) {
+            return false;
+        }
+        // Some protocol must be supported by every current member as well.
+        protocols.iter().any(|(n, _)| {
+            self.members
+                .values()
+                .all(|m| m.protocols.iter().any(|(mn, _)| mn == n))
+        })
+    }
+
+    pub fn subscribed_topics(&self) -> Option<HashSet<String>> {
+        if self.protocol_type.as_deref() != Some("consumer") {
+            return None;
+        }
+        let protocol = self.protocol_name.as_deref()?;
+        let mut topics = HashSet::new();
+        for m in self.members.values() {
+            topics.extend(super::consumer_protocol::subscribed_topics(
+                &m.metadata_for(protocol),
+            )?);
+        }
+        Some(topics)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRequest {
+    pub group_id: String,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+: an unknown member must first obtain a member id (KIP-394).
+    pub require_known_member_id: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JoinResult {
+    pub error: i16,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// (member id, group instance id, metadata): only for the leader.
+    pub members: Vec<(String, Option<String>, Bytes)>,
+}
+
+impl JoinResult {
+    fn error(e: E, member_id: &str) -> JoinResult {
+        JoinResult {
+            error: e.code(),
+            generation_id: -1,
+            member_id: member_id.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncResult {
+    pub error: i16,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncResult {
+    fn error(e: E) -> SyncResult {
+        SyncResult {
+            error: e.code(),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply<T> {
+    Now(T),
+    Later(Ticket),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    Join(Ticket, JoinResult),
+    Sync(Ticket, SyncResult),
+}
+
+/// A change to persist, in order, before answering the request that caused it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoreRecord {
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+        value: Option<CommittedOffset>,
+    },
+    Metadata {
+        group: String,
+        generation_id: i32,
+        protocol_type: Option<String>,
+        protocol_name: Option<String>,
+        leader: Option<String>,
+        members: Vec<Member>,
+    },
+    DeleteGroup {
+        group: String,
+    },
+}
+
+pub struct Coordinator {
+    cfg: CoordinatorConfig,
+    groups: BTreeMap<String, Group>,
+    next_ticket: Ticket,
+    completions: Vec<Completion>,
+    records: Vec<StoreRecord>,
+}
+
+pub struct CommitRequest<'a> {
+    pub group_id: &'a str,
+    pub generation_id: i32,
+    pub member_id: &'a str,
+    pub group_instance_id: Option<&'a str>,
+}
+
+impl Coordinator {
+    pub fn new(cfg: CoordinatorConfig) -> Coordinator {
+        Coordinator {
+            cfg,
+            groups: BTreeMap::new(),
+            next_ticket: 1,
+            completions: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.cfg
+    }
+    pub fn group(&self, id: &str) -> Option<&Group> {
+        self.groups.get(id)
+    }
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.groups.values()
+    }
+    pub fn take_completions(&mut self) -> Vec<Completion> {
+        std::mem::take(&mut self.completions)
+    }
+    pub fn take_records(&mut self) -> Vec<StoreRecord> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// Rebuilds state from persisted records (at start-up). Restored members get a fresh
+    /// session: they must heartbeat within their session timeout from `now_ms`.
+    pub fn replay(&mut self, record: StoreRecord, now_ms: i64) {
+        match record {
+            StoreRecord::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            } => {
+                let g = self
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(&group, now_ms));
+                match value {
+                    Some(v) => g.offsets.insert((topic, partition), v),
+                    None => g.offsets.remove(&(topic, partition)),
+                };
+            }
+            StoreRecord::Metadata {
+                group,
+                generation_id,
+                protocol_type,
+                protocol_name,
+                leader,
+                members,
+            } => {
+                let g = self
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(&group, now_ms));
+                g.generation_id = generation_id;
+                g.protocol_type = protocol_type;
+                g.protocol_name = protocol_name;
+                g.leader = leader;
+                g.members = members
+                    .into_iter()
+                    .map(|mut m| {
+                        m.last_heartbeat_ms = now_ms;
+                        (m.member_id.clone(), m)
+                    })
+                    .collect();
+                g.state = if g.members.is_empty() {
+                    GroupState::Empty
+                } else {
+                    GroupState::Stable
+                };
+                g.empty_since_ms = now_ms;
+            }
+            StoreRecord::DeleteGroup { group } => {
+                self.groups.remove(&group);
+            }
+        }
+    }
+
+    fn ticket(&mut self) -> Ticket {
+        let t = self.next_ticket;
+        self.next_ticket += 1;
+        t
+    }
+
+    fn new_member_id(client_id: &str) -> String {
+        format!("{client_id}-{}", uuid::Uuid::new_v4())
+    }
+
+    pub fn join(&mut self, req: JoinRequest, now_ms: i64) -> Reply<JoinResult> {
+        if req.group_id.is_empty() {
+            return Reply::Now(JoinResult::error(E::InvalidGroupId, &req.member_id));
+        }
+        if req.session_timeout_ms < self.cfg.min_session_timeout_ms
+            || req.session_timeout_ms > self.cfg.max_session_timeout_ms
+        {
+            return Reply::Now(JoinResult::error(E::InvalidSessionTimeout, &req.member_id));
+        }
+        let g = self
+            .groups
+            .entry(req.group_id.clone())
+            .or_insert_with(|| Group::new(&req.group_id, now_ms));
+        if !g.supports(&req.protocol_type, &req.protocols) {
+            return Reply::Now(JoinResult::error(
+                E::InconsistentGroupProtocol,
+                &req.member_id,
+            ));
+        }
+        if g.members.is_empty() {
+            g.protocol_type = Some(req.protocol_type.clone());
+        }
+        if req.member_id.is_empty() {
+            return self.join_unknown_member(req, now_ms);
+        }
+        let g = self.groups.get_mut(&req.group_id).expect("group exists");
+        let pending = g.pending_members.remove(&req.member_id).is_some();
+        if !pending && !g.members.contains_key(&req.member_id) {
+            return Reply::Now(JoinResult::error(E::UnknownMemberId, &req.member_id));
+        }
+        if let Some(instance) = &req.group_instance_id {
+            if let Some(m) = g.static_member(instance) {
+                if m.member_id != req.member_id {
+                    return Reply::Now(JoinResult::error(E::FencedInstanceId, &req.member_id));
+                }
+            }
+        }
+        if pending {
+            let member = self.new_member(&req, req.member_id.clone(), now_ms);
+            return self.add_member_and_rebalance(&req.group_id, member, now_ms);
+        }
+        self.join_known_member(req, now_ms)
+    }
+
+    fn new_member(&self, req: &JoinRequest, member_id: String, now_ms: i64) -> Member {
+        Member {
+            member_id,
+            group_instance_id: req.group_instance_id.clone(),
+            client_id: req.client_id.clone(),
+            client_host: req.client_host.clone(),
+            session_timeout_ms: req.session_timeout_ms,
+            rebalance_timeout_ms: req.rebalance_timeout_ms.max(req.session_timeout_ms),
+            protocols: req.protocols.clone(),
+            assignment: Bytes::new(),
+            last_heartbeat_ms: now_ms,
+            join_ticket: None,
+            sync_ticket: None,
+        }
+    }
+
+    fn join_unknown_member(&mut self, req: JoinRequest, now_ms: i64) -> Reply<JoinResult> {
+        let member_id = Self::new_member_id(&req.client_id);
+        let max = self.cfg.max_group_size;
+        let g = self.groups.get_mut(&req.group_id).expect("group exists");
+        if g.members.len() + g.pending_members.len() >= max {
+            return Reply::Now(JoinResult::error(E::GroupMaxSizeReached, ""));
+        }
+        if let Some(instance) = req.group_instance_id.clone() {
+            if let Some(old) = g.static_member(&instance).cloned() {
+                return self.replace_static_member(req, old, member_id, now_ms);
+            }
+        } else if req.require_known_member_id {
+            g.pending_members
+                .insert(member_id.clone(), now_ms + req.session_timeout_ms as i64);
+            return Reply::Now(JoinResult::error(E::MemberIdRequired, &member_id));
+        }
+        let member = self.new_member(&req, member_id, now_ms);
+        self.add_member_and_rebalance(&req.group_id, member, now_ms)
+    }
+
+    /// A static member came back with a new member id: it takes the old member's place. In a
+    /// stable group a follower gets its assignment back without a rebalance (KIP-345).
+    fn replace_static_member(
+        &mut self,
+        req: JoinRequest,
+        old: Member,
+        member_id: String,
+        now_ms: i64,
+    ) -> Reply<JoinResult> {
+        let mut member = self.new_member(&req, member_id.clone(), now_ms);
+        member.assignment = old.assignment.clone();
+        let g = self.groups.get_mut(&req.group_id).expect("group exists");
+        let old_ticket = old.join_ticket;
+        g.members.remove(&old.member_id);
+        let was_leader = g.leader.as_deref() == Some(old.member_id.as_str());
+        if let Some(t) = old_ticket {
+            self.completions.push(Completion::Join(
+                t,
+                JoinResult::error(E::FencedInstanceId, &old.member_id),
+            ));
+        }
+        let g = self.groups.get_mut(&req.group_id).expect("group exists");
+        let same_protocols = old.protocols == member.protocols;
+        if g.state == GroupState::Stable && !was_leader && same_protocols {
+            g.members.insert(member_id.clone(), member);
+            self.persist_metadata(&req.group_id);
+            let g = &self.groups[&req.group_id];
+            return Reply::Now(JoinResult {
+                error: 0,
+                generation_id: g.generation_id,
+                protocol_type: g.protocol_type.clone(),
+                protocol_name: g.protocol_name.clone(),
+                leader: g.leader.clone().unwrap_or_default(),
+                member_id,
+                members: Vec::new(),
+            });
+        }
+        if was_leader {
+            g.leader = Some(member_id.clone());
+        }
+        self.add_member_and_rebalance(&req.group_id, member, now_ms)
+    }
+
+    fn add_member_and_rebalance(
+        &mut self,
+        group_id: &str,
+        mut member: Member,
+        now_ms: i64,
+    ) -> Reply<JoinResult> {
+        let ticket = self.ticket();
+        member.join_ticket = Some(ticket);
+        let g = self.groups.get_mut(group_id).expect("group exists");
+        let member_id = member.member_id.clone();
+        g.members.insert(member_id, member);
+        self.prepare_rebalance(group_id, now_ms);
+        self.maybe_complete_join(group_id, now_ms);
+        Reply::Later(ticket)
+    }
+
+    fn join_known_member(&mut self, req: JoinRequest, now_ms: i64) -> Reply<JoinResult> {
+        let g = self.groups.get_mut(&req.group_id).expect("group exists");
+        let state = g.state;
+        let is_leader = g.leader.as_deref() == Some(req.member_id.as_str());
+        let m = g.members.get_mut(&req.member_id).expect("member exists");
+        let same = m.protocols == req.protocols;
+        m.last_heartbeat_ms = now_ms;
+        m.session_timeout_ms = req.session_timeout_ms;
+        m.rebalance_timeout_ms = req.rebalance_timeout_ms.max(req.session_timeout_ms);
+        m.protocols = req.protocols.clone();
+        match state {
+            GroupState::PreparingRebalance => {
+                let ticket = self.ticket();
+                let g = self.groups.get_mut(&req.group_id).expect("group exists");
+                let m = g.members.get_mut(&req.member_id).expect("member exists");
+                if let Some(old) = m.join_ticket.replace(ticket) {
+                    // A duplicate join from the same member: the older request is answered as
+                    // Kafka does, with a retriable error.
+                    self.completions.push(Completion::Join(
+                        old,
+                        JoinResult::error(E::RebalanceInProgress, &req.member_id),
+                    ));
+                }
+                self.maybe_complete_join(&req.group_id, now_ms);
+                Reply::Later(ticket)
+            }
+            GroupState::CompletingRebalance | GroupState::Stable if same && !is_leader => {
+                // Nothing changed for a follower: answer with the current generation.
+                let g = &self.groups[&req.group_id];
+                Reply::Now(JoinResult {
+                    error: 0,
+                    generation_id: g.generation_id,
+                    protocol_type: g.protocol_type.clone(),
+                    protocol_name: g.protocol_name.clone(),
+                    leader: g.leader.clone().unwrap_or_default(),
+                    member_id: req.member_id,
+                    members: Vec::new(),
+                })
+            }
+            _ => {
+                let ticket = self.ticket();
+                let g = self.groups.get_mut(&req.group_id).expect("group exists");
+                let m = g.members.get_mut(&req.member_id).expect("member exists");
+                m.join_ticket = Some(ticket);
+                self.prepare_rebalance(&req.group_id, now_ms);
+                self.maybe_complete_join(&req.group_id, now_ms);
+                Reply::Later(ticket)
+            }
+        }
+    }
+
+    fn prepare_rebalance(&mut self, group_id: &str, now_ms: i64) {
+        let delay = self.cfg.initial_rebalance_delay_ms;
+        let g = self.groups.get_mut(group_id).expect("group exists");
+        if g.state == GroupState::PreparingRebalance {
+            return;
+        }
+        // Members waiting for their assignment learn that another rebalance started.
+        let mut syncs = Vec::new();
+        for m in g.members.values_mut() {
+            if let Some(t) = m.sync_ticket.take() {
+                syncs.push(t);
+            }
+        }
+        let was_empty = g.state == GroupState::Empty;
+        let timeout = g
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout_ms as i64)
+            .max()
+            .unwrap_or(0);
+        g.state = GroupState::PreparingRebalance;
+        g.rebalance_deadline_ms = now_ms + if was_empty { delay.max(0) } else { timeout };
+        for t in syncs {
+            self.completions.push(Completion::Sync(
+                t,
+                SyncResult::error(E::RebalanceInProgress),
+            ));
+        }
+    }
+
+    /// Completes the join phase when every member has rejoined, or (with `force`) at the
+    /// rebalance deadline, dropping members that did not rejoin.
+    fn maybe_complete_join(&mut self, group_id: &str, now_ms: i64) {
+        self.complete_join(group_id, now_ms, false);
+    }
+
+    fn complete_join(&mut self, group_id: &str, now_ms: i64, force: bool) {
+        let Some(g) = self.groups.get_mut(group_id) else {
+            return;
+        };
+        if g.state != GroupState::PreparingRebalance {
+            return;
+        }
+        let all_joined = g.members.values().all(|m| m.join_ticket.is_some());
+        let initial_delay_over = now_ms >= g.rebalance_deadline_ms || g.generation_id > 0;
+        if !(force
+            || (all_joined && (initial_delay_over || self.cfg.initial_rebalance_delay_ms == 0)))
+        {
+            return;
+        }
+        g.members.retain(|_, m| m.join_ticket.is_some());
+        g.generation_id += 1;
+        if g.members.is_empty() {
+            g.state = GroupState::Empty;
+            g.protocol_name = None;
+            g.leader = None;
+            g.empty_since_ms = now_ms;
+            self.persist_metadata(group_id);
+            return;
+        }
+        let g = self.groups.get_mut(group_id).expect("group exists");
+        g.state = GroupState::CompletingRebalance;
+        g.protocol_name = g.select_protocol();
+        if !g.leader.as_ref().is_some_and(|l| g.members.contains_key(l)) {
+            g.leader = g.members.keys().next().cloned();
+        }
+        let protocol = g.protocol_name.clone().unwrap_or_default();
+        let leader = g.leader.clone().unwrap_or_default();
+        let all: Vec<(String, Option<String>, Bytes)> = g
+            .members
+            .values()
+            .map(|m| {
+                (
+                    m.member_id.clone(),
+                    m.group_instance_id.clone(),
+                    m.metadata_for(&protocol),
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        for m in g.members.values_mut() {
+            m.last_heartbeat_ms = now_ms;
+            if let Some(t) = m.join_ticket.take() {
+                out.push(Completion::Join(
+                    t,
+                    JoinResult {
+                        error: 0,
+                        generation_id: g.generation_id,
+                        protocol_type: g.protocol_type.clone(),
+                        protocol_name: g.protocol_name.clone(),
+                        leader: leader.clone(),
+                        member_id: m.member_id.clone(),
+                        members: if m.member_id == leader {
+                            all.clone()
+                        } else {
+                            Vec::new()
+                        },
+                    },
+                ));
+            }
+        }
+        self.completions.extend(out);
+    }
+
+    fn persist_metadata(&mut self, group_id: &str) {
+        if let Some(g) = self.groups.get(group_id) {
+            self.records.push(StoreRecord::Metadata {
+                group: group_id.to_string(),
+                generation_id: g.generation_id,
+                protocol_type: g.protocol_type.clone(),
+                protocol_name: g.protocol_name.clone(),
+                leader: g.leader.clone(),
+                members: g.members.values().cloned().collect(),
+            });
+        }
+    }
+
+    fn check_member(
+        g: &Group,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), E> {
+        if let Some(instance) = instance_id {
+            if let Some(m) = g.static_member(instance) {
+                if m.member_id != member_id {
+                    return Err(E::FencedInstanceId);
+                }
+            }
+        }
+        if !g.members.contains_key(member_id) {
+            return Err(E::UnknownMemberId);
+        }
+        if generation_id != g.generation_id {
+            return Err(E::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &mut self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+        now_ms: i64,
+    ) -> Reply<SyncResult> {
+        let Some(g) = self.groups.get_mut(group_id) else {
+            return Reply::Now(SyncResult::error(E::UnknownMemberId));
+        };
+        if let Err(e) = Self::check_member(g, member_id, instance_id, generation_id) {
+            return Reply::Now(SyncResult::error(e));
+        }
+        if protocol_type.is_some_and(|t| Some(t) != g.protocol_type.as_deref())
+            || protocol_name.is_some_and(|n| Some(n) != g.protocol_name.as_deref())
+        {
+            return Reply::Now(SyncResult::error(E::InconsistentGroupProtocol));
+        }
+        let ok = |g: &Group, assignment: Bytes| SyncResult {
+            error: 0,
+            protocol_type: g.protocol_type.clone(),
+            protocol_name: g.protocol_name.clone(),
+            assignment,
+        };
+        match g.state {
+            GroupState::Empty => Reply::Now(SyncResult::error(E::UnknownMemberId)),
+            GroupState::PreparingRebalance => Reply::Now(SyncResult::error(E::RebalanceInProgress)),
+            GroupState::Stable => {
+                let a = g.members[member_id].assignment.clone();
+                g.members
+                    .get_mut(member_id)
+                    .expect("member")
+                    .last_heartbeat_ms = now_ms;
+                Reply::Now(ok(g, a))
+            }
+            GroupState::CompletingRebalance => {
+                let ticket = self.ticket();
+                let g = self.groups.get_mut(group_id).expect("group exists");
+                let m = g.members.get_mut(member_id).expect("member");
+                m.last_heartbeat_ms = now_ms;
+                m.sync_ticket = Some(ticket);
+                if g.leader.as_deref() == Some(member_id) {
+                    let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
+                    for m in g.members.values_mut() {
+                        m.assignment = given.remove(&m.member_id).unwrap_or_default();
+                    }
+                    g.state = GroupState::Stable;
+                    let mut out = Vec::new();
+                    for m in g.members.values_mut() {
+                        if let Some(t) = m.sync_ticket.take() {
+                            out.push((t, m.assignment.clone()));
+                        }
+                    }
+                    let g = &self.groups[group_id];
+                    let done: Vec<Completion> = out
+                        .into_iter()
+                        .map(|(t, a)| Completion::Sync(t, ok(g, a)))
+                        .collect();
+                    self.completions.extend(done);
+                    self.persist_metadata(group_id);
+                }
+                Reply::Later(ticket)
+            }
+        }
+    }
+
+    pub fn heartbeat(
+        &mut self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        now_ms: i64,
+    ) -> i16 {
+        let Some(g) = self.groups.get_mut(group_id) else {
+            return E::UnknownMemberId.code();
+        };
+        if let Err(e) = Self::check_member(g, member_id, instance_id, generation_id) {
+            return e.code();
+        }
+        g.members
+            .get_mut(member_id)
+            .expect("member")
+            .last_heartbeat_ms = now_ms;
+        match g.state {
+            GroupState::PreparingRebalance => E::RebalanceInProgress.code(),
+            GroupState::Empty => E::UnknownMemberId.code(),
+            _ => 0,
+        }
+    }
+
+    /// Removes members (LeaveGroup); returns an error code per member.
+    pub fn leave(
+        &mut self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+        now_ms: i64,
+    ) -> Result<Vec<i16>, i16> {
+        let Some(g) = self.groups.get_mut(group_id) else {
+            return Err(E::UnknownMemberId.code());
+        };
+        let mut codes = Vec::with_capacity(members.len());
+        let mut removed = Vec::new();
+        for (member_id, instance) in members {
+            let target = match instance {
+                Some(i) => match g.static_member(i) {
+                    Some(m) if member_id.is_empty() || &m.member_id == member_id => {
+                        Some(m.member_id.clone())
+                    }
+                    Some(_) => {
+                        codes.push(E::FencedInstanceId.code());
+                        continue;
+                    }
+                    None => None,
+                },
+                None => g.members.contains_key(member_id).then(|| member_id.clone()),
+            };
+            match target {
+                Some(id) => {
+                    if let Some(m) = g.members.remove(&id) {
+                        removed.push(m);
+                    }
+                    codes.push(0);
+                }
+                None => {
+                    if g.pending_members.remove(member_id).is_some() {
+                        codes.push(0);
+                    } else {
+                        codes.push(E::UnknownMemberId.code());
+                    }
+                }
+            }
+        }
+        if !removed.is_empty() {
+            self.on_members_removed(group_id, removed, now_ms);
+        }
+        Ok(codes)
+    }
+
+    fn on_members_removed(&mut self, group_id: &str, removed: Vec<Member>, now_ms: i64) {
+        for m in &removed {
+            if let Some(t) = m.join_ticket {
+                self.completions.push(Completion::Join(
+                    t,
+                    JoinResult::error(E::UnknownMemberId, &m.member_id),
+                ));
+            }
+            if let Some(t) = m.sync_ticket {
+                self.completions
+                    .push(Completion::Sync(t, SyncResult::error(E::UnknownMemberId)));
+            }
+        }
+        let g = self.groups.get_mut(group_id).expect("group exists");
+        if g.members.is_empty() && g.state != GroupState::PreparingRebalance {
+            g.state = GroupState::Empty;
+            g.generation_id += 1;
+            g.leader = None;
+            g.protocol_name = None;
+            g.empty_since_ms = now_ms;
+            self.persist_metadata(group_id);
+            return;
+        }
+        if g.leader
+            .as_ref()
+            .is_some_and(|l| !g.members.contains_key(l))
+        {
+            g.leader = g.members.keys().next().cloned();
+        }
+        if g.state == GroupState::PreparingRebalance {
+            self.maybe_complete_join(group_id, now_ms);
+        } else {
+            self.prepare_rebalance(group_id, now_ms);
+        }
+    }
+
+    /// Expires sessions, pending members and rebalance deadlines, and old offsets of empty groups.
+    pub fn tick(&mut self, now_ms: i64) {
+        let ids: Vec<String> = self.groups.keys().cloned().collect();
+        for id in ids {
+            let g = self.groups.get_mut(&id).expect("group exists");
+            g.pending_members.retain(|_, deadline| *deadline > now_ms);
+            let waiting_join = g.state == GroupState::PreparingRebalance;
+            let expired: Vec<String> = g
+                .members
+                .values()
+                .filter(|m| {
+                    // A member parked in JoinGroup is governed by the rebalance timeout.
+                    !(waiting_join && m.join_ticket.is_some())
+                        && now_ms - m.last_heartbeat_ms >= m.session_timeout_ms as i64
+                })
+                .map(|m| m.member_id.clone())
+                .collect();
+            if !expired.is_empty() {
+                let removed: Vec<Member> =
+                    expired.iter().filter_map(|k| g.members.remove(k)).collect();
+                self.on_members_removed(&id, removed, now_ms);
+            }
+            let g = self.groups.get_mut(&id).expect("group exists");
+            if g.state == GroupState::PreparingRebalance && now_ms >= g.rebalance_deadline_ms {
+                self.complete_join(&id, now_ms, true);
+            }
+            let retention = self.cfg.offsets_retention_ms;
+            let g = self.groups.get_mut(&id).expect("group exists");
+            if g.state == GroupState::Empty
+                && now_ms - g.empty_since_ms >= retention
+                && !g.offsets.is_empty()
+            {
+                g.offsets.clear();
+                self.groups.remove(&id);
+                self.records.push(StoreRecord::DeleteGroup { group: id });
+            }
+        }
+    }
+
+    /// Validates an OffsetCommit against the group (Kafka's `validateOffsetCommit`).
+    pub fn validate_commit(&mut self, req: &CommitRequest<'_>, now_ms: i64) -> Result<(), E> {
+        let g = self
+            .groups
+            .entry(req.group_id.to_string())
+            .or_insert_with(|| Group::new(req.group_id, now_ms));
+        if req.generation_id < 0 && req.member_id.is_empty() {
+            // A commit from outside the group protocol (admin tools, manual assignment).
+            return if g.members.is_empty() {
+                Ok(())
+            } else {
+                Err(E::UnknownMemberId)
+            };
+        }
+        if g.state == GroupState::CompletingRebalance {
+            return Err(E::RebalanceInProgress);
+        }
+        Self::check_member(g, req.member_id, req.group_instance_id, req.generation_id)?;
+        if let Some(m) = g.members.get_mut(req.member_id) {
+            m.last_heartbeat_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    pub fn commit_offset(
+        &mut self,
+        group_id: &str,
+        topic: &str,
+        partition: i32,
+        value: CommittedOffset,
+    ) {
+        if let Some(g) = self.groups.get_mut(group_id) {
+            g.offsets
+                .insert((topic.to_string(), partition), value.clone());
+            self.records.push(StoreRecord::Offset {
+                group: group_id.to_string(),
+                topic: topic.to_string(),
+                partition,
+                value: Some(value),
+            });
+        }
+    }
+
+    pub fn fetch_offset(
+        &self,
+        group_id: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Option<&CommittedOffset> {
+        self.groups
+            .get(group_id)?
+            .offsets
+            .get(&(topic.to_string(), partition))
+    }
+
+    pub fn delete_group(&mut self, group_id: &str) -> i16 {
+        match self.groups.get(group_id) {
+            None => E::GroupIdNotFound.code(),
+            Some(g) if g.state != GroupState::Empty || !g.members.is_empty() => {
+                E::NonEmptyGroup.code()
+            }
+            Some(_) => {
+                self.groups.remove(group_id);
+                self.records.push(StoreRecord::DeleteGroup {
+                    group: group_id.to_string(),
+                });
+                0
+            }
+        }
+    }
+
+    /// OffsetDelete: per-partition error codes, or a group-level error.
+    pub fn delete_offsets(
+        &mut self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<i16>, i16> {
+        let Some(g) = self.groups.get_mut(group_id) else {
+            return Err(E::GroupIdNotFound.code());
+        };
+        let subscribed = if g.members.is_empty() {
+            Some(HashSet::new())
+        } else {
+            g.subscribed_topics()
+        };
+        let Some(subscribed) = subscribed else {
+            // A non-consumer group with members: Kafka refuses with NON_EMPTY_GROUP.
+            return Err(E::NonEmptyGroup.code());
+        };
+        let mut codes = Vec::with_capacity(partitions.len());
+        for (topic, p) in partitions {
+            if subscribed.contains(topic) {
+                codes.push(E::GroupSubscribedToTopic.code());
+                continue;
+            }
+            if g.offsets.remove(&(topic.clone(), *p)).is_some() {
+                self.records.push(StoreRecord::Offset {
+                    group: group_id.to_string(),
+                    topic: topic.clone(),
+                    partition: *p,
+                    value: None,
+                });
+            }
+            codes.push(0);
+        }
+        Ok(codes)
+    }
+}

@@ -1,0 +1,577 @@
+//! The classic consumer-group APIs: translation between Kafka requests and the coordinator.
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+};
+
+use super::{code, now_ms, s, topic_name};
+use crate::group::coordinator::{CommitRequest, CommittedOffset, GroupState, JoinRequest};
+use crate::state::BrokerState;
+
+/// Who sent a request: the client id from its header and the peer's address.
+pub struct Caller<'a> {
+    pub client_id: &'a str,
+    pub client_host: &'a str,
+}
+
+fn opt(s: &Option<kafka_protocol::protocol::StrBytes>) -> Option<&str> {
+    s.as_ref().map(|x| x.as_str())
+}
+
+pub async fn join(
+    state: &BrokerState,
+    caller: &Caller<'_>,
+    req: JoinGroupRequest,
+    version: i16,
+) -> JoinGroupResponse {
+    let session = req.session_timeout_ms;
+    let j = JoinRequest {
+        group_id: req.group_id.0.to_string(),
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.as_ref().map(|x| x.to_string()),
+        client_id: caller.client_id.to_string(),
+        client_host: format!("/{}", caller.client_host),
+        session_timeout_ms: session,
+        rebalance_timeout_ms: if version >= 1 {
+            req.rebalance_timeout_ms
+        } else {
+            session
+        },
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
+        require_known_member_id: version >= 4,
+    };
+    let r = state.groups.join(j, now_ms()).await;
+    let mut resp = JoinGroupResponse::default()
+        .with_error_code(r.error)
+        .with_generation_id(r.generation_id)
+        .with_protocol_name(r.protocol_name.as_deref().map(s).or(if version >= 7 {
+            None
+        } else {
+            Some(s(""))
+        }))
+        .with_leader(s(&r.leader))
+        .with_member_id(s(&r.member_id))
+        .with_members(
+            r.members
+                .into_iter()
+                .map(|(id, instance, metadata)| {
+                    let mut m = JoinGroupResponseMember::default()
+                        .with_member_id(s(&id))
+                        .with_metadata(metadata);
+                    if version >= 5 {
+                        m.group_instance_id = instance.as_deref().map(s);
+                    }
+                    m
+                })
+                .collect(),
+        );
+    if version >= 7 {
+        resp.protocol_type = r.protocol_type.as_deref().map(s);
+    }
+    resp
+}
+
+pub async fn sync(state: &BrokerState, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    let assignments = req
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+        .collect();
+    let r = state
+        .groups
+        .sync(
+            req.group_id.0.as_str(),
+            req.generation_id,
+            req.member_id.as_str(),
+            opt(&req.group_instance_id),
+            if version >= 5 {
+                opt(&req.protocol_type)
+            } else {
+                None
+            },
+            if version >= 5 {
+                opt(&req.protocol_name)
+            } else {
+                None
+            },
+            assignments,
+            now_ms(),
+        )
+        .await;
+    let mut resp = SyncGroupResponse::default()
+        .with_error_code(r.error)
+        .with_assignment(r.assignment);
+    if version >= 5 {
+        resp.protocol_type = r.protocol_type.as_deref().map(s);
+        resp.protocol_name = r.protocol_name.as_deref().map(s);
+    }
+    resp
+}
+
+pub fn heartbeat(state: &BrokerState, req: HeartbeatRequest) -> HeartbeatResponse {
+    let now = now_ms();
+    let r = state.groups.with(|i| {
+        i.coord.heartbeat(
+            req.group_id.0.as_str(),
+            req.generation_id,
+            req.member_id.as_str(),
+            opt(&req.group_instance_id),
+            now,
+        )
+    });
+    HeartbeatResponse::default().with_error_code(r.unwrap_or(code(E::CoordinatorNotAvailable)))
+}
+
+pub fn leave(state: &BrokerState, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    let members: Vec<(String, Option<String>)> = if version >= 3 {
+        req.members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|x| x.to_string()),
+                )
+            })
+            .collect()
+    } else {
+        vec![(req.member_id.to_string(), None)]
+    };
+    let now = now_ms();
+    let r = state
+        .groups
+        .with(|i| i.coord.leave(req.group_id.0.as_str(), &members, now));
+    match r {
+        Ok(Ok(codes)) if version >= 3 => LeaveGroupResponse::default().with_members(
+            members
+                .iter()
+                .zip(codes)
+                .map(|((id, instance), c)| {
+                    MemberResponse::default()
+                        .with_member_id(s(id))
+                        .with_group_instance_id(instance.as_deref().map(s))
+                        .with_error_code(c)
+                })
+                .collect(),
+        ),
+        Ok(Ok(codes)) => {
+            LeaveGroupResponse::default().with_error_code(codes.first().copied().unwrap_or(0))
+        }
+        Ok(Err(c)) => LeaveGroupResponse::default().with_error_code(c),
+        Err(_) => LeaveGroupResponse::default().with_error_code(code(E::CoordinatorNotAvailable)),
+    }
+}
+
+fn partition_exists(state: &BrokerState, topic: &str, partition: i32) -> bool {
+    state
+        .topics
+        .get(topic)
+        .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
+}
+
+pub fn offset_commit(state: &BrokerState, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let now = now_ms();
+    let group = req.group_id.0.to_string();
+    let max_meta = state
+        .groups
+        .with(|i| i.coord.config().max_offset_metadata_bytes)
+        .unwrap_or(4096);
+    let result = state.groups.with(|i| {
+        let cr = CommitRequest {
+            group_id: &group,
+            generation_id: req.generation_id_or_member_epoch,
+            member_id: req.member_id.as_str(),
+            group_instance_id: opt(&req.group_instance_id),
+        };
+        if let Err(e) = i.coord.validate_commit(&cr, now) {
+            return req
+                .topics
+                .iter()
+                .map(|t| t.partitions.iter().map(|_| code(e)).collect::<Vec<_>>())
+                .collect::<Vec<_>>();
+        }
+        req.topics
+            .iter()
+            .map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        if !partition_exists(state, t.name.0.as_str(), p.partition_index) {
+                            return code(E::UnknownTopicOrPartition);
+                        }
+                        if p.committed_metadata
+                            .as_ref()
+                            .is_some_and(|m| m.len() > max_meta)
+                        {
+                            return code(E::OffsetMetadataTooLarge);
+                        }
+                        i.coord.commit_offset(
+                            &group,
+                            t.name.0.as_str(),
+                            p.partition_index,
+                            CommittedOffset {
+                                offset: p.committed_offset,
+                                leader_epoch: p.committed_leader_epoch,
+                                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                                commit_ms: now,
+                            },
+                        );
+                        0
+                    })
+                    .collect()
+            })
+            .collect()
+    });
+    let codes: Vec<Vec<i16>> = match result {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot persist offsets");
+            req.topics
+                .iter()
+                .map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(|_| code(E::CoordinatorNotAvailable))
+                        .collect()
+                })
+                .collect()
+        }
+    };
+    OffsetCommitResponse::default().with_topics(
+        req.topics
+            .iter()
+            .zip(codes)
+            .map(|(t, cs)| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .zip(cs)
+                            .map(|(p, c)| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(c)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
+
+/// A topic's committed offsets per partition (None: nothing committed).
+type TopicOffsets = (TopicName, Vec<(i32, Option<CommittedOffset>)>);
+
+/// (topic, partitions) requested, or every committed partition of the group when `None`.
+fn fetch_group(
+    state: &BrokerState,
+    group: &str,
+    topics: Option<Vec<(TopicName, Vec<i32>)>>,
+) -> Vec<TopicOffsets> {
+    state
+        .groups
+        .with(|i| {
+            let wanted: Vec<(TopicName, Vec<i32>)> = match topics {
+                Some(t) => t,
+                None => {
+                    let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> =
+                        Default::default();
+                    if let Some(g) = i.coord.group(group) {
+                        for (t, p) in g.offsets.keys() {
+                            by_topic.entry(t.clone()).or_default().push(*p);
+                        }
+                    }
+                    by_topic
+                        .into_iter()
+                        .map(|(t, ps)| (topic_name(&t), ps))
+                        .collect()
+                }
+            };
+            wanted
+                .into_iter()
+                .map(|(t, ps)| {
+                    let offsets = ps
+                        .iter()
+                        .map(|p| (*p, i.coord.fetch_offset(group, t.0.as_str(), *p).cloned()))
+                        .collect();
+                    (t, offsets)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn offset_fetch(
+    state: &BrokerState,
+    req: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    let leader_epoch = |o: &Option<CommittedOffset>| {
+        if version >= 5 {
+            o.as_ref().map_or(-1, |o| o.leader_epoch)
+        } else {
+            -1
+        }
+    };
+    if version >= 8 {
+        let groups = req
+            .groups
+            .iter()
+            .map(|g| {
+                let topics = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.clone(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let result = fetch_group(state, g.group_id.0.as_str(), topics);
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_topics(
+                        result
+                            .into_iter()
+                            .map(|(t, ps)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(t)
+                                    .with_partitions(
+                                        ps.into_iter()
+                                            .map(|(p, o)| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(
+                                                        o.as_ref().map_or(-1, |o| o.offset),
+                                                    )
+                                                    .with_committed_leader_epoch(leader_epoch(&o))
+                                                    .with_metadata(Some(s(o
+                                                        .as_ref()
+                                                        .and_then(|o| o.metadata.as_deref())
+                                                        .unwrap_or(""))))
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let topics = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.clone(), t.partition_indexes.clone()))
+            .collect()
+    });
+    let result = fetch_group(state, req.group_id.0.as_str(), topics);
+    OffsetFetchResponse::default().with_topics(
+        result
+            .into_iter()
+            .map(|(t, ps)| {
+                OffsetFetchResponseTopic::default()
+                    .with_name(t)
+                    .with_partitions(
+                        ps.into_iter()
+                            .map(|(p, o)| {
+                                OffsetFetchResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(o.as_ref().map_or(-1, |o| o.offset))
+                                    .with_committed_leader_epoch(leader_epoch(&o))
+                                    .with_metadata(Some(s(o
+                                        .as_ref()
+                                        .and_then(|o| o.metadata.as_deref())
+                                        .unwrap_or(""))))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
+
+pub fn list_groups(
+    state: &BrokerState,
+    req: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
+    let states: Vec<String> = req.states_filter.iter().map(|x| x.to_lowercase()).collect();
+    let types: Vec<String> = req.types_filter.iter().map(|x| x.to_lowercase()).collect();
+    let groups = state
+        .groups
+        .with(|i| {
+            i.coord
+                .groups()
+                .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
+                .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+                .map(|g| {
+                    let mut l = ListedGroup::default()
+                        .with_group_id(GroupId(s(&g.group_id)))
+                        .with_protocol_type(s(g.protocol_type.as_deref().unwrap_or("")));
+                    if version >= 4 {
+                        l.group_state = s(g.state.name());
+                    }
+                    if version >= 5 {
+                        l.group_type = s("classic");
+                    }
+                    l
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+pub fn describe_groups(
+    state: &BrokerState,
+    req: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
+    let groups = req
+        .groups
+        .iter()
+        .map(|id| {
+            state
+                .groups
+                .with(|i| match i.coord.group(id.0.as_str()) {
+                    None => {
+                        let d = DescribedGroup::default()
+                            .with_group_id(id.clone())
+                            .with_group_state(s("Dead"));
+                        if version >= 6 {
+                            d.with_error_code(code(E::GroupIdNotFound))
+                                .with_error_message(Some(s(&format!(
+                                    "Group {} not found.",
+                                    id.0.as_str()
+                                ))))
+                        } else {
+                            d
+                        }
+                    }
+                    Some(g) => {
+                        let protocol = g.protocol_name.clone().unwrap_or_default();
+                        let stable = matches!(g.state, GroupState::Stable);
+                        DescribedGroup::default()
+                            .with_group_id(id.clone())
+                            .with_group_state(s(g.state.name()))
+                            .with_protocol_type(s(g.protocol_type.as_deref().unwrap_or("")))
+                            .with_protocol_data(s(&protocol))
+                            .with_members(
+                                g.members
+                                    .values()
+                                    .map(|m| {
+                                        let mut d = DescribedGroupMember::default()
+                                            .with_member_id(s(&m.member_id))
+                                            .with_client_id(s(&m.client_id))
+                                            .with_client_host(s(&m.client_host))
+                                            .with_member_metadata(
+                                                m.protocols
+                                                    .iter()
+                                                    .find(|(n, _)| *n == protocol)
+                                                    .map(|(_, b)| b.clone())
+                                                    .unwrap_or_default(),
+                                            )
+                                            .with_member_assignment(if stable {
+                                                m.assignment.clone()
+                                            } else {
+                                                Bytes::new()
+                                            });
+                                        if version >= 4 {
+                                            d.group_instance_id =
+                                                m.group_instance_id.as_deref().map(s);
+                                        }
+                                        d
+                                    })
+                                    .collect(),
+                            )
+                    }
+                })
+                .unwrap_or_else(|_| {
+                    DescribedGroup::default()
+                        .with_group_id(id.clone())
+                        .with_error_code(code(E::CoordinatorNotAvailable))
+                })
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+pub fn delete_groups(state: &BrokerState, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let results = req
+        .groups_names
+        .iter()
+        .map(|g| {
+            let c = state
+                .groups
+                .with(|i| i.coord.delete_group(g.0.as_str()))
+                .unwrap_or(code(E::CoordinatorNotAvailable));
+            DeletableGroupResult::default()
+                .with_group_id(g.clone())
+                .with_error_code(c)
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}
+
+pub fn offset_delete(state: &BrokerState, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let partitions: Vec<(String, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index))
+        })
+        .collect();
+    let r = state
+        .groups
+        .with(|i| i.coord.delete_offsets(req.group_id.0.as_str(), &partitions));
+    match r {
+        Ok(Ok(codes)) => {
+            let mut codes = codes.into_iter();
+            OffsetDeleteResponse::default().with_topics(
+                req.topics
+                    .iter()
+                    .map(|t| {
+                        OffsetDeleteResponseTopic::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| {
+                                        OffsetDeleteResponsePartition::default()
+                                            .with_partition_index(p.partition_index)
+                                            .with_error_code(codes.next().unwrap_or(0))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            )
+        }
+        Ok(Err(c)) => OffsetDeleteResponse::default().with_error_code(c),
+        Err(_) => OffsetDeleteResponse::default().with_error_code(code(E::CoordinatorNotAvailable)),
+    }
+}
