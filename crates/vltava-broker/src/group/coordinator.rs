@@ -1049,3 +1049,339 @@ impl Coordinator {
         Ok(codes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(member: &str, instance: Option<&str>) -> JoinRequest {
+        JoinRequest {
+            group_id: "g".into(),
+            member_id: member.into(),
+            group_instance_id: instance.map(Into::into),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            require_known_member_id: true,
+        }
+    }
+
+    fn joins(c: &mut Coordinator) -> HashMap<Ticket, JoinResult> {
+        c.take_completions()
+            .into_iter()
+            .filter_map(|x| match x {
+                Completion::Join(t, r) => Some((t, r)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn later<T: std::fmt::Debug>(r: Reply<T>) -> Ticket {
+        match r {
+            Reply::Later(t) => t,
+            other => panic!("expected to wait, got {other:?}"),
+        }
+    }
+
+    /// A member joins through MEMBER_ID_REQUIRED and returns its id.
+    fn first_join(c: &mut Coordinator, now: i64) -> (String, Ticket) {
+        let Reply::Now(r) = c.join(req("", None), now) else {
+            panic!("expected MEMBER_ID_REQUIRED");
+        };
+        assert_eq!(r.error, E::MemberIdRequired.code());
+        let t = later(c.join(req(&r.member_id, None), now));
+        (r.member_id, t)
+    }
+
+    fn stable_single(c: &mut Coordinator) -> String {
+        let (m, t) = first_join(c, 0);
+        let r = joins(c).remove(&t).expect("join completes");
+        assert_eq!(
+            (r.error, r.generation_id, r.leader.as_str()),
+            (0, 1, m.as_str())
+        );
+        assert_eq!(r.members.len(), 1);
+        let s = c.sync(
+            "g",
+            1,
+            &m,
+            None,
+            None,
+            None,
+            vec![(m.clone(), Bytes::from_static(b"a1"))],
+            0,
+        );
+        let t = later(s);
+        let done = c.take_completions();
+        assert!(done.contains(&Completion::Sync(
+            t,
+            SyncResult {
+                error: 0,
+                protocol_type: Some("consumer".into()),
+                protocol_name: Some("range".into()),
+                assignment: Bytes::from_static(b"a1")
+            }
+        )));
+        assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::Stable));
+        m
+    }
+
+    #[test]
+    fn join_sync_and_second_member_rebalance() {
+        let mut c = Coordinator::new(CoordinatorConfig::default());
+        let m1 = stable_single(&mut c);
+        assert_eq!(c.heartbeat("g", 1, &m1, None, 100), 0);
+        let (m2, t2) = first_join(&mut c, 200);
+        assert!(
+            joins(&mut c).is_empty(),
+            "waits for the first member to rejoin"
+        );
+        assert_eq!(
+            c.heartbeat("g", 1, &m1, None, 300),
+            E::RebalanceInProgress.code()
+        );
+        let t1 = later(c.join(req(&m1, None), 400));
+        let done = joins(&mut c);
+        let (r1, r2) = (&done[&t1], &done[&t2]);
+        assert_eq!((r1.generation_id, r2.generation_id), (2, 2));
+        assert_eq!(r1.leader, m1);
+        assert_eq!((r1.members.len(), r2.members.len()), (2, 0));
+        assert_eq!(
+            c.heartbeat("g", 1, &m1, None, 500),
+            E::IllegalGeneration.code()
+        );
+        let ts2 = later(c.sync("g", 2, &m2, None, None, None, vec![], 500));
+        assert!(
+            c.take_completions().is_empty(),
+            "followers wait for the leader"
+        );
+        let _ = c.sync(
+            "g",
+            2,
+            &m1,
+            None,
+            None,
+            None,
+            vec![(m2.clone(), Bytes::from_static(b"p2"))],
+            600,
+        );
+        let done = c.take_completions();
+        assert!(done.iter().any(|x| matches!(x, Completion::Sync(t, r) if *t == ts2 && r.assignment == Bytes::from_static(b"p2"))));
+        assert_eq!(c.heartbeat("g", 2, &m2, None, 700), 0);
+        assert_eq!(
+            c.heartbeat("g", 2, "nobody", None, 700),
+            E::UnknownMemberId.code()
+        );
+    }
+
+    #[test]
+    fn session_expiry_and_leave_trigger_rebalances() {
+        let mut c = Coordinator::new(CoordinatorConfig::default());
+        let m1 = stable_single(&mut c);
+        let (m2, t2) = first_join(&mut c, 0);
+        let t1 = later(c.join(req(&m1, None), 0));
+        joins(&mut c);
+        c.sync("g", 2, &m1, None, None, None, vec![], 0);
+        c.sync("g", 2, &m2, None, None, None, vec![], 0);
+        c.take_completions();
+        let _ = (t1, t2);
+        // m2 keeps heartbeating, m1 goes silent past its 10 s session.
+        for now in (1_000..=11_000).step_by(1_000) {
+            c.heartbeat("g", 2, &m2, None, now);
+            c.tick(now);
+        }
+        let g = c.group("g").unwrap();
+        assert!(!g.members.contains_key(&m1));
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        let t = later(c.join(req(&m2, None), 11_100));
+        let r = joins(&mut c).remove(&t).unwrap();
+        assert_eq!((r.generation_id, r.leader.as_str()), (3, m2.as_str()));
+        c.sync("g", 3, &m2, None, None, None, vec![], 11_200);
+        assert_eq!(c.leave("g", &[(m2.clone(), None)], 11_300), Ok(vec![0]));
+        assert_eq!(c.group("g").unwrap().state, GroupState::Empty);
+        assert_eq!(
+            c.leave("g", &[(m2, None)], 11_400),
+            Ok(vec![E::UnknownMemberId.code()])
+        );
+    }
+
+    #[test]
+    fn rebalance_timeout_drops_members_that_do_not_rejoin() {
+        let mut c = Coordinator::new(CoordinatorConfig::default());
+        let m1 = stable_single(&mut c);
+        let (_m2, t2) = first_join(&mut c, 1_000);
+        // m1 heartbeats (learning of the rebalance) but never rejoins.
+        for now in (2_000..31_000).step_by(2_000) {
+            c.heartbeat("g", 1, &m1, None, now);
+            c.tick(now);
+            assert!(joins(&mut c).is_empty());
+        }
+        c.tick(31_000);
+        let r = joins(&mut c)
+            .remove(&t2)
+            .expect("completed at the rebalance timeout");
+        assert_eq!((r.error, r.generation_id), (0, 2));
+        assert!(!c.group("g").unwrap().members.contains_key(&m1));
+    }
+
+    #[test]
+    fn static_member_rejoins_without_rebalance_and_fences_the_old_id() {
+        let mut c = Coordinator::new(CoordinatorConfig::default());
+        let leader = stable_single(&mut c);
+        let t = later(c.join(req("", Some("worker-2")), 0));
+        let t1 = later(c.join(req(&leader, None), 0));
+        let done = joins(&mut c);
+        let old = done[&t].member_id.clone();
+        assert_eq!(done[&t1].generation_id, 2);
+        c.sync("g", 2, &old, Some("worker-2"), None, None, vec![], 0);
+        c.sync(
+            "g",
+            2,
+            &leader,
+            None,
+            None,
+            None,
+            vec![(old.clone(), Bytes::from_static(b"mine"))],
+            0,
+        );
+        c.take_completions();
+        // The static member restarts: new member id, same instance id, same generation.
+        let Reply::Now(r) = c.join(req("", Some("worker-2")), 5_000) else {
+            panic!("a static follower rejoins at once");
+        };
+        assert_eq!((r.error, r.generation_id), (0, 2));
+        assert_ne!(r.member_id, old);
+        assert_eq!(c.group("g").unwrap().state, GroupState::Stable);
+        let Reply::Now(s) = c.sync(
+            "g",
+            2,
+            &r.member_id,
+            Some("worker-2"),
+            None,
+            None,
+            vec![],
+            5_000,
+        ) else {
+            panic!("stable group answers at once");
+        };
+        assert_eq!(s.assignment, Bytes::from_static(b"mine"));
+        assert_eq!(
+            c.heartbeat("g", 2, &old, Some("worker-2"), 5_100),
+            E::FencedInstanceId.code()
+        );
+        assert_eq!(
+            c.heartbeat("g", 2, &r.member_id, Some("worker-2"), 5_100),
+            0
+        );
+    }
+
+    #[test]
+    fn commits_are_fenced_and_offsets_expire_with_empty_groups() {
+        let mut c = Coordinator::new(CoordinatorConfig {
+            offsets_retention_ms: 60_000,
+            ..CoordinatorConfig::default()
+        });
+        let m = stable_single(&mut c);
+        let bad = CommitRequest {
+            group_id: "g",
+            generation_id: 1,
+            member_id: "x",
+            group_instance_id: None,
+        };
+        assert_eq!(c.validate_commit(&bad, 0), Err(E::UnknownMemberId));
+        let stale = CommitRequest {
+            group_id: "g",
+            generation_id: 0,
+            member_id: &m,
+            group_instance_id: None,
+        };
+        assert_eq!(c.validate_commit(&stale, 0), Err(E::IllegalGeneration));
+        let admin = CommitRequest {
+            group_id: "g",
+            generation_id: -1,
+            member_id: "",
+            group_instance_id: None,
+        };
+        assert_eq!(
+            c.validate_commit(&admin, 0),
+            Err(E::UnknownMemberId),
+            "group has members"
+        );
+        let ok = CommitRequest {
+            group_id: "g",
+            generation_id: 1,
+            member_id: &m,
+            group_instance_id: None,
+        };
+        assert_eq!(c.validate_commit(&ok, 0), Ok(()));
+        c.commit_offset(
+            "g",
+            "t",
+            0,
+            CommittedOffset {
+                offset: 42,
+                leader_epoch: 0,
+                metadata: None,
+                commit_ms: 0,
+            },
+        );
+        assert_eq!(c.fetch_offset("g", "t", 0).map(|o| o.offset), Some(42));
+        assert_eq!(c.delete_group("g"), E::NonEmptyGroup.code());
+        c.leave("g", &[(m, None)], 1_000).unwrap();
+        c.tick(30_000);
+        assert_eq!(c.fetch_offset("g", "t", 0).map(|o| o.offset), Some(42));
+        c.tick(61_000);
+        assert!(c.fetch_offset("g", "t", 0).is_none());
+        assert!(c
+            .take_records()
+            .contains(&StoreRecord::DeleteGroup { group: "g".into() }));
+        assert_eq!(c.delete_group("g"), E::GroupIdNotFound.code());
+    }
+
+    #[test]
+    fn replayed_records_restore_offsets_and_members() {
+        let mut c = Coordinator::new(CoordinatorConfig::default());
+        let m = stable_single(&mut c);
+        c.commit_offset(
+            "g",
+            "t",
+            3,
+            CommittedOffset {
+                offset: 7,
+                leader_epoch: -1,
+                metadata: Some("x".into()),
+                commit_ms: 0,
+            },
+        );
+        let records = c.take_records();
+        let mut d = Coordinator::new(CoordinatorConfig::default());
+        for r in records {
+            d.replay(r, 100);
+        }
+        assert_eq!(d.fetch_offset("g", "t", 3).map(|o| o.offset), Some(7));
+        assert_eq!(d.heartbeat("g", 1, &m, None, 200), 0);
+        assert_eq!(d.group("g").unwrap().state, GroupState::Stable);
+    }
+
+    #[test]
+    fn inconsistent_protocols_and_bad_timeouts_are_refused() {
+        let mut c = Coordinator::new(CoordinatorConfig::default());
+        stable_single(&mut c);
+        let mut other = req("", None);
+        other.protocols = vec![("roundrobin".into(), Bytes::new())];
+        assert!(
+            matches!(c.join(other, 0), Reply::Now(r) if r.error == E::InconsistentGroupProtocol.code())
+        );
+        let mut short = req("", None);
+        short.session_timeout_ms = 10;
+        assert!(
+            matches!(c.join(short, 0), Reply::Now(r) if r.error == E::InvalidSessionTimeout.code())
+        );
+        assert!(
+            matches!(c.join(req("ghost", None), 0), Reply::Now(r) if r.error == E::UnknownMemberId.code())
+        );
+    }
+}
