@@ -1,0 +1,237 @@
+"""Consumer groups with real clients: members share partitions without overlap, a killed
+member's partitions move to the others, groups fan out, committed offsets survive restarts,
+cooperative-sticky rebalancing, static membership, and lag as tools compute it."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import NODE_DIR, wait_until
+from util import value_for
+
+pytestmark = pytest.mark.timeout(180)
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def create(bs, topic, partitions):
+    admin = AdminClient({"bootstrap.servers": bs})
+    for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        f.result(10)
+
+
+def produce(bs, topic, start, count):
+    p = Producer({"bootstrap.servers": bs, "partitioner": "murmur2_random", "linger.ms": 2})
+    for i in range(start, start + count):
+        key = f"k{i % 60}"
+        p.produce(topic, key=key, value=value_for(key, i, "g"))
+    assert p.flush(20) == 0
+    return {value_for(f"k{i % 60}", i, "g") for i in range(start, start + count)}
+
+
+def group_state(bs, group):
+    admin = AdminClient({"bootstrap.servers": bs})
+    d = list(admin.describe_consumer_groups([group]).values())[0].result(10)
+    return d
+
+
+class Worker:
+    def __init__(self, client, bs, topic, group):
+        fd, self.path = tempfile.mkstemp(prefix="vltava-worker-", suffix=".jsonl")
+        os.close(fd)
+        if client == "kafkajs":
+            cmd = ["node", os.path.join(NODE_DIR, "group_worker.js"), bs, topic, group, self.path]
+        else:
+            cmd = [sys.executable, os.path.join(HERE, "group_worker.py"), client, bs, topic, group, self.path]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def records(self):
+        with open(self.path) as f:
+            return [json.loads(line) for line in f if line.endswith("\n")]
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def cleanup(self):
+        self.kill()
+        os.remove(self.path)
+
+
+@pytest.fixture
+def workers():
+    started = []
+    yield started
+    for w in started:
+        w.cleanup()
+
+
+@pytest.mark.parametrize("client", ["confluent", "kafka-python", "aiokafka", "kafkajs"])
+def test_members_share_partitions_and_take_over_from_a_killed_member(broker, workers, client):
+    bs, topic, group = broker.bootstrap, f"shared-{client}", f"workers-{client}"
+    create(bs, topic, 6)
+    for _ in range(3):
+        workers.append(Worker(client, bs, topic, group))
+
+    def stable_with(n):
+        d = group_state(bs, group)
+        return d.state.name == "STABLE" and len(d.members) == n and all(m.assignment.topic_partitions for m in d.members)
+    wait_until(lambda: stable_with(3), 60, interval_s=0.2, what="3 members with partitions")
+    sent = produce(bs, topic, 0, 600)
+
+    def seen():
+        return {r["v"] for w in workers for r in w.records()}
+    wait_until(lambda: sent <= seen(), 60, interval_s=0.2, what="every record consumed")
+    owners = {}
+    for i, w in enumerate(workers):
+        for r in w.records():
+            owners.setdefault(r["p"], set()).add(i)
+    assert sorted(owners) == list(range(6))
+    assert all(len(o) == 1 for o in owners.values()), f"a partition was consumed by two members: {owners}"
+    assert len({next(iter(o)) for o in owners.values()}) == 3, "every member should own partitions"
+
+    workers[0].kill()
+    wait_until(lambda: stable_with(2), 60, interval_s=0.2, what="the group to rebalance to 2 members")
+    sent |= produce(bs, topic, 600, 600)
+    wait_until(lambda: sent <= seen(), 60, interval_s=0.2, what="every record after the kill")
+
+
+def consume_n(bs, topic, group, n, extra=None, timeout_s=30):
+    conf = {"bootstrap.servers": bs, "group.id": group, "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000, "auto.commit.interval.ms": 200}
+    conf.update(extra or {})
+    c = Consumer(conf)
+    c.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < n and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m)
+    return c, got
+
+
+def test_two_groups_each_receive_every_record(broker):
+    bs = broker.bootstrap
+    create(bs, "fanout", 3)
+    sent = produce(bs, "fanout", 0, 300)
+    for group in ("notifications", "audit"):
+        c, got = consume_n(bs, "fanout", group, 300)
+        c.close()
+        assert {m.value().decode() for m in got} == sent, group
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+@pytest.mark.parametrize("commit", ["auto", "manual"])
+def test_group_resumes_at_committed_offsets_after_restart(broker, how, commit):
+    bs, topic, group = broker.bootstrap, "resume", "resumers"
+    create(bs, topic, 2)
+    first = produce(bs, topic, 0, 200)
+    extra = {"enable.auto.commit": commit == "auto"}
+    c, got = consume_n(bs, topic, group, 200, extra)
+    assert {m.value().decode() for m in got} == first
+    if commit == "manual":
+        c.commit(asynchronous=False)
+    else:
+        # Auto-commit: wait until the committed offsets cover everything read.
+        wait_until(lambda: sum(tp.offset for tp in c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], 10)) == 200,
+                   20, interval_s=0.2, what="auto-commit")
+    c.close()
+    if how == "sigterm":
+        assert broker.terminate() == 0
+    else:
+        broker.kill9()
+    broker.start()
+    second = produce(bs, topic, 200, 50)
+    c, got = consume_n(bs, topic, group, 50, extra)
+    # Nothing more arrives: the group resumed exactly at its committed offsets.
+    extra_msg = c.poll(2)
+    c.close()
+    values = {m.value().decode() for m in got}
+    assert values == second, f"expected only the 50 new records, got {len(values)}"
+    assert extra_msg is None or extra_msg.error()
+
+
+def test_cooperative_sticky_incremental_rebalance(broker):
+    bs, topic, group = broker.bootstrap, "coop", "coop-group"
+    create(bs, topic, 4)
+    events = {"a": [], "b": []}
+
+    def consumer(name):
+        c = Consumer({"bootstrap.servers": bs, "group.id": group, "auto.offset.reset": "earliest",
+                      "partition.assignment.strategy": "cooperative-sticky", "session.timeout.ms": 6000})
+        c.subscribe([topic], on_assign=lambda _c, ps: events[name].append(("assign", sorted(p.partition for p in ps))),
+                     on_revoke=lambda _c, ps: events[name].append(("revoke", sorted(p.partition for p in ps))))
+        return c
+    a = consumer("a")
+    wait_until(lambda: a.poll(0.2) is None and len(a.assignment()) == 4, 30, interval_s=0, what="a owns all partitions")
+    b = consumer("b")
+
+    def balanced():
+        a.poll(0.1)
+        b.poll(0.1)
+        return len(a.assignment()) == 2 and len(b.assignment()) == 2
+    wait_until(balanced, 30, interval_s=0, what="an incremental rebalance to 2+2")
+    # Incremental: a gave up exactly two partitions and kept the others throughout.
+    revokes = [e for e in events["a"] if e[0] == "revoke" and e[1]]
+    assert revokes and all(len(e[1]) == 2 for e in revokes), events
+    assert sorted(p.partition for p in a.assignment() + b.assignment()) == [0, 1, 2, 3]
+    b.close()
+    a.close()
+
+
+def test_static_member_restart_within_session_timeout_does_not_rebalance(broker):
+    bs, topic, group = broker.bootstrap, "static", "static-group"
+    create(bs, topic, 2)
+    revoked = []
+
+    def member(instance):
+        c = Consumer({"bootstrap.servers": bs, "group.id": group, "group.instance.id": instance,
+                      "session.timeout.ms": 10000, "auto.offset.reset": "earliest"})
+        c.subscribe([topic], on_revoke=lambda _c, ps: revoked.append((instance, [p.partition for p in ps])))
+        return c
+    a, b = member("a"), member("b")
+
+    def both_assigned():
+        a.poll(0.1)
+        b.poll(0.1)
+        return len(a.assignment()) == 1 and len(b.assignment()) == 1
+    wait_until(both_assigned, 30, interval_s=0, what="one partition each")
+    generation = group_state(bs, group)
+    revoked.clear()
+    b.close()  # a static member's close does not leave the group
+    b = member("b")
+    wait_until(lambda: (a.poll(0.1), b.poll(0.1), len(b.assignment()) == 1)[2], 20, interval_s=0,
+               what="the restarted static member to get its partition back")
+    for _ in range(10):
+        a.poll(0.1)
+    assert [r for r in revoked if r[0] == "a" and r[1]] == [], f"member a was rebalanced: {revoked}"
+    assert len(group_state(bs, group).members) == 2
+    assert generation.state.name == "STABLE"
+    a.close()
+    b.close()
+
+
+def test_lag_from_committed_offsets_and_watermarks(broker):
+    bs, topic, group = broker.bootstrap, "lagging", "laggards"
+    create(bs, topic, 2)
+    produce(bs, topic, 0, 100)
+    c, got = consume_n(bs, topic, group, 100, {"enable.auto.commit": False})
+    c.commit(asynchronous=False)
+    produce(bs, topic, 100, 40)
+    tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+    committed = c.committed(tps, 10)
+    lag = sum(c.get_watermark_offsets(tp, 10)[1] - cm.offset for tp, cm in zip(tps, committed))
+    assert lag == 40
+    admin = AdminClient({"bootstrap.servers": bs})
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    listed = list(admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)]).values())[0].result(10)
+    assert sum(tp.offset for tp in listed.topic_partitions) == 100
+    c.close()
