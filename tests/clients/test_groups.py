@@ -235,3 +235,54 @@ def test_lag_from_committed_offsets_and_watermarks(broker):
     listed = list(admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)]).values())[0].result(10)
     assert sum(tp.offset for tp in listed.topic_partitions) == 100
     c.close()
+
+
+def test_list_describe_delete_groups_and_offsets(broker):
+    from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions
+    bs, topic = broker.bootstrap, "admin-groups"
+    create(bs, topic, 2)
+    produce(bs, topic, 0, 20)
+    c, _ = consume_n(bs, topic, "live", 20, {"enable.auto.commit": False})
+    c.commit(asynchronous=False)
+    d, _ = consume_n(bs, topic, "idle", 20, {"enable.auto.commit": False})
+    d.commit(asynchronous=False)
+    d.close()
+    admin = AdminClient({"bootstrap.servers": bs})
+    listed = admin.list_consumer_groups().result(10)
+    states = {g.group_id: g.state for g in listed.valid}
+    assert states["live"] == ConsumerGroupState.STABLE and states["idle"] == ConsumerGroupState.EMPTY
+    only_empty = admin.list_consumer_groups(states={ConsumerGroupState.EMPTY}).result(10)
+    assert [g.group_id for g in only_empty.valid] == ["idle"]
+    desc = list(admin.describe_consumer_groups(["live"]).values())[0].result(10)
+    assert len(desc.members) == 1 and desc.partition_assignor == "range"
+    assert sorted(tp.partition for tp in desc.members[0].assignment.topic_partitions) == [0, 1]
+    # A group with members cannot be deleted; an empty one can.
+    with pytest.raises(Exception) as e:
+        list(admin.delete_consumer_groups(["live"]).values())[0].result(10)
+    assert "NON_EMPTY_GROUP" in str(e.value)
+    list(admin.delete_consumer_groups(["idle"]).values())[0].result(10)
+    assert "idle" not in {g.group_id for g in admin.list_consumer_groups().result(10).valid}
+    c.close()
+
+
+def test_commit_errors_leave_the_group_intact(broker):
+    """Commits for an unknown topic, with a stale generation or an unknown member get Kafka's
+    error codes, and the group keeps its members and offsets."""
+    bs, topic, group = broker.bootstrap, "commits", "committers"
+    create(bs, topic, 1)
+    produce(bs, topic, 0, 10)
+    c, _ = consume_n(bs, topic, group, 10, {"enable.auto.commit": False})
+    c.commit(asynchronous=False)
+    from confluent_kafka import KafkaException
+    with pytest.raises(KafkaException) as e:
+        c.commit(offsets=[TopicPartition("no-such-topic", 0, 5)], asynchronous=False)
+    assert "UNKNOWN_TOPIC_OR_PART" in str(e.value) or "Unknown topic" in str(e.value)
+    # A commit from outside the group (no member id, generation -1) while it has members.
+    outsider = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False})
+    with pytest.raises(KafkaException) as e:
+        outsider.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+    assert "UNKNOWN_MEMBER_ID" in str(e.value)
+    outsider.close()
+    assert [tp.offset for tp in c.committed([TopicPartition(topic, 0)], 10)] == [10]
+    assert len(group_state(bs, group).members) == 1
+    c.close()

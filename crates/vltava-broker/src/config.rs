@@ -44,6 +44,12 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// producer.id.expiration.ms: idempotent producer state idle this long is dropped.
     pub producer_id_expiration_ms: i64,
+    /// group.min.session.timeout.ms
+    pub group_min_session_timeout_ms: i32,
+    /// group.initial.rebalance.delay.ms
+    pub group_initial_rebalance_delay_ms: i64,
+    /// offsets.retention.minutes, in ms
+    pub offsets_retention_ms: i64,
 }
 
 impl BrokerConfig {
@@ -60,6 +66,9 @@ impl BrokerConfig {
             max_inflight_requests_per_connection: 16,
             max_connections: 10_000,
             producer_id_expiration_ms: 86_400_000,
+            group_min_session_timeout_ms: 1_000,
+            group_initial_rebalance_delay_ms: 0,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }

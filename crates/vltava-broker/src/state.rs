@@ -42,7 +42,12 @@ impl BrokerState {
         let producer_ids = ProducerIdAllocator::open(&config.data_dir)?;
         let groups = GroupService::open(
             &config.data_dir.join("__groups"),
-            CoordinatorConfig::default(),
+            CoordinatorConfig {
+                min_session_timeout_ms: config.group_min_session_timeout_ms,
+                initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+                offsets_retention_ms: config.offsets_retention_ms,
+                ..CoordinatorConfig::default()
+            },
             crate::handlers::now_ms(),
         )?;
         Ok(BrokerState {

@@ -68,6 +68,27 @@ struct ServeArgs {
     /// Most client connections served at once (max.connections).
     #[arg(long, env = "VLTAVA_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
+    /// Smallest session.timeout.ms a group member may ask for (group.min.session.timeout.ms).
+    #[arg(
+        long,
+        env = "VLTAVA_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 1_000
+    )]
+    group_min_session_timeout_ms: i32,
+    /// Wait before the first rebalance of an empty group (group.initial.rebalance.delay.ms).
+    #[arg(
+        long,
+        env = "VLTAVA_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 0
+    )]
+    group_initial_rebalance_delay_ms: i64,
+    /// How long an empty group's committed offsets are kept (offsets.retention.minutes).
+    #[arg(
+        long,
+        env = "VLTAVA_OFFSETS_RETENTION_MINUTES",
+        default_value_t = 10_080
+    )]
+    offsets_retention_minutes: i64,
     /// Log filter, e.g. info or vltava_broker=debug.
     #[arg(long, env = "VLTAVA_LOG", default_value = "info")]
     log: String,
@@ -141,6 +162,15 @@ fn broker_config(a: &ServeArgs) -> anyhow::Result<BrokerConfig> {
     c.max_request_bytes = a.max_request_bytes;
     c.retention_check_interval_ms = a.retention_check_interval_ms;
     c.max_connections = a.max_connections;
+    if a.group_min_session_timeout_ms < 1
+        || a.offsets_retention_minutes < 1
+        || a.group_initial_rebalance_delay_ms < 0
+    {
+        bail!("group timeouts and offsets retention must be positive");
+    }
+    c.group_min_session_timeout_ms = a.group_min_session_timeout_ms;
+    c.group_initial_rebalance_delay_ms = a.group_initial_rebalance_delay_ms;
+    c.offsets_retention_ms = a.offsets_retention_minutes * 60_000;
     Ok(c)
 }
 

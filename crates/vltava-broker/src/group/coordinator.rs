@@ -1342,6 +1342,43 @@ mod tests {
     }
 
     #[test]
+    fn offset_delete_refuses_subscribed_topics() {
+        use kafka_protocol::messages::ConsumerProtocolSubscription;
+        use kafka_protocol::protocol::{Encodable, StrBytes};
+        let mut meta = bytes::BytesMut::new();
+        meta.extend_from_slice(&1i16.to_be_bytes());
+        ConsumerProtocolSubscription::default()
+            .with_topics(vec![StrBytes::from_static_str("orders")])
+            .encode(&mut meta, 1)
+            .unwrap();
+        let mut c = Coordinator::new(CoordinatorConfig::default());
+        let mut r = req("", None);
+        r.require_known_member_id = false;
+        r.protocols = vec![("range".into(), meta.freeze())];
+        let t = later(c.join(r, 0));
+        let m = joins(&mut c).remove(&t).unwrap().member_id;
+        c.sync("g", 1, &m, None, None, None, vec![], 0);
+        let off = CommittedOffset {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: None,
+            commit_ms: 0,
+        };
+        c.commit_offset("g", "orders", 0, off.clone());
+        c.commit_offset("g", "old", 0, off);
+        let codes = c
+            .delete_offsets("g", &[("orders".into(), 0), ("old".into(), 0)])
+            .unwrap();
+        assert_eq!(codes, vec![E::GroupSubscribedToTopic.code(), 0]);
+        assert!(c.fetch_offset("g", "old", 0).is_none());
+        assert!(c.fetch_offset("g", "orders", 0).is_some());
+        assert_eq!(
+            c.delete_offsets("nope", &[]),
+            Err(E::GroupIdNotFound.code())
+        );
+    }
+
+    #[test]
     fn replayed_records_restore_offsets_and_members() {
         let mut c = Coordinator::new(CoordinatorConfig::default());
         let m = stable_single(&mut c);
