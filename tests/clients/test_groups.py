@@ -286,3 +286,46 @@ def test_commit_errors_leave_the_group_intact(broker):
     assert [tp.offset for tp in c.committed([TopicPartition(topic, 0)], 10)] == [10]
     assert len(group_state(bs, group).members) == 1
     c.close()
+
+
+def test_kip848_consumer_protocol_with_librdkafka(broker):
+    """librdkafka with group.protocol=consumer (KIP-848): server-side assignment across two
+    members, takeover when one leaves, offsets committed with the member epoch."""
+    bs, topic, group = broker.bootstrap, "kip848", "next-gen"
+    create(bs, topic, 4)
+    sent = produce(bs, topic, 0, 400)
+
+    def member():
+        c = Consumer({"bootstrap.servers": bs, "group.id": group, "group.protocol": "consumer",
+                      "auto.offset.reset": "earliest", "auto.commit.interval.ms": 200})
+        c.subscribe([topic])
+        return c
+    a, b = member(), member()
+    seen = {}
+
+    def poll_both():
+        for name, c in (("a", a), ("b", b)):
+            m = c.poll(0.1)
+            if m is not None and not m.error():
+                seen.setdefault(m.value().decode(), set()).add((name, m.partition()))
+        return len(a.assignment()) == 2 and len(b.assignment()) == 2
+    wait_until(poll_both, 60, interval_s=0, what="2+2 partitions assigned by the broker")
+    assert {p.partition for p in a.assignment()}.isdisjoint({p.partition for p in b.assignment()})
+    wait_until(lambda: (poll_both(), sent <= set(seen))[1], 60, interval_s=0, what="every record")
+    admin = AdminClient({"bootstrap.servers": bs})
+    listed = {g.group_id: g for g in admin.list_consumer_groups().result(10).valid}
+    assert group in listed
+    b.close()  # leaves the group (member epoch -1)
+
+    def a_owns_all():
+        a.poll(0.1)
+        return len(a.assignment()) == 4
+    wait_until(a_owns_all, 60, interval_s=0, what="the remaining member to own every partition")
+    more = produce(bs, topic, 400, 100)
+    got = set()
+    wait_until(lambda: (lambda m: m is not None and not m.error() and got.add(m.value().decode()))(a.poll(0.2)) or more <= got,
+               60, interval_s=0, what="records after the takeover")
+    a.commit(asynchronous=False)
+    committed = a.committed([TopicPartition(topic, p) for p in range(4)], 10)
+    assert sum(tp.offset for tp in committed) == 500
+    a.close()

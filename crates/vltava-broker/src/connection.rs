@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
+    ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
     DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
     HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
@@ -132,6 +133,15 @@ pub async fn dispatch(
         }
         ApiKey::DeleteGroups => reply!(groups::delete_groups(state, body!(DeleteGroupsRequest))),
         ApiKey::OffsetDelete => reply!(groups::offset_delete(state, body!(OffsetDeleteRequest))),
+        ApiKey::ConsumerGroupHeartbeat => reply!(groups::consumer_heartbeat(
+            state,
+            &caller,
+            body!(ConsumerGroupHeartbeatRequest)
+        )),
+        ApiKey::ConsumerGroupDescribe => reply!(groups::consumer_describe(
+            state,
+            body!(ConsumerGroupDescribeRequest)
+        )),
         ApiKey::InitProducerId => {
             reply!(producer_id::handle(
                 &state.producer_ids,

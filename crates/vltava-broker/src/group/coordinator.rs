@@ -941,6 +941,14 @@ impl Coordinator {
         }
     }
 
+    /// Makes sure a group entry exists to hold offsets (for KIP-848 groups, whose membership
+    /// lives elsewhere).
+    pub fn ensure_group(&mut self, group_id: &str, now_ms: i64) {
+        self.groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id, now_ms));
+    }
+
     /// Validates an OffsetCommit against the group (Kafka's `validateOffsetCommit`).
     pub fn validate_commit(&mut self, req: &CommitRequest<'_>, now_ms: i64) -> Result<(), E> {
         let g = self

@@ -1,6 +1,7 @@
 //! Consumer groups: the coordinator state machine, its durable store, and the service that
 //! drives both for the request handlers.
 
+pub mod consumer;
 pub mod consumer_protocol;
 pub mod coordinator;
 pub mod service;

@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use kafka_protocol::error::ResponseError as E;
 use tokio::sync::oneshot;
 
+use super::consumer::{ConsumerGroups, ConsumerGroupsConfig};
 use super::coordinator::{
     Completion, Coordinator, CoordinatorConfig, JoinRequest, JoinResult, Reply, SyncResult, Ticket,
 };
@@ -17,6 +18,8 @@ use super::store::GroupStore;
 
 pub struct Inner {
     pub coord: Coordinator,
+    /// KIP-848 groups (membership only; their offsets live in `coord`).
+    pub cgroups: ConsumerGroups,
     store: GroupStore,
     waiters: HashMap<Ticket, oneshot::Sender<Completion>>,
 }
@@ -35,6 +38,7 @@ impl GroupService {
         Ok(GroupService {
             inner: Mutex::new(Inner {
                 coord,
+                cgroups: ConsumerGroups::new(ConsumerGroupsConfig::default()),
                 store,
                 waiters: HashMap::new(),
             }),
@@ -70,7 +74,10 @@ impl GroupService {
     }
 
     pub fn tick(&self, now_ms: i64) {
-        if let Err(e) = self.with(|i| i.coord.tick(now_ms)) {
+        if let Err(e) = self.with(|i| {
+            i.coord.tick(now_ms);
+            i.cgroups.tick(now_ms);
+        }) {
             tracing::error!(error = %e, "cannot persist group state");
         }
     }

@@ -25,7 +25,22 @@ use kafka_protocol::messages::{
     OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::consumer_group_describe_response::{
+    Assignment as DescribeAssignment, DescribedGroup as CgDescribedGroup, Member as CgMember,
+    TopicPartitions as DescribeTopicPartitions,
+};
+use kafka_protocol::messages::consumer_group_heartbeat_response::{
+    Assignment, TopicPartitions as HbTopicPartitions,
+};
+use kafka_protocol::messages::{
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse,
+};
+
 use super::{code, now_ms, s, topic_name};
+use crate::group::consumer::{HeartbeatReq, Parts, TopicInfo};
 use crate::group::coordinator::{CommitRequest, CommittedOffset, GroupState, JoinRequest};
 use crate::state::BrokerState;
 
@@ -45,6 +60,15 @@ pub async fn join(
     req: JoinGroupRequest,
     version: i16,
 ) -> JoinGroupResponse {
+    let consumer_group = state
+        .groups
+        .with(|i| i.cgroups.is_active(req.group_id.0.as_str()));
+    if consumer_group.unwrap_or(false) {
+        return JoinGroupResponse::default()
+            .with_error_code(code(E::InconsistentGroupProtocol))
+            .with_generation_id(-1)
+            .with_member_id(req.member_id.clone());
+    }
     let session = req.session_timeout_ms;
     let j = JoinRequest {
         group_id: req.group_id.0.to_string(),
@@ -208,7 +232,18 @@ pub fn offset_commit(state: &BrokerState, req: OffsetCommitRequest) -> OffsetCom
             member_id: req.member_id.as_str(),
             group_instance_id: opt(&req.group_instance_id),
         };
-        if let Err(e) = i.coord.validate_commit(&cr, now) {
+        // A KIP-848 group validates the member epoch; its offsets live with the classic ones.
+        let valid = match i
+            .cgroups
+            .validate_commit(&group, cr.member_id, cr.generation_id)
+        {
+            Some(v) => {
+                i.coord.ensure_group(&group, now);
+                v
+            }
+            None => i.coord.validate_commit(&cr, now),
+        };
+        if let Err(e) = valid {
             return req
                 .topics
                 .iter()
@@ -422,8 +457,29 @@ pub fn list_groups(
     let groups = state
         .groups
         .with(|i| {
-            i.coord
+            let consumer: Vec<ListedGroup> = i
+                .cgroups
                 .groups()
+                .filter(|g| !g.members.is_empty())
+                .filter(|g| states.is_empty() || states.contains(&g.state_name().to_lowercase()))
+                .filter(|_| types.is_empty() || types.iter().any(|t| t == "consumer"))
+                .map(|g| {
+                    let mut l = ListedGroup::default()
+                        .with_group_id(GroupId(s(&g.group_id)))
+                        .with_protocol_type(s("consumer"));
+                    if version >= 4 {
+                        l.group_state = s(g.state_name());
+                    }
+                    if version >= 5 {
+                        l.group_type = s("consumer");
+                    }
+                    l
+                })
+                .collect();
+            let classic: Vec<ListedGroup> = i
+                .coord
+                .groups()
+                .filter(|g| !i.cgroups.is_active(&g.group_id))
                 .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
                 .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
                 .map(|g| {
@@ -438,7 +494,8 @@ pub fn list_groups(
                     }
                     l
                 })
-                .collect()
+                .collect();
+            classic.into_iter().chain(consumer).collect()
         })
         .unwrap_or_default();
     ListGroupsResponse::default().with_groups(groups)
@@ -574,4 +631,169 @@ pub fn offset_delete(state: &BrokerState, req: OffsetDeleteRequest) -> OffsetDel
         Ok(Err(c)) => OffsetDeleteResponse::default().with_error_code(c),
         Err(_) => OffsetDeleteResponse::default().with_error_code(code(E::CoordinatorNotAvailable)),
     }
+}
+
+fn to_parts(
+    tps: &[kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions],
+) -> Parts {
+    tps.iter()
+        .map(|t| (t.topic_id, t.partitions.iter().copied().collect()))
+        .collect()
+}
+
+/// ConsumerGroupHeartbeat (KIP-848).
+pub fn consumer_heartbeat(
+    state: &BrokerState,
+    caller: &Caller<'_>,
+    req: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    let topics: BTreeMap<String, TopicInfo> = state
+        .topics
+        .all()
+        .iter()
+        .map(|t| {
+            let info = TopicInfo {
+                id: t.id,
+                partitions: t.partitions.len() as i32,
+            };
+            (t.name.clone(), info)
+        })
+        .collect();
+    let group = req.group_id.0.to_string();
+    let hb = HeartbeatReq {
+        group_id: group.clone(),
+        member_id: req.member_id.to_string(),
+        member_epoch: req.member_epoch,
+        instance_id: req.instance_id.as_ref().map(|x| x.to_string()),
+        rack_id: req.rack_id.as_ref().map(|x| x.to_string()),
+        rebalance_timeout_ms: req.rebalance_timeout_ms,
+        subscribed: req
+            .subscribed_topic_names
+            .as_ref()
+            .map(|v| v.iter().map(|t| t.0.to_string()).collect()),
+        assignor: req.server_assignor.as_ref().map(|x| x.to_string()),
+        owned: req.topic_partitions.as_deref().map(to_parts),
+        client_id: caller.client_id.to_string(),
+        client_host: format!("/{}", caller.client_host),
+    };
+    let now = now_ms();
+    let r = state.groups.with(|i| {
+        if i.coord.group(&group).is_some_and(|g| !g.members.is_empty()) {
+            return None;
+        }
+        Some(i.cgroups.heartbeat(hb, &topics, now))
+    });
+    let r = match r {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            let msg = format!("Group {group} is a classic group, not a consumer group.");
+            return ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(code(E::GroupIdNotFound))
+                .with_error_message(Some(s(&msg)))
+                .with_member_epoch(-1);
+        }
+        Err(_) => {
+            return ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(code(E::CoordinatorNotAvailable))
+                .with_member_epoch(-1)
+        }
+    };
+    let assignment = r.assignment.map(|a| {
+        Assignment::default().with_topic_partitions(
+            a.into_iter()
+                .map(|(id, ps)| {
+                    HbTopicPartitions::default()
+                        .with_topic_id(id)
+                        .with_partitions(ps.into_iter().collect())
+                })
+                .collect(),
+        )
+    });
+    ConsumerGroupHeartbeatResponse::default()
+        .with_error_code(r.error)
+        .with_error_message(r.message.as_deref().map(s))
+        .with_member_id(Some(s(&r.member_id)))
+        .with_member_epoch(r.member_epoch)
+        .with_heartbeat_interval_ms(r.heartbeat_interval_ms)
+        .with_assignment(assignment)
+}
+
+/// ConsumerGroupDescribe (KIP-848).
+pub fn consumer_describe(
+    state: &BrokerState,
+    req: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let names: BTreeMap<uuid::Uuid, String> = state
+        .topics
+        .all()
+        .iter()
+        .map(|t| (t.id, t.name.clone()))
+        .collect();
+    let describe_parts = |p: &Parts| {
+        DescribeAssignment::default().with_topic_partitions(
+            p.iter()
+                .map(|(id, ps)| {
+                    DescribeTopicPartitions::default()
+                        .with_topic_id(*id)
+                        .with_topic_name(topic_name(names.get(id).map_or("", String::as_str)))
+                        .with_partitions(ps.iter().copied().collect())
+                })
+                .collect(),
+        )
+    };
+    let empty = Parts::new();
+    let groups = req
+        .group_ids
+        .iter()
+        .map(|id| {
+            let described = state.groups.with(|i| {
+                match i
+                    .cgroups
+                    .group(id.0.as_str())
+                    .filter(|g| !g.members.is_empty())
+                {
+                    None => CgDescribedGroup::default()
+                        .with_group_id(id.clone())
+                        .with_error_code(code(E::GroupIdNotFound))
+                        .with_error_message(Some(s(&format!(
+                            "Group {} not found.",
+                            id.0.as_str()
+                        )))),
+                    Some(g) => CgDescribedGroup::default()
+                        .with_group_id(id.clone())
+                        .with_group_state(s(g.state_name()))
+                        .with_group_epoch(g.group_epoch)
+                        .with_assignment_epoch(g.assignment_epoch)
+                        .with_assignor_name(s("uniform"))
+                        .with_members(
+                            g.members
+                                .values()
+                                .map(|m| {
+                                    CgMember::default()
+                                        .with_member_id(s(&m.member_id))
+                                        .with_instance_id(m.instance_id.as_deref().map(s))
+                                        .with_rack_id(m.rack_id.as_deref().map(s))
+                                        .with_member_epoch(m.member_epoch)
+                                        .with_client_id(s(&m.client_id))
+                                        .with_client_host(s(&m.client_host))
+                                        .with_subscribed_topic_names(
+                                            m.subscribed.iter().map(|t| topic_name(t)).collect(),
+                                        )
+                                        .with_assignment(describe_parts(&m.assigned))
+                                        .with_target_assignment(describe_parts(
+                                            g.target.get(&m.member_id).unwrap_or(&empty),
+                                        ))
+                                })
+                                .collect(),
+                        ),
+                }
+            });
+            described.unwrap_or_else(|_| {
+                CgDescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(code(E::CoordinatorNotAvailable))
+            })
+        })
+        .collect();
+    ConsumerGroupDescribeResponse::default().with_groups(groups)
 }
