@@ -287,6 +287,9 @@ def test_commit_errors_leave_the_group_intact(broker):
         outsider.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
     assert "UNKNOWN_MEMBER_ID" in str(e.value)
     outsider.close()
+    with pytest.raises(KafkaException) as e:
+        c.commit(offsets=[TopicPartition(topic, 0, 3, metadata="m" * 5000)], asynchronous=False)
+    assert "OFFSET_METADATA_TOO_LARGE" in str(e.value) or "metadata" in str(e.value).lower()
     assert [tp.offset for tp in c.committed([TopicPartition(topic, 0)], 10)] == [10]
     assert len(group_state(bs, group).members) == 1
     c.close()
@@ -333,3 +336,30 @@ def test_kip848_consumer_protocol_with_librdkafka(broker):
     committed = a.committed([TopicPartition(topic, p) for p in range(4)], 10)
     assert sum(tp.offset for tp in committed) == 500
     a.close()
+
+
+def test_kip848_member_carries_on_after_broker_sigkill(broker):
+    """A KIP-848 member's epoch and partitions, and its committed offsets, survive a SIGKILL of
+    the broker: it keeps consuming where it committed without rejoining."""
+    bs, topic, group = broker.bootstrap, "kip848-restart", "durable-next-gen"
+    create(bs, topic, 2)
+    first = produce(bs, topic, 0, 100)
+    c = Consumer({"bootstrap.servers": bs, "group.id": group, "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    got = set()
+    wait_until(lambda: (lambda m: m is not None and not m.error() and got.add(m.value().decode()))(c.poll(0.2)) or first <= got,
+               60, interval_s=0, what="the first records")
+    c.commit(asynchronous=False)
+    admin = AdminClient({"bootstrap.servers": bs})
+    member_before = list(admin.describe_consumer_groups([group]).values())[0].result(10).members[0].member_id
+    broker.kill9()
+    broker.start()
+    second = produce(bs, topic, 100, 50)
+    got2 = set()
+    wait_until(lambda: (lambda m: m is not None and not m.error() and got2.add(m.value().decode()))(c.poll(0.2)) or second <= got2,
+               60, interval_s=0, what="records after the restart")
+    assert got2 == second, "the member resumed at its committed offsets"
+    after = list(admin.describe_consumer_groups([group]).values())[0].result(10)
+    assert [m.member_id for m in after.members] == [member_before]
+    c.close()

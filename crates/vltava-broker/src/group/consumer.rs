@@ -2,18 +2,20 @@
 //! heartbeat with their epoch and subscription, the coordinator computes a target assignment
 //! (uniform or range assignor) and reconciles each member towards it, never giving a partition
 //! to one member before the previous owner has revoked it. Semantics follow Kafka's
-//! `GroupMetadataManager` / `CurrentAssignmentBuilder`, simplified: membership is not persisted,
-//! so after a broker restart members rejoin (their committed offsets are durable).
+//! `GroupMetadataManager` / `CurrentAssignmentBuilder`. Every change of a group's epochs,
+//! members or assignments is emitted as a [`ConsumerGroupSnapshot`] to persist, so members keep
+//! their epochs and partitions across a broker restart.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::error::ResponseError as E;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Partitions by topic id.
 pub type Parts = BTreeMap<Uuid, BTreeSet<i32>>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicInfo {
     pub id: Uuid,
     pub partitions: i32,
@@ -39,7 +41,7 @@ impl Default for ConsumerGroupsConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CMember {
     pub member_id: String,
     pub instance_id: Option<String>,
@@ -56,8 +58,23 @@ pub struct CMember {
     /// Partitions it must give up; still counted as its own until it reports them gone.
     revoking: Parts,
     revoke_deadline_ms: i64,
+    #[serde(skip)]
     last_heartbeat_ms: i64,
+    #[serde(skip)]
     last_sent: Option<Parts>,
+}
+
+/// The durable state of one consumer-protocol group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerGroupSnapshot {
+    pub group_id: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: Vec<CMember>,
+    pub target: BTreeMap<String, Parts>,
+    /// The subscribed topics' ids and sizes the target was computed from.
+    #[serde(default)]
+    pub topics: BTreeMap<String, TopicInfo>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -118,6 +135,7 @@ pub struct HeartbeatResp {
 pub struct ConsumerGroups {
     cfg: ConsumerGroupsConfig,
     groups: BTreeMap<String, CGroup>,
+    records: Vec<ConsumerGroupSnapshot>,
 }
 
 fn count(p: &Parts) -> usize {
@@ -237,8 +255,65 @@ impl ConsumerGroups {
         ConsumerGroups {
             cfg,
             groups: BTreeMap::new(),
+            records: Vec::new(),
         }
     }
+    /// Snapshots of groups whose durable state changed since the last call.
+    pub fn take_records(&mut self) -> Vec<ConsumerGroupSnapshot> {
+        std::mem::take(&mut self.records)
+    }
+
+    fn snapshot(g: &CGroup) -> ConsumerGroupSnapshot {
+        ConsumerGroupSnapshot {
+            group_id: g.group_id.clone(),
+            group_epoch: g.group_epoch,
+            assignment_epoch: g.assignment_epoch,
+            // Without the volatile fields, so that a plain heartbeat changes nothing durable.
+            members: g
+                .members
+                .values()
+                .map(|m| CMember {
+                    last_heartbeat_ms: 0,
+                    last_sent: None,
+                    ..m.clone()
+                })
+                .collect(),
+            target: g.target.clone(),
+            topics: g.topics.clone(),
+        }
+    }
+
+    /// All groups' durable state (for store compaction).
+    pub fn snapshots(&self) -> Vec<ConsumerGroupSnapshot> {
+        self.groups.values().map(Self::snapshot).collect()
+    }
+
+    /// Restores a group at start-up; its members get a fresh session from `now_ms`.
+    pub fn replay(&mut self, s: ConsumerGroupSnapshot, now_ms: i64) {
+        let members = s
+            .members
+            .into_iter()
+            .map(|mut m| {
+                m.last_heartbeat_ms = now_ms;
+                m.revoke_deadline_ms = now_ms + m.rebalance_timeout_ms;
+                // The member may have missed the last answer: send its assignment again.
+                m.last_sent = None;
+                (m.member_id.clone(), m)
+            })
+            .collect();
+        self.groups.insert(
+            s.group_id.clone(),
+            CGroup {
+                group_id: s.group_id,
+                group_epoch: s.group_epoch,
+                assignment_epoch: s.assignment_epoch,
+                members,
+                target: s.target,
+                topics: s.topics,
+            },
+        );
+    }
+
     pub fn group(&self, id: &str) -> Option<&CGroup> {
         self.groups.get(id)
     }
@@ -272,6 +347,26 @@ impl ConsumerGroups {
         }
         let interval = self.cfg.heartbeat_interval_ms;
         let max = self.cfg.max_group_size;
+        let group_id = req.group_id.clone();
+        let before = self.groups.get(&group_id).map(Self::snapshot);
+        let resp = self.heartbeat_inner(req, topics, now_ms, interval, max);
+        if let Some(g) = self.groups.get(&group_id) {
+            let after = Self::snapshot(g);
+            if before.as_ref() != Some(&after) {
+                self.records.push(after);
+            }
+        }
+        resp
+    }
+
+    fn heartbeat_inner(
+        &mut self,
+        req: HeartbeatReq,
+        topics: &BTreeMap<String, TopicInfo>,
+        now_ms: i64,
+        interval: i32,
+        max: usize,
+    ) -> HeartbeatResp {
         let g = self
             .groups
             .entry(req.group_id.clone())
@@ -448,6 +543,7 @@ impl ConsumerGroups {
             if g.members.len() != before {
                 g.target.retain(|id, _| g.members.contains_key(id));
                 g.group_epoch += 1;
+                self.records.push(Self::snapshot(g));
             }
         }
         self.groups
@@ -564,6 +660,30 @@ mod tests {
             c.heartbeat(hb("b", 4, None), &t, 46_000).error,
             E::UnknownMemberId.code()
         );
+    }
+
+    #[test]
+    fn snapshots_restore_members_epochs_and_assignments() {
+        let (id, t) = topics(3);
+        let mut c = ConsumerGroups::new(ConsumerGroupsConfig::default());
+        let a = c.heartbeat(hb("a", 0, None), &t, 0);
+        let records = c.take_records();
+        assert!(!records.is_empty(), "a join is persisted");
+        let mut d = ConsumerGroups::new(ConsumerGroupsConfig::default());
+        for r in records {
+            d.replay(r, 1_000);
+        }
+        let again = d.heartbeat(hb("a", a.member_epoch, None), &t, 1_100);
+        assert_eq!((again.error, again.member_epoch), (0, a.member_epoch));
+        assert_eq!(
+            parts(&again, id),
+            [0, 1, 2].into(),
+            "the assignment is resent after a restart"
+        );
+        // A heartbeat that changes nothing durable writes nothing.
+        d.take_records();
+        d.heartbeat(hb("a", a.member_epoch, None), &t, 1_200);
+        assert!(d.take_records().is_empty());
     }
 
     #[test]

@@ -284,6 +284,8 @@ pub enum StoreRecord {
     DeleteGroup {
         group: String,
     },
+    /// A KIP-848 group's membership, epochs and assignments.
+    ConsumerGroup(super::consumer::ConsumerGroupSnapshot),
 }
 
 pub struct Coordinator {
@@ -380,6 +382,8 @@ impl Coordinator {
             StoreRecord::DeleteGroup { group } => {
                 self.groups.remove(&group);
             }
+            // Replayed into the consumer groups by the service.
+            StoreRecord::ConsumerGroup(_) => {}
         }
     }
 

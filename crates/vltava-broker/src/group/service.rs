@@ -12,7 +12,8 @@ use tokio::sync::oneshot;
 
 use super::consumer::{ConsumerGroups, ConsumerGroupsConfig};
 use super::coordinator::{
-    Completion, Coordinator, CoordinatorConfig, JoinRequest, JoinResult, Reply, SyncResult, Ticket,
+    Completion, Coordinator, CoordinatorConfig, JoinRequest, JoinResult, Reply, StoreRecord,
+    SyncResult, Ticket,
 };
 use super::store::GroupStore;
 
@@ -32,13 +33,17 @@ impl GroupService {
     pub fn open(dir: &Path, cfg: CoordinatorConfig, now_ms: i64) -> io::Result<GroupService> {
         let (store, records) = GroupStore::open(dir)?;
         let mut coord = Coordinator::new(cfg);
+        let mut cgroups = ConsumerGroups::new(ConsumerGroupsConfig::default());
         for r in records {
-            coord.replay(r, now_ms);
+            match r {
+                StoreRecord::ConsumerGroup(s) => cgroups.replay(s, now_ms),
+                r => coord.replay(r, now_ms),
+            }
         }
         Ok(GroupService {
             inner: Mutex::new(Inner {
                 coord,
-                cgroups: ConsumerGroups::new(ConsumerGroupsConfig::default()),
+                cgroups,
                 store,
                 waiters: HashMap::new(),
             }),
@@ -54,11 +59,23 @@ impl GroupService {
     pub fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> io::Result<R> {
         let mut inner = self.lock();
         let r = f(&mut inner);
-        let records = inner.coord.take_records();
+        let mut records = inner.coord.take_records();
+        records.extend(
+            inner
+                .cgroups
+                .take_records()
+                .into_iter()
+                .map(StoreRecord::ConsumerGroup),
+        );
         let persisted = inner.store.append(&records);
         if persisted.is_ok() && !records.is_empty() {
-            let Inner { coord, store, .. } = &mut *inner;
-            if let Err(e) = store.maybe_compact(coord) {
+            let Inner {
+                coord,
+                cgroups,
+                store,
+                ..
+            } = &mut *inner;
+            if let Err(e) = store.maybe_compact(coord, cgroups) {
                 tracing::warn!(error = %e, "group store compaction failed");
             }
         }

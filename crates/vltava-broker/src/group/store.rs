@@ -6,6 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use super::consumer::ConsumerGroups;
 use super::coordinator::{Coordinator, StoreRecord};
 
 const FILE: &str = "groups.log";
@@ -93,7 +94,7 @@ impl GroupStore {
     }
 
     /// Rewrites the file as a snapshot of `c` when it has grown well past one.
-    pub fn maybe_compact(&mut self, c: &Coordinator) -> io::Result<()> {
+    pub fn maybe_compact(&mut self, c: &Coordinator, cg: &ConsumerGroups) -> io::Result<()> {
         if self.size_bytes < MIN_COMPACT_BYTES.max(self.snapshot_bytes * COMPACT_FACTOR) {
             return Ok(());
         }
@@ -115,6 +116,9 @@ impl GroupStore {
                     value: Some(v.clone()),
                 })?);
             }
+        }
+        for snap in cg.snapshots() {
+            buf.extend_from_slice(&encode(&StoreRecord::ConsumerGroup(snap))?);
         }
         let tmp = self.path.with_extension("tmp");
         {
