@@ -264,7 +264,8 @@ impl PartitionLog {
                 position: last.2,
             },
             unsynced: Vec::new(),
-            dir_dirty: false,
+            // A segment file created (or recovered) here must have its directory entry synced too.
+            dir_dirty: true,
             producers,
         };
         Ok((log, report))

@@ -38,6 +38,7 @@ use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
     ConsumerGroupHeartbeatResponse,
 };
+use kafka_protocol::protocol::StrBytes;
 
 use super::{code, now_ms, s, topic_name};
 use crate::group::consumer::{HeartbeatReq, Parts, TopicInfo};
@@ -362,18 +363,26 @@ fn fetch_group(
         .unwrap_or_default()
 }
 
+/// What OffsetFetch reports for a partition: offset, leader epoch (v5+) and metadata, with
+/// Kafka's -1 / "" when nothing is committed.
+fn committed_view(o: &Option<CommittedOffset>, version: i16) -> (i64, i32, Option<StrBytes>) {
+    let epoch = match o {
+        Some(o) if version >= 5 => o.leader_epoch,
+        _ => -1,
+    };
+    let metadata = o.as_ref().and_then(|o| o.metadata.as_deref()).unwrap_or("");
+    (
+        o.as_ref().map_or(-1, |o| o.offset),
+        epoch,
+        Some(s(metadata)),
+    )
+}
+
 pub fn offset_fetch(
     state: &BrokerState,
     req: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
-    let leader_epoch = |o: &Option<CommittedOffset>| {
-        if version >= 5 {
-            o.as_ref().map_or(-1, |o| o.leader_epoch)
-        } else {
-            -1
-        }
-    };
     if version >= 8 {
         let groups = req
             .groups
@@ -396,16 +405,13 @@ pub fn offset_fetch(
                                     .with_partitions(
                                         ps.into_iter()
                                             .map(|(p, o)| {
+                                                let (offset, epoch, metadata) =
+                                                    committed_view(&o, version);
                                                 OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(p)
-                                                    .with_committed_offset(
-                                                        o.as_ref().map_or(-1, |o| o.offset),
-                                                    )
-                                                    .with_committed_leader_epoch(leader_epoch(&o))
-                                                    .with_metadata(Some(s(o
-                                                        .as_ref()
-                                                        .and_then(|o| o.metadata.as_deref())
-                                                        .unwrap_or(""))))
+                                                    .with_committed_offset(offset)
+                                                    .with_committed_leader_epoch(epoch)
+                                                    .with_metadata(metadata)
                                             })
                                             .collect(),
                                     )
@@ -431,14 +437,12 @@ pub fn offset_fetch(
                     .with_partitions(
                         ps.into_iter()
                             .map(|(p, o)| {
+                                let (offset, epoch, metadata) = committed_view(&o, version);
                                 OffsetFetchResponsePartition::default()
                                     .with_partition_index(p)
-                                    .with_committed_offset(o.as_ref().map_or(-1, |o| o.offset))
-                                    .with_committed_leader_epoch(leader_epoch(&o))
-                                    .with_metadata(Some(s(o
-                                        .as_ref()
-                                        .and_then(|o| o.metadata.as_deref())
-                                        .unwrap_or(""))))
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(metadata)
                             })
                             .collect(),
                     )
