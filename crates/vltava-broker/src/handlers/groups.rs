@@ -664,6 +664,19 @@ pub fn consumer_heartbeat(
         })
         .collect();
     let group = req.group_id.0.to_string();
+    if req
+        .subscribed_topic_regex
+        .as_ref()
+        .is_some_and(|r| !r.is_empty())
+    {
+        // Refused rather than ignored: the member would otherwise be subscribed to nothing.
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(code(E::InvalidRequest))
+            .with_error_message(Some(s(
+                "regular-expression subscriptions are not supported by this broker yet",
+            )))
+            .with_member_epoch(-1);
+    }
     let hb = HeartbeatReq {
         group_id: group.clone(),
         member_id: req.member_id.to_string(),
