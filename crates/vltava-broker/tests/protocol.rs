@@ -51,3 +51,29 @@ async fn offset_for_leader_epoch_reports_the_single_epoch() {
     assert_eq!(epoch_end(&mut s, "missing", 0, -1).await.0, 3);
     b.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn consumer_group_heartbeat_refuses_regex_subscriptions() {
+    use kafka_protocol::messages::{
+        ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId,
+    };
+    let (b, _dir) = start(true).await;
+    let mut s = connect(&b).await;
+    let req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_member_id(StrBytes::from_static_str("m1"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(10_000)
+        .with_subscribed_topic_names(Some(vec![]))
+        .with_subscribed_topic_regex(Some(StrBytes::from_static_str("orders.*")));
+    let r: ConsumerGroupHeartbeatResponse = call(&mut s, &req, 1).await.expect("response");
+    assert_eq!(r.error_code, 42, "INVALID_REQUEST");
+    // The same member with a topic list joins.
+    let req = req
+        .with_subscribed_topic_regex(None)
+        .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("orders"))]));
+    let r: ConsumerGroupHeartbeatResponse = call(&mut s, &req, 1).await.expect("response");
+    assert_eq!(r.error_code, 0);
+    assert!(r.member_epoch > 0);
+    b.shutdown().await.expect("shutdown");
+}
