@@ -1,0 +1,381 @@
+//! `vltava groups`: list, describe (with lag), reset-offsets, delete.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::bail;
+use clap::{ArgGroup, Args, Subcommand};
+use serde_json::json;
+use vltava_client::{Client, GroupDescription, GroupMember};
+
+use super::{now_ms, parse_time_ms, print_json, topic_partitions, ClientArgs, Table};
+
+#[derive(Args)]
+#[command(after_help = "Examples:
+  vltava groups list
+  vltava groups describe billing
+  vltava groups reset-offsets billing --topic orders --to-earliest            # dry run
+  vltava groups reset-offsets billing --topic orders:0,1 --shift-by -10 --execute
+  vltava groups delete billing")]
+pub struct GroupsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: GroupsCommand,
+}
+
+#[derive(Subcommand)]
+pub enum GroupsCommand {
+    /// List consumer groups with their state.
+    #[command(after_help = "Example:\n  vltava groups list -o json")]
+    List,
+    /// Per partition: committed offset, log end offset, lag and the member that owns it.
+    #[command(after_help = "Examples:\n  vltava groups describe billing\n  vltava groups describe billing audit -o json")]
+    Describe {
+        /// Groups to describe.
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+    /// Move a group's committed offsets. A dry run unless --execute is given; the group must
+    /// have no active members.
+    #[command(
+        group(ArgGroup::new("scope").required(true).args(["topics", "all_topics"])),
+        group(ArgGroup::new("to").required(true).args(["to_earliest", "to_latest", "to_offset", "to_datetime", "shift_by", "by_duration"])),
+        after_help = "Examples:\n  vltava groups reset-offsets billing --topic orders --to-earliest\n  vltava groups reset-offsets billing --all-topics --to-datetime 2026-11-22T09:00:00Z --execute\n  vltava groups reset-offsets billing --topic orders:2 --to-offset 1500 --execute"
+    )]
+    ResetOffsets {
+        group: String,
+        /// TOPIC or TOPIC:P,P,...; repeat for several.
+        #[arg(long = "topic", short = 't')]
+        topics: Vec<String>,
+        /// Every topic the group has committed offsets for.
+        #[arg(long)]
+        all_topics: bool,
+        #[arg(long)]
+        to_earliest: bool,
+        #[arg(long)]
+        to_latest: bool,
+        #[arg(long)]
+        to_offset: Option<i64>,
+        /// RFC 3339 time, epoch ms or a duration ago; the first offset at or after it.
+        #[arg(long)]
+        to_datetime: Option<String>,
+        /// Move each offset by N (negative: back).
+        #[arg(long, allow_negative_numbers = true)]
+        shift_by: Option<i64>,
+        /// The offset at this long ago (e.g. 1h, 30m).
+        #[arg(long)]
+        by_duration: Option<String>,
+        /// Apply the change (without it, only show it).
+        #[arg(long)]
+        execute: bool,
+    },
+    /// Delete groups and their committed offsets (they must have no active members).
+    #[command(after_help = "Example:\n  vltava groups delete billing")]
+    Delete {
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+}
+
+pub async fn run(a: GroupsArgs) -> anyhow::Result<()> {
+    let json = a.client.json();
+    let mut c = a.client.connect().await?;
+    match a.command {
+        GroupsCommand::List => list(&mut c, json).await,
+        GroupsCommand::Describe { groups } => {
+            let mut docs = Vec::new();
+            for (i, g) in groups.iter().enumerate() {
+                let d = describe(&mut c, g).await?;
+                if json {
+                    docs.push(d.to_json());
+                } else {
+                    if i > 0 {
+                        println!();
+                    }
+                    d.print();
+                }
+            }
+            if json {
+                print_json(&json!(docs));
+            }
+            Ok(())
+        }
+        GroupsCommand::ResetOffsets {
+            group,
+            topics,
+            all_topics,
+            to_earliest,
+            to_latest,
+            to_offset,
+            to_datetime,
+            shift_by,
+            by_duration,
+            execute,
+        } => {
+            let target = if to_earliest {
+                Target::Earliest
+            } else if to_latest {
+                Target::Latest
+            } else if let Some(o) = to_offset {
+                Target::Offset(o)
+            } else if let Some(t) = to_datetime {
+                Target::Time(parse_time_ms(&t, now_ms())?)
+            } else if let Some(n) = shift_by {
+                Target::Shift(n)
+            } else if let Some(d) = by_duration {
+                let d = humantime::parse_duration(d.trim_start_matches('-'))
+                    .map_err(|e| anyhow::anyhow!("--by-duration '{d}': {e}"))?;
+                Target::Time(now_ms() - d.as_millis() as i64)
+            } else {
+                bail!("give one of --to-earliest, --to-latest, --to-offset, --to-datetime, --shift-by, --by-duration");
+            };
+            reset(&mut c, &group, &topics, all_topics, target, execute, json).await
+        }
+        GroupsCommand::Delete { groups } => {
+            for g in &groups {
+                c.delete_group(g).await?;
+                if !json {
+                    println!("deleted group '{g}'");
+                }
+            }
+            if json {
+                print_json(&json!(groups.iter().map(|g| json!({"group": g, "status": "deleted"})).collect::<Vec<_>>()));
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn list(c: &mut Client, json: bool) -> anyhow::Result<()> {
+    let groups = c.list_groups().await?;
+    if json {
+        print_json(&json!(groups
+            .iter()
+            .map(|g| json!({"group": g.group_id, "state": g.state, "type": g.group_type, "protocol_type": g.protocol_type}))
+            .collect::<Vec<_>>()));
+        return Ok(());
+    }
+    let mut t = Table::new(&["GROUP", "STATE", "TYPE", "PROTOCOL-TYPE"]);
+    for g in groups {
+        t.row(vec![g.group_id, g.state, g.group_type, g.protocol_type]);
+    }
+    t.print();
+    Ok(())
+}
+
+/// One row of `groups describe`.
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub current_offset: Option<i64>,
+    pub log_end_offset: i64,
+    pub lag: Option<i64>,
+    pub member: Option<GroupMember>,
+}
+
+pub struct Described {
+    pub group: GroupDescription,
+    pub partitions: Vec<PartitionLag>,
+}
+
+impl Described {
+    pub fn total_lag(&self) -> i64 {
+        self.partitions.iter().filter_map(|p| p.lag).sum()
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "group": self.group.group_id,
+            "state": self.group.state,
+            "type": self.group.group_type,
+            "protocol": self.group.protocol,
+            "total_lag": self.total_lag(),
+            "members": self.group.members.iter().map(|m| json!({
+                "member_id": m.member_id, "instance_id": m.instance_id, "client_id": m.client_id, "host": m.host,
+                "assignment": m.assignment.iter().map(|(t, p)| json!({"topic": t, "partition": p})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "partitions": self.partitions.iter().map(|p| json!({
+                "topic": p.topic, "partition": p.partition, "current_offset": p.current_offset,
+                "log_end_offset": p.log_end_offset, "lag": p.lag,
+                "member_id": p.member.as_ref().map(|m| &m.member_id),
+                "client_id": p.member.as_ref().map(|m| &m.client_id),
+                "host": p.member.as_ref().map(|m| &m.host),
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn print(&self) {
+        let g = &self.group;
+        println!(
+            "Group '{}': state {}, {} member(s), protocol {}, total lag {}",
+            g.group_id,
+            g.state,
+            g.members.len(),
+            if g.protocol.is_empty() { "-" } else { &g.protocol },
+            self.total_lag()
+        );
+        println!();
+        let mut t = Table::new(&["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"]);
+        let dash = || "-".to_string();
+        for p in &self.partitions {
+            t.row(vec![
+                p.topic.clone(),
+                p.partition.to_string(),
+                p.current_offset.map(|o| o.to_string()).unwrap_or_else(dash),
+                p.log_end_offset.to_string(),
+                p.lag.map(|o| o.to_string()).unwrap_or_else(dash),
+                p.member.as_ref().map(|m| m.member_id.clone()).unwrap_or_else(dash),
+                p.member.as_ref().map(|m| m.host.clone()).unwrap_or_else(dash),
+                p.member.as_ref().map(|m| m.client_id.clone()).unwrap_or_else(dash),
+            ]);
+        }
+        t.print();
+    }
+}
+
+/// A group's description with lag per partition: every partition it has committed or is assigned.
+pub async fn describe(c: &mut Client, group: &str) -> anyhow::Result<Described> {
+    let desc = c.describe_group(group).await?;
+    let committed = c.committed(group).await?;
+    let mut rows: BTreeMap<(String, i32), (Option<i64>, Option<GroupMember>)> = BTreeMap::new();
+    for o in &committed {
+        rows.entry((o.topic.clone(), o.partition)).or_default().0 = Some(o.offset);
+    }
+    for m in &desc.members {
+        for tp in &m.assignment {
+            rows.entry(tp.clone()).or_default().1 = Some(m.clone());
+        }
+    }
+    // Partitions of deleted topics are left out of the end offsets.
+    let md = c.metadata(None, false).await?;
+    let existing: HashMap<(String, i32), ()> = md
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| ((t.name.clone(), p.partition), ())))
+        .collect();
+    let tps: Vec<(String, i32)> = rows.keys().filter(|k| existing.contains_key(*k)).cloned().collect();
+    let wms = c.watermarks_of(&tps).await?;
+    let end: HashMap<(String, i32), i64> = wms.iter().map(|w| ((w.topic.clone(), w.partition), w.latest)).collect();
+    let partitions = rows
+        .into_iter()
+        .filter_map(|(tp, (current, member))| {
+            let leo = *end.get(&tp)?;
+            Some(PartitionLag {
+                lag: current.map(|c| (leo - c).max(0)),
+                topic: tp.0,
+                partition: tp.1,
+                current_offset: current,
+                log_end_offset: leo,
+                member,
+            })
+        })
+        .collect();
+    Ok(Described { group: desc, partitions })
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Earliest,
+    Latest,
+    Offset(i64),
+    Time(i64),
+    Shift(i64),
+}
+
+async fn reset(
+    c: &mut Client,
+    group: &str,
+    topics: &[String],
+    all_topics: bool,
+    target: Target,
+    execute: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let desc = match c.describe_group(group).await {
+        Ok(d) => Some(d),
+        Err(e) if e.code() == Some(69) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(d) = &desc {
+        if !d.is_inactive() {
+            bail!(
+                "group '{group}' has {} active member(s) (state {}); stop its consumers before resetting offsets",
+                d.members.len(),
+                d.state
+            );
+        }
+    }
+    let committed = c.committed(group).await?;
+    let current: HashMap<(String, i32), i64> = committed.iter().map(|o| ((o.topic.clone(), o.partition), o.offset)).collect();
+    let mut tps: Vec<(String, i32)> = Vec::new();
+    if all_topics {
+        tps = committed.iter().map(|o| (o.topic.clone(), o.partition)).collect();
+        if tps.is_empty() {
+            bail!("group '{group}' has no committed offsets; name the topics with --topic");
+        }
+    }
+    for spec in topics {
+        let (t, parts) = topic_partitions(spec)?;
+        let meta = c.topic(&t).await?;
+        match parts {
+            Some(ps) => {
+                for p in ps {
+                    if !meta.partitions.iter().any(|m| m.partition == p) {
+                        bail!("topic '{t}' has no partition {p}");
+                    }
+                    tps.push((t.clone(), p));
+                }
+            }
+            None => tps.extend(meta.partitions.iter().map(|m| (t.clone(), m.partition))),
+        }
+    }
+    tps.sort();
+    tps.dedup();
+    let wms = c.watermarks_of(&tps).await?;
+    let range: HashMap<(String, i32), (i64, i64)> = wms.iter().map(|w| ((w.topic.clone(), w.partition), (w.earliest, w.latest))).collect();
+    let by_time = match target {
+        Target::Time(ts) => {
+            let q: Vec<_> = tps.iter().map(|(t, p)| (t.clone(), *p, ts)).collect();
+            c.list_offsets(&q).await?
+        }
+        _ => HashMap::new(),
+    };
+    let mut plan: Vec<(String, i32, Option<i64>, i64)> = Vec::new();
+    for tp in &tps {
+        let (lo, hi) = range.get(tp).copied().unwrap_or((0, 0));
+        let cur = current.get(tp).copied();
+        let new = match target {
+            Target::Earliest => lo,
+            Target::Latest => hi,
+            Target::Offset(o) => o,
+            Target::Shift(n) => cur.unwrap_or(lo).saturating_add(n),
+            Target::Time(_) => match by_time.get(tp).map(|o| o.offset) {
+                Some(o) if o >= 0 => o,
+                _ => hi,
+            },
+        };
+        // As Kafka's tool does: offsets outside the log are moved to its nearest end.
+        plan.push((tp.0.clone(), tp.1, cur, new.clamp(lo, hi)));
+    }
+    if execute {
+        let offsets: Vec<(String, i32, i64)> = plan.iter().map(|(t, p, _, n)| (t.clone(), *p, *n)).collect();
+        c.commit(group, &offsets).await?;
+    }
+    if json {
+        print_json(&json!({
+            "group": group,
+            "executed": execute,
+            "partitions": plan.iter().map(|(t, p, cur, new)| json!({"topic": t, "partition": p, "current_offset": cur, "new_offset": new})).collect::<Vec<_>>(),
+        }));
+    } else {
+        let mut t = Table::new(&["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"]);
+        for (topic, p, cur, new) in &plan {
+            t.row(vec![group.to_string(), topic.clone(), p.to_string(), cur.map(|c| c.to_string()).unwrap_or_else(|| "-".into()), new.to_string()]);
+        }
+        t.print();
+        if !execute {
+            eprintln!("dry run: nothing changed; add --execute to apply");
+        }
+    }
+    Ok(())
+}

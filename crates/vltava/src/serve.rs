@@ -1,0 +1,181 @@
+//! `vltava serve`: run the broker.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context};
+use clap::Parser;
+use vltava_broker::{Broker, BrokerConfig, ListenerConfig};
+
+#[derive(Parser)]
+pub struct ServeArgs {
+    /// Address of the default listener (PLAINTEXT) [default: 127.0.0.1:9092 when no --listener is given].
+    #[arg(long, env = "VLTAVA_LISTEN")]
+    listen: Option<String>,
+    /// Named listener NAME=HOST:PORT; repeat for several (comma-separated in the variable).
+    #[arg(long = "listener", env = "VLTAVA_LISTENERS", value_delimiter = ',')]
+    listeners: Vec<String>,
+    /// Address clients are told to use: HOST:PORT for the default listener, or NAME=HOST:PORT.
+    #[arg(long = "advertise", env = "VLTAVA_ADVERTISE", value_delimiter = ',')]
+    advertise: Vec<String>,
+    /// Where topics and their logs are stored.
+    #[arg(long, env = "VLTAVA_DATA_DIR", default_value = "./vltava-data")]
+    data_dir: PathBuf,
+    /// Create a topic when a client asks for metadata of one that does not exist.
+    #[arg(long, env = "VLTAVA_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    auto_create_topics: bool,
+    /// Same as --auto-create-topics false.
+    #[arg(long, conflicts_with = "auto_create_topics")]
+    no_auto_create_topics: bool,
+    /// Partitions of auto-created topics and of CreateTopics asking for the default (num.partitions).
+    #[arg(long, env = "VLTAVA_DEFAULT_PARTITIONS", default_value_t = 1)]
+    default_partitions: i32,
+    /// This broker's node id.
+    #[arg(long, env = "VLTAVA_NODE_ID", default_value_t = 1)]
+    node_id: i32,
+    /// Largest request frame accepted; larger ones close the connection (socket.request.max.bytes).
+    #[arg(long, env = "VLTAVA_MAX_REQUEST_BYTES", default_value_t = 100 * 1024 * 1024)]
+    max_request_bytes: usize,
+    /// How often retention runs (log.retention.check.interval.ms).
+    #[arg(
+        long,
+        env = "VLTAVA_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 300_000
+    )]
+    retention_check_interval_ms: u64,
+    /// Most client connections served at once (max.connections).
+    #[arg(long, env = "VLTAVA_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Smallest session.timeout.ms a group member may ask for (group.min.session.timeout.ms).
+    #[arg(
+        long,
+        env = "VLTAVA_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 1_000
+    )]
+    group_min_session_timeout_ms: i32,
+    /// Wait before the first rebalance of an empty group (group.initial.rebalance.delay.ms).
+    #[arg(
+        long,
+        env = "VLTAVA_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 0
+    )]
+    group_initial_rebalance_delay_ms: i64,
+    /// How long an empty group's committed offsets are kept (offsets.retention.minutes).
+    #[arg(
+        long,
+        env = "VLTAVA_OFFSETS_RETENTION_MINUTES",
+        default_value_t = 10_080
+    )]
+    offsets_retention_minutes: i64,
+    /// Log filter, e.g. info or vltava_broker=debug.
+    #[arg(long, env = "VLTAVA_LOG", default_value = "info")]
+    pub log: String,
+}
+
+fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .with_context(|| format!("'{addr}' is not a HOST:PORT address"))?
+        .next()
+        .ok_or_else(|| anyhow!("'{addr}' resolves to no address"))
+}
+
+fn split_host_port(s: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow!("'{s}' is not HOST:PORT"))?;
+    let port = port
+        .parse::<u16>()
+        .with_context(|| format!("'{port}' in '{s}' is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        bail!("'{s}' has no host");
+    }
+    Ok((host.to_string(), port))
+}
+
+fn broker_config(a: &ServeArgs) -> anyhow::Result<BrokerConfig> {
+    let mut listeners = Vec::new();
+    for l in &a.listeners {
+        let (name, addr) = l
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--listener '{l}' must be NAME=HOST:PORT"))?;
+        if name.is_empty() || listeners.iter().any(|x: &ListenerConfig| x.name == name) {
+            bail!("--listener '{l}': listener names must be non-empty and unique");
+        }
+        listeners.push(ListenerConfig::new(name, resolve(addr)?));
+    }
+    if a.listen.is_some() || listeners.is_empty() {
+        let addr = a.listen.as_deref().unwrap_or("127.0.0.1:9092");
+        if listeners.iter().any(|x| x.name == "PLAINTEXT") {
+            bail!("--listen adds the PLAINTEXT listener, which --listener also names");
+        }
+        listeners.insert(0, ListenerConfig::new("PLAINTEXT", resolve(addr)?));
+    }
+    for adv in &a.advertise {
+        let (target, hp) = match adv.split_once('=') {
+            Some((name, hp)) => (
+                listeners
+                    .iter_mut()
+                    .find(|l| l.name == name)
+                    .ok_or_else(|| anyhow!("--advertise '{adv}': no listener named '{name}'"))?,
+                hp,
+            ),
+            None => (&mut listeners[0], adv.as_str()),
+        };
+        let (host, port) = split_host_port(hp)?;
+        target.advertised_host = host;
+        target.advertised_port = port;
+    }
+    if a.default_partitions < 1 {
+        bail!("--default-partitions must be at least 1");
+    }
+    if a.max_request_bytes < 1024 {
+        bail!("--max-request-bytes must be at least 1024");
+    }
+    let mut c = BrokerConfig::new(listeners[0].bind, a.data_dir.clone());
+    c.listeners = listeners;
+    c.node_id = a.node_id;
+    c.auto_create_topics = a.auto_create_topics && !a.no_auto_create_topics;
+    c.default_partitions = a.default_partitions;
+    c.max_request_bytes = a.max_request_bytes;
+    c.retention_check_interval_ms = a.retention_check_interval_ms;
+    c.max_connections = a.max_connections;
+    if a.group_min_session_timeout_ms < 1
+        || a.offsets_retention_minutes < 1
+        || a.group_initial_rebalance_delay_ms < 0
+    {
+        bail!("group timeouts and offsets retention must be positive");
+    }
+    c.group_min_session_timeout_ms = a.group_min_session_timeout_ms;
+    c.group_initial_rebalance_delay_ms = a.group_initial_rebalance_delay_ms;
+    c.offsets_retention_ms = a.offsets_retention_minutes * 60_000;
+    Ok(c)
+}
+
+pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config = broker_config(&a)?;
+    let data_dir = config.data_dir.clone();
+    let broker = Broker::start(config).await?;
+    println!(
+        "Vltava {} ready in {} ms, data in {}",
+        env!("CARGO_PKG_VERSION"),
+        started.elapsed().as_millis(),
+        data_dir.display()
+    );
+    for l in broker.listeners() {
+        println!("  bootstrap servers ({}): {}:{}", l.name, l.host, l.port);
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    broker.shutdown().await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
