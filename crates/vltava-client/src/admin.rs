@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
@@ -271,12 +273,17 @@ impl Client {
 
     /// One topic's metadata, asking the broker to create it when it auto-creates topics.
     pub async fn topic_with(&mut self, name: &str, auto_create: bool) -> Result<TopicMetadata> {
-        let md = self.metadata(Some(&[name.to_string()]), auto_create).await?;
+        let md = self
+            .metadata(Some(&[name.to_string()]), auto_create)
+            .await?;
         let t = md
             .topics
             .into_iter()
             .find(|t| t.name == name)
-            .ok_or_else(|| ClientError::from_code(3, &topic_ctx(name), None).unwrap_or_else(|| ClientError::Other(String::new())))?;
+            .ok_or_else(|| {
+                ClientError::from_code(3, &topic_ctx(name), None)
+                    .unwrap_or_else(|| ClientError::Other(String::new()))
+            })?;
         if let Some(e) = ClientError::from_code(t.error_code, &topic_ctx(name), None) {
             return Err(e);
         }
@@ -284,7 +291,10 @@ impl Client {
     }
 
     /// ListOffsets for (topic, partition, timestamp) queries, each sent to its partition's leader.
-    pub async fn list_offsets(&mut self, queries: &[(String, i32, i64)]) -> Result<HashMap<Tp, OffsetAt>> {
+    pub async fn list_offsets(
+        &mut self,
+        queries: &[(String, i32, i64)],
+    ) -> Result<HashMap<Tp, OffsetAt>> {
         let mut topics: Vec<String> = queries.iter().map(|q| q.0.clone()).collect();
         topics.sort();
         topics.dedup();
@@ -300,31 +310,40 @@ impl Client {
         }
         let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<(i32, i64)>>> = BTreeMap::new();
         for (t, p, ts) in queries {
-            let leader = *leaders.get(&(t.clone(), *p)).ok_or_else(|| {
-                ClientError::Other(format!("topic '{t}' has no partition {p}"))
-            })?;
-            by_leader.entry(leader).or_default().entry(t.clone()).or_default().push((*p, *ts));
+            let leader = *leaders
+                .get(&(t.clone(), *p))
+                .ok_or_else(|| ClientError::Other(format!("topic '{t}' has no partition {p}")))?;
+            by_leader
+                .entry(leader)
+                .or_default()
+                .entry(t.clone())
+                .or_default()
+                .push((*p, *ts));
         }
         let mut out = HashMap::new();
         for (leader, topics) in by_leader {
             let (resp, _) = self
                 .call(Node::Id(leader), 7, |_| {
-                    ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(
-                        topics
-                            .iter()
-                            .map(|(t, ps)| {
-                                ListOffsetsTopic::default().with_name(tn(t)).with_partitions(
-                                    ps.iter()
-                                        .map(|(p, ts)| {
-                                            ListOffsetsPartition::default()
-                                                .with_partition_index(*p)
-                                                .with_timestamp(*ts)
-                                        })
-                                        .collect(),
-                                )
-                            })
-                            .collect(),
-                    )
+                    ListOffsetsRequest::default()
+                        .with_replica_id((-1).into())
+                        .with_topics(
+                            topics
+                                .iter()
+                                .map(|(t, ps)| {
+                                    ListOffsetsTopic::default()
+                                        .with_name(tn(t))
+                                        .with_partitions(
+                                            ps.iter()
+                                                .map(|(p, ts)| {
+                                                    ListOffsetsPartition::default()
+                                                        .with_partition_index(*p)
+                                                        .with_timestamp(*ts)
+                                                })
+                                                .collect(),
+                                        )
+                                })
+                                .collect(),
+                        )
                 })
                 .await?;
             for t in resp.topics {
@@ -335,7 +354,10 @@ impl Client {
                     }
                     out.insert(
                         (t.name.0.to_string(), p.partition_index),
-                        OffsetAt { offset: p.offset, timestamp: p.timestamp },
+                        OffsetAt {
+                            offset: p.offset,
+                            timestamp: p.timestamp,
+                        },
                     );
                 }
             }
@@ -363,7 +385,11 @@ impl Client {
         if tps.is_empty() {
             return Ok(Vec::new());
         }
-        let q = |ts: i64| tps.iter().map(|(t, p)| (t.clone(), *p, ts)).collect::<Vec<_>>();
+        let q = |ts: i64| {
+            tps.iter()
+                .map(|(t, p)| (t.clone(), *p, ts))
+                .collect::<Vec<_>>()
+        };
         let earliest = self.list_offsets(&q(EARLIEST)).await?;
         let latest = self.list_offsets(&q(LATEST)).await?;
         let mut out: Vec<Watermarks> = tps
@@ -384,13 +410,17 @@ impl Client {
         let (resp, _) = self
             .call(Node::Any, 4, |_| {
                 DescribeConfigsRequest::default().with_resources(vec![
-                    DescribeConfigsResource::default().with_resource_type(2).with_resource_name(s(topic)),
+                    DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s(topic)),
                 ])
             })
             .await?;
         let mut out = Vec::new();
         for r in resp.results {
-            if let Some(e) = ClientError::from_code(r.error_code, &topic_ctx(topic), r.error_message.as_deref()) {
+            if let Some(e) =
+                ClientError::from_code(r.error_code, &topic_ctx(topic), r.error_message.as_deref())
+            {
                 return Err(e);
             }
             for c in r.configs {
@@ -422,15 +452,26 @@ impl Client {
                         .with_configs(
                             t.configs
                                 .iter()
-                                .map(|(k, v)| CreatableTopicConfig::default().with_name(s(k)).with_value(Some(s(v))))
+                                .map(|(k, v)| {
+                                    CreatableTopicConfig::default()
+                                        .with_name(s(k))
+                                        .with_value(Some(s(v)))
+                                })
                                 .collect(),
                         )])
             })
             .await?;
         for r in resp.topics {
-            if let Some(e) = ClientError::from_code(r.error_code, &topic_ctx(&t.name), r.error_message.as_deref()) {
+            if let Some(e) = ClientError::from_code(
+                r.error_code,
+                &topic_ctx(&t.name),
+                r.error_message.as_deref(),
+            ) {
                 return Err(match r.error_code {
-                    36 => ClientError::Kafka { code: 36, message: format!("topic '{}' already exists", t.name) },
+                    36 => ClientError::Kafka {
+                        code: 36,
+                        message: format!("topic '{}' already exists", t.name),
+                    },
                     _ => e,
                 });
             }
@@ -452,7 +493,9 @@ impl Client {
             })
             .await?;
         for r in resp.responses {
-            if let Some(e) = ClientError::from_code(r.error_code, &topic_ctx(name), r.error_message.as_deref()) {
+            if let Some(e) =
+                ClientError::from_code(r.error_code, &topic_ctx(name), r.error_message.as_deref())
+            {
                 return Err(e);
             }
         }
@@ -460,18 +503,28 @@ impl Client {
     }
 
     /// Grows a topic to `total` partitions.
-    pub async fn create_partitions(&mut self, name: &str, total: i32, validate_only: bool) -> Result<()> {
+    pub async fn create_partitions(
+        &mut self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<()> {
         let timeout_ms = self.options().timeout_ms as i32;
         let (resp, _) = self
             .call(Node::Any, 3, |_| {
                 CreatePartitionsRequest::default()
                     .with_timeout_ms(timeout_ms)
                     .with_validate_only(validate_only)
-                    .with_topics(vec![CreatePartitionsTopic::default().with_name(tn(name)).with_count(total)])
+                    .with_topics(vec![CreatePartitionsTopic::default()
+                        .with_name(tn(name))
+                        .with_count(total)
+                        .with_assignments(None)])
             })
             .await?;
         for r in resp.results {
-            if let Some(e) = ClientError::from_code(r.error_code, &topic_ctx(name), r.error_message.as_deref()) {
+            if let Some(e) =
+                ClientError::from_code(r.error_code, &topic_ctx(name), r.error_message.as_deref())
+            {
                 return Err(e);
             }
         }
@@ -488,21 +541,32 @@ impl Client {
     ) -> Result<()> {
         let mut configs: Vec<AlterableConfig> = set
             .iter()
-            .map(|(k, v)| AlterableConfig::default().with_name(s(k)).with_config_operation(0).with_value(Some(s(v))))
+            .map(|(k, v)| {
+                AlterableConfig::default()
+                    .with_name(s(k))
+                    .with_config_operation(0)
+                    .with_value(Some(s(v)))
+            })
             .collect();
-        configs.extend(delete.iter().map(|k| AlterableConfig::default().with_name(s(k)).with_config_operation(1)));
+        configs.extend(delete.iter().map(|k| {
+            AlterableConfig::default()
+                .with_name(s(k))
+                .with_config_operation(1)
+        }));
         let (resp, _) = self
             .call(Node::Any, 1, |_| {
-                IncrementalAlterConfigsRequest::default().with_validate_only(validate_only).with_resources(vec![
-                    AlterConfigsResource::default()
+                IncrementalAlterConfigsRequest::default()
+                    .with_validate_only(validate_only)
+                    .with_resources(vec![AlterConfigsResource::default()
                         .with_resource_type(2)
                         .with_resource_name(s(topic))
-                        .with_configs(configs),
-                ])
+                        .with_configs(configs)])
             })
             .await?;
         for r in resp.responses {
-            if let Some(e) = ClientError::from_code(r.error_code, &topic_ctx(topic), r.error_message.as_deref()) {
+            if let Some(e) =
+                ClientError::from_code(r.error_code, &topic_ctx(topic), r.error_message.as_deref())
+            {
                 return Err(e);
             }
         }
@@ -511,7 +575,11 @@ impl Client {
 
     /// Deletes records before the given offsets (-1: the high watermark). Returns the new log start
     /// offset of each partition.
-    pub async fn delete_records(&mut self, topic: &str, before: &[(i32, i64)]) -> Result<Vec<(i32, i64)>> {
+    pub async fn delete_records(
+        &mut self,
+        topic: &str,
+        before: &[(i32, i64)],
+    ) -> Result<Vec<(i32, i64)>> {
         let t = self.topic(topic).await?;
         let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
         for (p, off) in before {
@@ -520,7 +588,9 @@ impl Client {
                 .iter()
                 .find(|m| m.partition == *p)
                 .map(|m| m.leader)
-                .ok_or_else(|| ClientError::Other(format!("topic '{topic}' has no partition {p}")))?;
+                .ok_or_else(|| {
+                    ClientError::Other(format!("topic '{topic}' has no partition {p}"))
+                })?;
             by_leader.entry(leader).or_default().push((*p, *off));
         }
         let timeout_ms = self.options().timeout_ms as i32;
@@ -528,14 +598,20 @@ impl Client {
         for (leader, parts) in by_leader {
             let (resp, _) = self
                 .call(Node::Id(leader), 2, |_| {
-                    DeleteRecordsRequest::default().with_timeout_ms(timeout_ms).with_topics(vec![
-                        DeleteRecordsTopic::default().with_name(tn(topic)).with_partitions(
-                            parts
-                                .iter()
-                                .map(|(p, o)| DeleteRecordsPartition::default().with_partition_index(*p).with_offset(*o))
-                                .collect(),
-                        ),
-                    ])
+                    DeleteRecordsRequest::default()
+                        .with_timeout_ms(timeout_ms)
+                        .with_topics(vec![DeleteRecordsTopic::default()
+                            .with_name(tn(topic))
+                            .with_partitions(
+                                parts
+                                    .iter()
+                                    .map(|(p, o)| {
+                                        DeleteRecordsPartition::default()
+                                            .with_partition_index(*p)
+                                            .with_offset(*o)
+                                    })
+                                    .collect(),
+                            )])
                 })
                 .await?;
             for rt in resp.topics {
@@ -555,22 +631,41 @@ impl Client {
     /// Cluster id, controller and brokers (DescribeCluster, or Metadata on brokers without it).
     pub async fn describe_cluster(&mut self) -> Result<ClusterInfo> {
         if self.supports(60).await? {
-            let (resp, _) = self.call(Node::Any, 1, |_| DescribeClusterRequest::default()).await?;
-            if let Some(e) = ClientError::from_code(resp.error_code, "DescribeCluster", resp.error_message.as_deref()) {
+            let (resp, _) = self
+                .call(Node::Any, 1, |_| DescribeClusterRequest::default())
+                .await?;
+            if let Some(e) = ClientError::from_code(
+                resp.error_code,
+                "DescribeCluster",
+                resp.error_message.as_deref(),
+            ) {
                 return Err(e);
             }
             let mut brokers: Vec<BrokerInfo> = resp
                 .brokers
                 .iter()
-                .map(|b| BrokerInfo { id: b.broker_id.0, host: b.host.to_string(), port: b.port, rack: opt_str(&b.rack) })
+                .map(|b| BrokerInfo {
+                    id: b.broker_id.0,
+                    host: b.host.to_string(),
+                    port: b.port,
+                    rack: opt_str(&b.rack),
+                })
                 .collect();
             brokers.sort_by_key(|b| b.id);
-            return Ok(ClusterInfo { cluster_id: Some(resp.cluster_id.to_string()), controller_id: resp.controller_id.0, brokers });
+            return Ok(ClusterInfo {
+                cluster_id: Some(resp.cluster_id.to_string()),
+                controller_id: resp.controller_id.0,
+                brokers,
+            });
         }
         let md = self.metadata(Some(&[]), false).await?;
         let mut brokers = md.brokers;
         brokers.sort_by_key(|b| b.id);
-        Ok(ClusterInfo { cluster_id: md.cluster_id, controller_id: md.controller_id, brokers })
+        Ok(ClusterInfo {
+            cluster_id: md.cluster_id,
+            controller_id: md.controller_id,
+            brokers,
+        })
     }
 
     /// The coordinator of `group` (a node id, its address learnt).
@@ -585,13 +680,24 @@ impl Client {
             })
             .await?;
         let (code, msg, node, host, port) = if v >= 4 {
-            let c = resp
-                .coordinators
-                .first()
-                .ok_or_else(|| ClientError::Other(format!("no coordinator returned for group '{group}'")))?;
-            (c.error_code, c.error_message.clone(), c.node_id.0, c.host.to_string(), c.port)
+            let c = resp.coordinators.first().ok_or_else(|| {
+                ClientError::Other(format!("no coordinator returned for group '{group}'"))
+            })?;
+            (
+                c.error_code,
+                c.error_message.clone(),
+                c.node_id.0,
+                c.host.to_string(),
+                c.port,
+            )
         } else {
-            (resp.error_code, resp.error_message.clone(), resp.node_id.0, resp.host.to_string(), resp.port)
+            (
+                resp.error_code,
+                resp.error_message.clone(),
+                resp.node_id.0,
+                resp.host.to_string(),
+                resp.port,
+            )
         };
         if let Some(e) = ClientError::from_code(code, &format!("group '{group}'"), msg.as_deref()) {
             return Err(e);
@@ -605,7 +711,9 @@ impl Client {
         let md = self.metadata(Some(&[]), false).await?;
         let mut out = Vec::new();
         for b in md.brokers {
-            let (resp, _) = self.call(Node::Id(b.id), 5, |_| ListGroupsRequest::default()).await?;
+            let (resp, _) = self
+                .call(Node::Id(b.id), 5, |_| ListGroupsRequest::default())
+                .await?;
             if let Some(e) = ClientError::from_code(resp.error_code, "ListGroups", None) {
                 return Err(e);
             }
@@ -656,7 +764,9 @@ impl Client {
                                 .iter()
                                 .flat_map(|tp| {
                                     let name = if tp.topic_name.0.is_empty() {
-                                        ids.get(&tp.topic_id.to_string()).cloned().unwrap_or_else(|| tp.topic_id.to_string())
+                                        ids.get(&tp.topic_id.to_string())
+                                            .cloned()
+                                            .unwrap_or_else(|| tp.topic_id.to_string())
                                     } else {
                                         tp.topic_name.0.to_string()
                                     };
@@ -676,14 +786,18 @@ impl Client {
                 }
                 // GROUP_ID_NOT_FOUND: not a consumer group; it may be a classic one.
                 if g.error_code != 69 {
-                    if let Some(e) = ClientError::from_code(g.error_code, &ctx, g.error_message.as_deref()) {
+                    if let Some(e) =
+                        ClientError::from_code(g.error_code, &ctx, g.error_message.as_deref())
+                    {
                         return Err(e);
                     }
                 }
             }
         }
         let (resp, _) = self
-            .call(Node::Id(node), 5, |_| DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]))
+            .call(Node::Id(node), 5, |_| {
+                DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))])
+            })
             .await?;
         let g = resp
             .groups
@@ -691,7 +805,10 @@ impl Client {
             .next()
             .ok_or_else(|| ClientError::Other(format!("{ctx}: empty DescribeGroups answer")))?;
         if g.error_code == 69 || (g.group_state.as_str() == "Dead" && g.protocol_type.is_empty()) {
-            return Err(ClientError::Kafka { code: 69, message: format!("{ctx} does not exist") });
+            return Err(ClientError::Kafka {
+                code: 69,
+                message: format!("{ctx} does not exist"),
+            });
         }
         if let Some(e) = ClientError::from_code(g.error_code, &ctx, g.error_message.as_deref()) {
             return Err(e);
@@ -705,7 +822,11 @@ impl Client {
                 instance_id: opt_str(&m.group_instance_id),
                 client_id: m.client_id.to_string(),
                 host: m.client_host.to_string(),
-                assignment: if consumer { parse_assignment(&m.member_assignment) } else { Vec::new() },
+                assignment: if consumer {
+                    parse_assignment(&m.member_assignment)
+                } else {
+                    Vec::new()
+                },
             })
             .collect();
         Ok(GroupDescription {
@@ -722,7 +843,11 @@ impl Client {
     pub async fn committed(&mut self, group: &str) -> Result<Vec<Committed>> {
         let node = self.coordinator(group).await?;
         let (resp, _) = self
-            .call(Node::Id(node), 7, |_| OffsetFetchRequest::default().with_group_id(GroupId(s(group))).with_topics(None))
+            .call(Node::Id(node), 7, |_| {
+                OffsetFetchRequest::default()
+                    .with_group_id(GroupId(s(group)))
+                    .with_topics(None)
+            })
             .await?;
         let ctx = format!("group '{group}'");
         if let Some(e) = ClientError::from_code(resp.error_code, &ctx, None) {
@@ -762,15 +887,17 @@ impl Client {
                         by_topic
                             .iter()
                             .map(|(t, ps)| {
-                                OffsetCommitRequestTopic::default().with_name(tn(t)).with_partitions(
-                                    ps.iter()
-                                        .map(|(p, o)| {
-                                            OffsetCommitRequestPartition::default()
-                                                .with_partition_index(*p)
-                                                .with_committed_offset(*o)
-                                        })
-                                        .collect(),
-                                )
+                                OffsetCommitRequestTopic::default()
+                                    .with_name(tn(t))
+                                    .with_partitions(
+                                        ps.iter()
+                                            .map(|(p, o)| {
+                                                OffsetCommitRequestPartition::default()
+                                                    .with_partition_index(*p)
+                                                    .with_committed_offset(*o)
+                                            })
+                                            .collect(),
+                                    )
                             })
                             .collect(),
                     )
@@ -778,7 +905,10 @@ impl Client {
             .await?;
         for t in resp.topics {
             for p in t.partitions {
-                let ctx = format!("group '{group}' topic '{}' partition {}", t.name.0, p.partition_index);
+                let ctx = format!(
+                    "group '{group}' topic '{}' partition {}",
+                    t.name.0, p.partition_index
+                );
                 if let Some(e) = ClientError::from_code(p.error_code, &ctx, None) {
                     return Err(e);
                 }
@@ -791,12 +921,19 @@ impl Client {
     pub async fn delete_group(&mut self, group: &str) -> Result<()> {
         let node = self.coordinator(group).await?;
         let (resp, _) = self
-            .call(Node::Id(node), 2, |_| DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(group))]))
+            .call(Node::Id(node), 2, |_| {
+                DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(group))])
+            })
             .await?;
         let ctx = format!("group '{group}'");
         for r in resp.results {
             match r.error_code {
-                69 => return Err(ClientError::Kafka { code: 69, message: format!("{ctx} does not exist") }),
+                69 => {
+                    return Err(ClientError::Kafka {
+                        code: 69,
+                        message: format!("{ctx} does not exist"),
+                    })
+                }
                 68 => {
                     return Err(ClientError::Kafka {
                         code: 68,
@@ -826,7 +963,11 @@ pub fn parse_assignment(bytes: &[u8]) -> Vec<Tp> {
         Ok(a) => a
             .assigned_partitions
             .iter()
-            .flat_map(|tp| tp.partitions.iter().map(move |p| (tp.topic.0.to_string(), *p)))
+            .flat_map(|tp| {
+                tp.partitions
+                    .iter()
+                    .map(move |p| (tp.topic.0.to_string(), *p))
+            })
             .collect(),
         Err(_) => Vec::new(),
     }

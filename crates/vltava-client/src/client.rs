@@ -85,7 +85,11 @@ impl Client {
                 return Err(ClientError::Other("no bootstrap address given".into()));
             }
             for addr in addrs {
-                let addr = if addr.contains(':') { addr } else { format!("{addr}:9092") };
+                let addr = if addr.contains(':') {
+                    addr
+                } else {
+                    format!("{addr}:9092")
+                };
                 match Conn::connect(&addr, &self.opts.client_id, self.timeout()).await {
                     Ok(c) => {
                         self.bootstrap = Some(c);

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -34,6 +36,9 @@ fn io_reason(e: &std::io::Error) -> String {
         TimedOut => "timed out".into(),
         _ => {
             let s = e.to_string();
+            if s.contains("lookup address") {
+                return "unknown host".into();
+            }
             // "failed to lookup address information: Name or service not known" and the like.
             match s.find(" (os error") {
                 Some(i) => s[..i].to_lowercase(),
@@ -79,7 +84,11 @@ impl Conn {
 
     /// The broker's supported versions, sorted by API key.
     pub fn api_versions(&self) -> Vec<(i16, i16, i16)> {
-        let mut v: Vec<_> = self.versions.iter().map(|(k, (a, b))| (*k, *a, *b)).collect();
+        let mut v: Vec<_> = self
+            .versions
+            .iter()
+            .map(|(k, (a, b))| (*k, *a, *b))
+            .collect();
         v.sort_unstable();
         v
     }
@@ -91,10 +100,12 @@ impl Conn {
         for _ in 0..2 {
             let req = ApiVersionsRequest::default()
                 .with_client_software_name(StrBytes::from_static_str("vltava"))
-                .with_client_software_version(StrBytes::from_static_str(env!(
-                    "CARGO_PKG_VERSION"
-                )));
-            let req = if version >= 3 { req } else { ApiVersionsRequest::default() };
+                .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+            let req = if version >= 3 {
+                req
+            } else {
+                ApiVersionsRequest::default()
+            };
             let resp: ApiVersionsResponse = self.send(&req, version).await?;
             if resp.error_code == 35 {
                 let max = resp

@@ -29,8 +29,8 @@ impl ClientError {
             return None;
         }
         let message = match (code, detail.filter(|d| !d.is_empty())) {
+            (3, _) => format!("{context} does not exist"),
             (_, Some(d)) => format!("{context}: {d}"),
-            (3, None) => format!("{context} does not exist"),
             (_, None) => format!("{context}: {}", describe_code(code)),
         };
         Some(ClientError::Kafka { code, message })

@@ -48,10 +48,10 @@ enum Command {
     /// Brokers, controller and supported APIs of the cluster.
     Cluster(cli::cluster::ClusterArgs),
     /// Print a shell completion script.
-    #[command(after_help = "Examples:\n  vltava completions bash > ~/.local/share/bash-completion/completions/vltava\n  vltava completions zsh > ~/.zfunc/_vltava\n  vltava completions fish > ~/.config/fish/completions/vltava.fish")]
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    #[command(
+        after_help = "Examples:\n  vltava completions bash > ~/.local/share/bash-completion/completions/vltava\n  vltava completions zsh > ~/.zfunc/_vltava\n  vltava completions fish > ~/.config/fish/completions/vltava.fish"
+    )]
+    Completions { shell: clap_complete::Shell },
 }
 
 fn init_logging(filter: &str) {
@@ -72,7 +72,9 @@ fn main() -> ExitCode {
     }
     match &cli.command {
         Command::Serve(args) => init_logging(&args.log),
-        _ => init_logging(&std::env::var("VLTAVA_LOG").unwrap_or_else(|_| "warn".into())),
+        _ => {
+            init_logging(&std::env::var("VLTAVA_LOG").unwrap_or_else(|_| "warn,rdkafka=off".into()))
+        }
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -178,4 +178,3 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("stopped cleanly");
     Ok(())
 }
-

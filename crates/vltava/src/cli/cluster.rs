@@ -7,7 +7,9 @@ use vltava_client::conn::api_name;
 use super::{print_json, ClientArgs, Table};
 
 #[derive(Args)]
-#[command(after_help = "Examples:\n  vltava cluster\n  vltava cluster --apis\n  vltava cluster -b kafka:9092 -o json")]
+#[command(
+    after_help = "Examples:\n  vltava cluster\n  vltava cluster --apis\n  vltava cluster -b kafka:9092 -o json"
+)]
 pub struct ClusterArgs {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -33,18 +35,32 @@ pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
     println!("Cluster id:  {}", info.cluster_id.as_deref().unwrap_or("-"));
     println!("Controller:  {}", info.controller_id);
     println!("Client:      vltava {}", env!("CARGO_PKG_VERSION"));
-    println!("APIs:        {} supported by {}", apis.len(), a.client.bootstrap);
+    println!(
+        "APIs:        {} supported by {}",
+        apis.len(),
+        a.client.bootstrap
+    );
     println!();
     let mut t = Table::new(&["BROKER", "HOST", "PORT", "RACK"]);
     for b in &info.brokers {
-        t.row(vec![b.id.to_string(), b.host.clone(), b.port.to_string(), b.rack.clone().unwrap_or_else(|| "-".into())]);
+        t.row(vec![
+            b.id.to_string(),
+            b.host.clone(),
+            b.port.to_string(),
+            b.rack.clone().unwrap_or_else(|| "-".into()),
+        ]);
     }
     t.print();
     if a.apis {
         println!();
         let mut t = Table::new(&["KEY", "API", "MIN", "MAX"]);
         for (k, min, max) in &apis {
-            t.row(vec![k.to_string(), api_name(*k), min.to_string(), max.to_string()]);
+            t.row(vec![
+                k.to_string(),
+                api_name(*k),
+                min.to_string(),
+                max.to_string(),
+            ]);
         }
         t.print();
     }

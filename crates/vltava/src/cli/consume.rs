@@ -19,7 +19,8 @@ use serde_json::json;
 use super::{now_ms, parse_time_ms, ClientArgs};
 
 #[derive(Args)]
-#[command(after_help = "Without --follow, consume stops at the end of the partitions.
+#[command(
+    after_help = "Without --follow, consume stops at the end of the partitions.
 Without --group it starts at the beginning; with a group it starts at the group's committed
 offsets (partitions without one start at the beginning, or the end with --from-end) and commits
 what it printed.
@@ -34,7 +35,8 @@ Examples:
   vltava consume orders --from-time 2026-11-22T10:00:00Z --partition 0
   vltava consume orders --offset -5            # the last five records of each partition
   vltava consume orders --group audit --follow
-  vltava consume orders --output json | jq .value")]
+  vltava consume orders --output json | jq .value"
+)]
 pub struct ConsumeArgs {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -182,17 +184,34 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
             bail!("topic '{}' has no partition {p}", a.topic);
         }
     }
-    let partitions = if a.partitions.is_empty() { all } else { a.partitions.clone() };
+    let partitions = if a.partitions.is_empty() {
+        all
+    } else {
+        a.partitions.clone()
+    };
     // Start positions when not in a group.
     let mut start: Vec<(i32, Offset)> = Vec::new();
     if a.group.is_none() {
         if let Some(t) = &a.from_time {
             let ts = parse_time_ms(t, now_ms())?;
-            let q: Vec<_> = partitions.iter().map(|p| (a.topic.clone(), *p, ts)).collect();
+            let q: Vec<_> = partitions
+                .iter()
+                .map(|p| (a.topic.clone(), *p, ts))
+                .collect();
             let found = c.list_offsets(&q).await?;
             for p in &partitions {
-                let o = found.get(&(a.topic.clone(), *p)).map(|o| o.offset).unwrap_or(-1);
-                start.push((*p, if o < 0 { Offset::End } else { Offset::Offset(o) }));
+                let o = found
+                    .get(&(a.topic.clone(), *p))
+                    .map(|o| o.offset)
+                    .unwrap_or(-1);
+                start.push((
+                    *p,
+                    if o < 0 {
+                        Offset::End
+                    } else {
+                        Offset::Offset(o)
+                    },
+                ));
             }
         } else {
             let o = match a.offset {
@@ -208,10 +227,11 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     {
         let stop = stop.clone();
         tokio::spawn(async move {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => return,
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => return,
+                };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
@@ -235,18 +255,26 @@ fn consume_blocking(
         .set("client.id", "vltava-cli")
         .set("enable.partition.eof", "true")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", if a.from_end { "latest" } else { "earliest" });
+        .set(
+            "auto.offset.reset",
+            if a.from_end { "latest" } else { "earliest" },
+        );
     match &a.group {
         Some(g) => {
             cfg.set("group.id", g).set("enable.auto.commit", "true");
         }
         None => {
-            cfg.set("enable.auto.commit", "false");
+            // librdkafka's assign() needs a group id even when the group is never joined nor
+            // committed to.
+            cfg.set("group.id", format!("vltava-cli-{}", std::process::id()))
+                .set("enable.auto.commit", "false");
         }
     }
     let assignment = Arc::new(Mutex::new(Assignment::default()));
     let consumer: BaseConsumer<Ctx> = cfg
-        .create_with_context(Ctx { assignment: assignment.clone() })
+        .create_with_context(Ctx {
+            assignment: assignment.clone(),
+        })
         .context("cannot create the consumer")?;
     if a.group.is_some() {
         consumer
@@ -301,7 +329,8 @@ fn consume_blocking(
                 last_progress = Instant::now();
             }
             Some(Err(e)) => {
-                if let KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition) = e {
+                if let KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition) = e
+                {
                     break Err(anyhow!("topic '{}' does not exist", a.topic));
                 }
                 break Err(anyhow!("cannot consume from '{}': {e}", a.topic));
@@ -309,7 +338,11 @@ fn consume_blocking(
             Some(Ok(m)) => {
                 last_progress = Instant::now();
                 at_end.remove(&m.partition());
-                let w = if json { write_json(&mut out, &m) } else { write_template(&mut out, &template, &m) };
+                let w = if json {
+                    write_json(&mut out, &m)
+                } else {
+                    write_template(&mut out, &template, &m)
+                };
                 if let Err(e) = w {
                     break pipe_closed(e);
                 }
@@ -347,7 +380,11 @@ fn timestamp(m: &BorrowedMessage<'_>) -> i64 {
     m.timestamp().to_millis().unwrap_or(-1)
 }
 
-fn write_template(out: &mut impl Write, t: &[Piece], m: &BorrowedMessage<'_>) -> std::io::Result<()> {
+fn write_template(
+    out: &mut impl Write,
+    t: &[Piece],
+    m: &BorrowedMessage<'_>,
+) -> std::io::Result<()> {
     for p in t {
         match p {
             Piece::Lit(b) => out.write_all(b)?,

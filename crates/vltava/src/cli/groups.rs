@@ -29,7 +29,9 @@ pub enum GroupsCommand {
     #[command(after_help = "Example:\n  vltava groups list -o json")]
     List,
     /// Per partition: committed offset, log end offset, lag and the member that owns it.
-    #[command(after_help = "Examples:\n  vltava groups describe billing\n  vltava groups describe billing audit -o json")]
+    #[command(
+        after_help = "Examples:\n  vltava groups describe billing\n  vltava groups describe billing audit -o json"
+    )]
     Describe {
         /// Groups to describe.
         #[arg(required = true)]
@@ -139,7 +141,10 @@ pub async fn run(a: GroupsArgs) -> anyhow::Result<()> {
                 }
             }
             if json {
-                print_json(&json!(groups.iter().map(|g| json!({"group": g, "status": "deleted"})).collect::<Vec<_>>()));
+                print_json(&json!(groups
+                    .iter()
+                    .map(|g| json!({"group": g, "status": "deleted"}))
+                    .collect::<Vec<_>>()));
             }
             Ok(())
         }
@@ -211,11 +216,24 @@ impl Described {
             g.group_id,
             g.state,
             g.members.len(),
-            if g.protocol.is_empty() { "-" } else { &g.protocol },
+            if g.protocol.is_empty() {
+                "-"
+            } else {
+                &g.protocol
+            },
             self.total_lag()
         );
         println!();
-        let mut t = Table::new(&["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"]);
+        let mut t = Table::new(&[
+            "TOPIC",
+            "PARTITION",
+            "CURRENT-OFFSET",
+            "LOG-END-OFFSET",
+            "LAG",
+            "CONSUMER-ID",
+            "HOST",
+            "CLIENT-ID",
+        ]);
         let dash = || "-".to_string();
         for p in &self.partitions {
             t.row(vec![
@@ -224,9 +242,18 @@ impl Described {
                 p.current_offset.map(|o| o.to_string()).unwrap_or_else(dash),
                 p.log_end_offset.to_string(),
                 p.lag.map(|o| o.to_string()).unwrap_or_else(dash),
-                p.member.as_ref().map(|m| m.member_id.clone()).unwrap_or_else(dash),
-                p.member.as_ref().map(|m| m.host.clone()).unwrap_or_else(dash),
-                p.member.as_ref().map(|m| m.client_id.clone()).unwrap_or_else(dash),
+                p.member
+                    .as_ref()
+                    .map(|m| m.member_id.clone())
+                    .unwrap_or_else(dash),
+                p.member
+                    .as_ref()
+                    .map(|m| m.host.clone())
+                    .unwrap_or_else(dash),
+                p.member
+                    .as_ref()
+                    .map(|m| m.client_id.clone())
+                    .unwrap_or_else(dash),
             ]);
         }
         t.print();
@@ -251,11 +278,22 @@ pub async fn describe(c: &mut Client, group: &str) -> anyhow::Result<Described> 
     let existing: HashMap<(String, i32), ()> = md
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| ((t.name.clone(), p.partition), ())))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| ((t.name.clone(), p.partition), ()))
+        })
         .collect();
-    let tps: Vec<(String, i32)> = rows.keys().filter(|k| existing.contains_key(*k)).cloned().collect();
+    let tps: Vec<(String, i32)> = rows
+        .keys()
+        .filter(|k| existing.contains_key(*k))
+        .cloned()
+        .collect();
     let wms = c.watermarks_of(&tps).await?;
-    let end: HashMap<(String, i32), i64> = wms.iter().map(|w| ((w.topic.clone(), w.partition), w.latest)).collect();
+    let end: HashMap<(String, i32), i64> = wms
+        .iter()
+        .map(|w| ((w.topic.clone(), w.partition), w.latest))
+        .collect();
     let partitions = rows
         .into_iter()
         .filter_map(|(tp, (current, member))| {
@@ -270,7 +308,10 @@ pub async fn describe(c: &mut Client, group: &str) -> anyhow::Result<Described> 
             })
         })
         .collect();
-    Ok(Described { group: desc, partitions })
+    Ok(Described {
+        group: desc,
+        partitions,
+    })
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -306,10 +347,16 @@ async fn reset(
         }
     }
     let committed = c.committed(group).await?;
-    let current: HashMap<(String, i32), i64> = committed.iter().map(|o| ((o.topic.clone(), o.partition), o.offset)).collect();
+    let current: HashMap<(String, i32), i64> = committed
+        .iter()
+        .map(|o| ((o.topic.clone(), o.partition), o.offset))
+        .collect();
     let mut tps: Vec<(String, i32)> = Vec::new();
     if all_topics {
-        tps = committed.iter().map(|o| (o.topic.clone(), o.partition)).collect();
+        tps = committed
+            .iter()
+            .map(|o| (o.topic.clone(), o.partition))
+            .collect();
         if tps.is_empty() {
             bail!("group '{group}' has no committed offsets; name the topics with --topic");
         }
@@ -332,7 +379,10 @@ async fn reset(
     tps.sort();
     tps.dedup();
     let wms = c.watermarks_of(&tps).await?;
-    let range: HashMap<(String, i32), (i64, i64)> = wms.iter().map(|w| ((w.topic.clone(), w.partition), (w.earliest, w.latest))).collect();
+    let range: HashMap<(String, i32), (i64, i64)> = wms
+        .iter()
+        .map(|w| ((w.topic.clone(), w.partition), (w.earliest, w.latest)))
+        .collect();
     let by_time = match target {
         Target::Time(ts) => {
             let q: Vec<_> = tps.iter().map(|(t, p)| (t.clone(), *p, ts)).collect();
@@ -358,7 +408,10 @@ async fn reset(
         plan.push((tp.0.clone(), tp.1, cur, new.clamp(lo, hi)));
     }
     if execute {
-        let offsets: Vec<(String, i32, i64)> = plan.iter().map(|(t, p, _, n)| (t.clone(), *p, *n)).collect();
+        let offsets: Vec<(String, i32, i64)> = plan
+            .iter()
+            .map(|(t, p, _, n)| (t.clone(), *p, *n))
+            .collect();
         c.commit(group, &offsets).await?;
     }
     if json {
@@ -368,9 +421,21 @@ async fn reset(
             "partitions": plan.iter().map(|(t, p, cur, new)| json!({"topic": t, "partition": p, "current_offset": cur, "new_offset": new})).collect::<Vec<_>>(),
         }));
     } else {
-        let mut t = Table::new(&["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"]);
+        let mut t = Table::new(&[
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "CURRENT-OFFSET",
+            "NEW-OFFSET",
+        ]);
         for (topic, p, cur, new) in &plan {
-            t.row(vec![group.to_string(), topic.clone(), p.to_string(), cur.map(|c| c.to_string()).unwrap_or_else(|| "-".into()), new.to_string()]);
+            t.row(vec![
+                group.to_string(),
+                topic.clone(),
+                p.to_string(),
+                cur.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                new.to_string(),
+            ]);
         }
         t.print();
         if !execute {

@@ -27,7 +27,13 @@ pub enum Output {
 #[derive(Args, Clone, Debug)]
 pub struct ClientArgs {
     /// Bootstrap servers, HOST:PORT[,HOST:PORT...] (Vltava or any Kafka-compatible cluster).
-    #[arg(long, short = 'b', env = "VLTAVA_BOOTSTRAP", default_value = "localhost:9092", global = true)]
+    #[arg(
+        long,
+        short = 'b',
+        env = "VLTAVA_BOOTSTRAP",
+        default_value = "localhost:9092",
+        global = true
+    )]
     pub bootstrap: String,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table, global = true)]
@@ -107,7 +113,11 @@ pub fn parse_time_ms(s: &str, now_ms: i64) -> anyhow::Result<i64> {
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
         return Ok(dt.timestamp_millis());
     }
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(t, f) {
             return Ok(dt.and_utc().timestamp_millis());
         }
@@ -160,7 +170,10 @@ mod tests {
     #[test]
     fn times() {
         let now = 1_000_000_000_000;
-        assert_eq!(parse_time_ms("1700000000000", now).unwrap(), 1_700_000_000_000);
+        assert_eq!(
+            parse_time_ms("1700000000000", now).unwrap(),
+            1_700_000_000_000
+        );
         assert_eq!(
             parse_time_ms("2023-11-14T22:13:20Z", now).unwrap(),
             1_700_000_000_000

@@ -30,7 +30,12 @@ pub async fn offsets(a: OffsetsArgs) -> anyhow::Result<()> {
     let json = a.client.json();
     let mut c = a.client.connect().await?;
     let topics = if a.topics.is_empty() {
-        c.metadata(None, false).await?.topics.into_iter().map(|t| t.name).collect()
+        c.metadata(None, false)
+            .await?
+            .topics
+            .into_iter()
+            .map(|t| t.name)
+            .collect()
     } else {
         a.topics.clone()
     };
@@ -65,8 +70,11 @@ pub async fn offsets(a: OffsetsArgs) -> anyhow::Result<()> {
             t.row(vec![
                 tp.0.clone(),
                 tp.1.to_string(),
-                o.map(|o| o.offset.to_string()).unwrap_or_else(|| "-1".into()),
-                o.filter(|o| o.timestamp >= 0).map(|o| fmt_time(o.timestamp)).unwrap_or_else(|| "-".into()),
+                o.map(|o| o.offset.to_string())
+                    .unwrap_or_else(|| "-1".into()),
+                o.filter(|o| o.timestamp >= 0)
+                    .map(|o| fmt_time(o.timestamp))
+                    .unwrap_or_else(|| "-".into()),
             ]);
         }
         t.print();
@@ -95,17 +103,19 @@ pub async fn offsets(a: OffsetsArgs) -> anyhow::Result<()> {
 }
 
 #[derive(Args)]
-#[command(after_help = "Records before the offset are deleted; the partition's earliest offset becomes it.
+#[command(
+    after_help = "Records before the offset are deleted; the partition's earliest offset becomes it.
 
 Examples:
   vltava delete-records orders --before 1000 --partition 0
-  vltava delete-records orders --before end      # empty every partition")]
+  vltava delete-records orders --before end      # empty every partition"
+)]
 pub struct DeleteRecordsArgs {
     #[command(flatten)]
     pub client: ClientArgs,
     pub topic: String,
     /// Offset to delete up to (exclusive), or `end` for the latest offset.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub before: String,
     /// Only these partitions (default: all); repeat for several.
     #[arg(long = "partition", short = 'p')]
@@ -136,7 +146,10 @@ pub async fn delete_records(a: DeleteRecordsArgs) -> anyhow::Result<()> {
         .collect();
     let res = c.delete_records(&a.topic, &parts).await?;
     if json {
-        print_json(&json!(res.iter().map(|(p, lw)| json!({"topic": a.topic, "partition": p, "low_watermark": lw})).collect::<Vec<_>>()));
+        print_json(&json!(res
+            .iter()
+            .map(|(p, lw)| json!({"topic": a.topic, "partition": p, "low_watermark": lw}))
+            .collect::<Vec<_>>()));
         return Ok(());
     }
     let mut t = Table::new(&["TOPIC", "PARTITION", "LOW-WATERMARK"]);

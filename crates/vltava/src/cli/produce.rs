@@ -27,13 +27,15 @@ pub enum Compression {
 }
 
 #[derive(Args)]
-#[command(after_help = "Each line of the input is one record (the delimiter is not part of it).
+#[command(
+    after_help = "Each line of the input is one record (the delimiter is not part of it).
 
 Examples:
   echo hello | vltava produce greetings
   vltava produce orders --file orders.txt --key-separator : --header source=import
   vltava produce orders --key order-1 --value '{\"total\": 12}'
-  seq 1000000 | vltava produce numbers --acks 1 --compression lz4")]
+  seq 1000000 | vltava produce numbers --acks 1 --compression lz4"
+)]
 pub struct ProduceArgs {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -113,7 +115,10 @@ fn unescape(s: &str) -> anyhow::Result<Vec<u8>> {
             Some('r') => out.push(b'\r'),
             Some('0') => out.push(0),
             Some('\\') => out.push(b'\\'),
-            other => bail!("unknown escape '\\{}'", other.map(String::from).unwrap_or_default()),
+            other => bail!(
+                "unknown escape '\\{}'",
+                other.map(String::from).unwrap_or_default()
+            ),
         }
     }
     Ok(out)
@@ -143,7 +148,11 @@ pub async fn run(a: ProduceArgs) -> anyhow::Result<()> {
 }
 
 fn produce_blocking(a: ProduceArgs, delimiter: u8, key_sep: Option<Vec<u8>>) -> anyhow::Result<()> {
-    let acks = if a.acks == "-1" { "all" } else { a.acks.as_str() };
+    let acks = if a.acks == "-1" {
+        "all"
+    } else {
+        a.acks.as_str()
+    };
     let compression = format!("{:?}", a.compression).to_lowercase();
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &a.client.bootstrap)
@@ -152,8 +161,14 @@ fn produce_blocking(a: ProduceArgs, delimiter: u8, key_sep: Option<Vec<u8>>) -> 
         .set("compression.type", &compression)
         .set("linger.ms", a.linger_ms.to_string())
         .set("partitioner", "murmur2_random")
-        .set("message.timeout.ms", a.client.timeout_ms.max(1000).to_string())
-        .set("enable.idempotence", if acks == "all" { "true" } else { "false" });
+        .set(
+            "message.timeout.ms",
+            a.client.timeout_ms.max(1000).to_string(),
+        )
+        .set(
+            "enable.idempotence",
+            if acks == "all" { "true" } else { "false" },
+        );
     let ctx = Delivery {
         ok: AtomicU64::new(0),
         failed: AtomicU64::new(0),
@@ -164,7 +179,10 @@ fn produce_blocking(a: ProduceArgs, delimiter: u8, key_sep: Option<Vec<u8>>) -> 
         .context("cannot create the producer")?;
     let mut headers = OwnedHeaders::new();
     for (k, v) in &a.headers {
-        headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
+        headers = headers.insert(Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        });
     }
     let started = Instant::now();
     let mut last_report = started;
@@ -252,7 +270,10 @@ fn produce_blocking(a: ProduceArgs, delimiter: u8, key_sep: Option<Vec<u8>>) -> 
             "elapsed_ms": elapsed.as_millis() as u64,
         }));
     } else if !a.quiet {
-        eprintln!("{}", rate_line(&format!("produced to '{}':", a.topic), ok, bytes, elapsed));
+        eprintln!(
+            "{}",
+            rate_line(&format!("produced to '{}':", a.topic), ok, bytes, elapsed)
+        );
     }
     let _ = std::io::stderr().flush();
     if failed + lost > 0 {

@@ -30,13 +30,17 @@ pub enum TopicsCommand {
     #[command(after_help = "Examples:\n  vltava topics list\n  vltava topics list --output json")]
     List,
     /// Partitions (leader, earliest and latest offsets, record counts) and configs of topics.
-    #[command(after_help = "Examples:\n  vltava topics describe orders\n  vltava topics describe            # every topic\n  vltava topics describe orders -o json")]
+    #[command(
+        after_help = "Examples:\n  vltava topics describe orders\n  vltava topics describe            # every topic\n  vltava topics describe orders -o json"
+    )]
     Describe {
         /// Topics to describe; all when none is given.
         topics: Vec<String>,
     },
     /// Create a topic.
-    #[command(after_help = "Examples:\n  vltava topics create orders --partitions 6\n  vltava topics create users --config cleanup.policy=compact --if-not-exists")]
+    #[command(
+        after_help = "Examples:\n  vltava topics create orders --partitions 6\n  vltava topics create users --config cleanup.policy=compact --if-not-exists"
+    )]
     Create {
         topic: String,
         /// Number of partitions [default: the broker's default].
@@ -56,7 +60,9 @@ pub enum TopicsCommand {
         validate_only: bool,
     },
     /// Set or remove topic config overrides.
-    #[command(after_help = "Examples:\n  vltava topics alter-config orders --set retention.ms=86400000\n  vltava topics alter-config orders --delete retention.ms")]
+    #[command(
+        after_help = "Examples:\n  vltava topics alter-config orders --set retention.ms=86400000\n  vltava topics alter-config orders --delete retention.ms"
+    )]
     AlterConfig {
         topic: String,
         /// KEY=VALUE to set; repeat for several.
@@ -122,11 +128,19 @@ pub async fn run(a: TopicsArgs) -> anyhow::Result<()> {
                 }
             }
             match c.create_topic(&t, validate_only).await {
-                Err(e) if e.code() == Some(36) && if_not_exists => {
-                    done(json, &format!("topic '{topic}' already exists"), "exists", &topic)
-                }
+                Err(e) if e.code() == Some(36) && if_not_exists => done(
+                    json,
+                    &format!("topic '{topic}' already exists"),
+                    "exists",
+                    &topic,
+                ),
                 Err(e) => Err(e.into()),
-                Ok(()) if validate_only => done(json, &format!("topic '{topic}' would be created"), "validated", &topic),
+                Ok(()) if validate_only => done(
+                    json,
+                    &format!("topic '{topic}' would be created"),
+                    "validated",
+                    &topic,
+                ),
                 Ok(()) => done(json, &format!("created topic '{topic}'"), "created", &topic),
             }
         }
@@ -142,8 +156,17 @@ pub async fn run(a: TopicsArgs) -> anyhow::Result<()> {
             c.topic(&topic).await?;
             c.alter_topic_configs(&topic, &set, &delete, validate_only)
                 .await?;
-            let verb = if validate_only { "validated" } else { "altered" };
-            done(json, &format!("{verb} configs of topic '{topic}'"), verb, &topic)
+            let verb = if validate_only {
+                "validated"
+            } else {
+                "altered"
+            };
+            done(
+                json,
+                &format!("{verb} configs of topic '{topic}'"),
+                verb,
+                &topic,
+            )
         }
         TopicsCommand::AddPartitions {
             topic,
@@ -167,9 +190,12 @@ pub async fn run(a: TopicsArgs) -> anyhow::Result<()> {
             )
         }
         TopicsCommand::Delete { topic, if_exists } => match c.delete_topic(&topic).await {
-            Err(e) if e.code() == Some(3) && if_exists => {
-                done(json, &format!("topic '{topic}' does not exist"), "absent", &topic)
-            }
+            Err(e) if e.code() == Some(3) && if_exists => done(
+                json,
+                &format!("topic '{topic}' does not exist"),
+                "absent",
+                &topic,
+            ),
             Err(e) => Err(e.into()),
             Ok(()) => done(json, &format!("deleted topic '{topic}'"), "deleted", &topic),
         },
@@ -209,7 +235,11 @@ async fn list(c: &mut Client, json: bool) -> anyhow::Result<()> {
         table.row(vec![
             t.name.clone(),
             t.partitions.len().to_string(),
-            records.get(t.name.as_str()).copied().unwrap_or(0).to_string(),
+            records
+                .get(t.name.as_str())
+                .copied()
+                .unwrap_or(0)
+                .to_string(),
         ]);
     }
     table.print();
@@ -276,13 +306,30 @@ async fn describe(c: &mut Client, topics: Vec<String>, json: bool) -> anyhow::Re
         );
         println!(
             "Configs: {}",
-            if overrides.is_empty() { "(defaults)".to_string() } else { overrides.join(",") }
+            if overrides.is_empty() {
+                "(defaults)".to_string()
+            } else {
+                overrides.join(",")
+            }
         );
         println!();
-        let mut table = Table::new(&["PARTITION", "LEADER", "REPLICAS", "ISR", "EARLIEST", "LATEST", "RECORDS"]);
+        let mut table = Table::new(&[
+            "PARTITION",
+            "LEADER",
+            "REPLICAS",
+            "ISR",
+            "EARLIEST",
+            "LATEST",
+            "RECORDS",
+        ]);
         for p in &t.partitions {
             let w = wm.get(&(name.clone(), p.partition));
-            let join = |v: &[i32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+            let join = |v: &[i32]| {
+                v.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
             table.row(vec![
                 p.partition.to_string(),
                 p.leader.to_string(),
@@ -290,14 +337,19 @@ async fn describe(c: &mut Client, topics: Vec<String>, json: bool) -> anyhow::Re
                 join(&p.isr),
                 w.map(|w| w.earliest.to_string()).unwrap_or_default(),
                 w.map(|w| w.latest.to_string()).unwrap_or_default(),
-                w.map(|w| (w.latest - w.earliest).max(0).to_string()).unwrap_or_default(),
+                w.map(|w| (w.latest - w.earliest).max(0).to_string())
+                    .unwrap_or_default(),
             ]);
         }
         table.print();
         println!();
         let mut table = Table::new(&["CONFIG", "VALUE", "SOURCE"]);
         for e in &configs {
-            let v = if e.sensitive { "(sensitive)".to_string() } else { e.value.clone().unwrap_or_default() };
+            let v = if e.sensitive {
+                "(sensitive)".to_string()
+            } else {
+                e.value.clone().unwrap_or_default()
+            };
             table.row(vec![e.name.clone(), v, e.source.to_string()]);
         }
         table.print();
