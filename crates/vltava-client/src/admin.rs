@@ -77,6 +77,27 @@ pub struct TopicMetadata {
     pub partitions: Vec<PartitionMetadata>,
 }
 
+impl TopicMetadata {
+    /// Fails with "topic 't' has no partition p" unless every partition in `partitions` exists.
+    pub fn check_partitions(&self, partitions: &[i32]) -> Result<()> {
+        match partitions
+            .iter()
+            .find(|p| !self.partitions.iter().any(|m| m.partition == **p))
+        {
+            Some(p) => Err(ClientError::Other(format!(
+                "topic '{}' has no partition {p}",
+                self.name
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The partition ids, in order.
+    pub fn partition_ids(&self) -> Vec<i32> {
+        self.partitions.iter().map(|p| p.partition).collect()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ClusterMetadata {
     pub cluster_id: Option<String>,
@@ -264,6 +285,17 @@ impl Client {
             brokers,
             topics,
         })
+    }
+
+    /// The names of every topic.
+    pub async fn topic_names(&mut self) -> Result<Vec<String>> {
+        Ok(self
+            .metadata(None, false)
+            .await?
+            .topics
+            .into_iter()
+            .map(|t| t.name)
+            .collect())
     }
 
     /// One topic's metadata; "topic 'x' does not exist" when it does not.

@@ -178,12 +178,8 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     let template = parse_template(&a.format)?;
     let mut c = a.client.connect().await?;
     let meta = c.topic(&a.topic).await?;
-    let all: Vec<i32> = meta.partitions.iter().map(|p| p.partition).collect();
-    for p in &a.partitions {
-        if !all.contains(p) {
-            bail!("topic '{}' has no partition {p}", a.topic);
-        }
-    }
+    meta.check_partitions(&a.partitions)?;
+    let all = meta.partition_ids();
     let partitions = if a.partitions.is_empty() {
         all
     } else {

@@ -366,12 +366,8 @@ async fn reset(
         let meta = c.topic(&t).await?;
         match parts {
             Some(ps) => {
-                for p in ps {
-                    if !meta.partitions.iter().any(|m| m.partition == p) {
-                        bail!("topic '{t}' has no partition {p}");
-                    }
-                    tps.push((t.clone(), p));
-                }
+                meta.check_partitions(&ps)?;
+                tps.extend(ps.into_iter().map(|p| (t.clone(), p)));
             }
             None => tps.extend(meta.partitions.iter().map(|m| (t.clone(), m.partition))),
         }

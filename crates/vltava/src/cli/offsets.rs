@@ -30,23 +30,14 @@ pub async fn offsets(a: OffsetsArgs) -> anyhow::Result<()> {
     let json = a.client.json();
     let mut c = a.client.connect().await?;
     let topics = if a.topics.is_empty() {
-        c.metadata(None, false)
-            .await?
-            .topics
-            .into_iter()
-            .map(|t| t.name)
-            .collect()
+        c.topic_names().await?
     } else {
         a.topics.clone()
     };
     let mut tps = Vec::new();
     for t in &topics {
         let meta = c.topic(t).await?;
-        for p in &a.partitions {
-            if !meta.partitions.iter().any(|m| m.partition == *p) {
-                bail!("topic '{t}' has no partition {p}");
-            }
-        }
+        meta.check_partitions(&a.partitions)?;
         for m in &meta.partitions {
             if a.partitions.is_empty() || a.partitions.contains(&m.partition) {
                 tps.push((t.clone(), m.partition));
@@ -133,11 +124,7 @@ pub async fn delete_records(a: DeleteRecordsArgs) -> anyhow::Result<()> {
     };
     let mut c = a.client.connect().await?;
     let meta = c.topic(&a.topic).await?;
-    for p in &a.partitions {
-        if !meta.partitions.iter().any(|m| m.partition == *p) {
-            bail!("topic '{}' has no partition {p}", a.topic);
-        }
-    }
+    meta.check_partitions(&a.partitions)?;
     let parts: Vec<(i32, i64)> = meta
         .partitions
         .iter()

@@ -130,9 +130,7 @@ pub async fn run(a: ProduceArgs) -> anyhow::Result<()> {
     let mut c = a.client.connect().await?;
     let meta = c.topic_with(&a.topic, true).await?;
     if let Some(p) = a.partition {
-        if !meta.partitions.iter().any(|m| m.partition == p) {
-            bail!("topic '{}' has no partition {p}", a.topic);
-        }
+        meta.check_partitions(&[p])?;
     }
     let delimiter = unescape(&a.delimiter)?;
     if delimiter.len() != 1 {

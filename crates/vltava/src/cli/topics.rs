@@ -248,12 +248,7 @@ async fn list(c: &mut Client, json: bool) -> anyhow::Result<()> {
 
 async fn describe(c: &mut Client, topics: Vec<String>, json: bool) -> anyhow::Result<()> {
     let names = if topics.is_empty() {
-        c.metadata(None, false)
-            .await?
-            .topics
-            .into_iter()
-            .map(|t| t.name)
-            .collect()
+        c.topic_names().await?
     } else {
         topics
     };
