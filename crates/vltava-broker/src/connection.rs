@@ -152,6 +152,15 @@ pub async fn dispatch(
     }
 }
 
+/// Decrements the open-connections gauge when the connection ends, however it ends.
+struct ConnectionGauge<'a>(&'a prometheus::IntGauge);
+
+impl Drop for ConnectionGauge<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Serves one connection until the peer closes it, it sends something unparseable, or the
 /// broker shuts down (after finishing the request in hand).
 pub async fn serve(
@@ -167,6 +176,9 @@ pub async fn serve(
         peer_host: peer_addr.map(|a| a.ip().to_string()).unwrap_or_default(),
     };
     let _ = stream.set_nodelay(true);
+    state.metrics.connections_accepted.inc();
+    state.metrics.connections_active.inc();
+    let _open = ConnectionGauge(&state.metrics.connections_active);
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
     let max = state.config.max_request_bytes;
@@ -190,7 +202,16 @@ pub async fn serve(
         if read.is_err() {
             return;
         }
-        match dispatch(&state, &conn, buf.freeze()).await {
+        let started = std::time::Instant::now();
+        let api_key = match buf.get(..2) {
+            Some(k) => i16::from_be_bytes([k[0], k[1]]),
+            None => -1,
+        };
+        let result = dispatch(&state, &conn, buf.freeze()).await;
+        state
+            .metrics
+            .observe_request(api_key, started.elapsed().as_secs_f64());
+        match result {
             Ok(Some(resp)) => {
                 if wr.write_all(&resp).await.is_err() {
                     return;

@@ -8,6 +8,7 @@ pub mod handlers;
 pub mod protocol;
 pub mod server;
 pub mod state;
+pub mod metrics;
 pub mod syncer;
 pub mod topic_config;
 pub mod topics;

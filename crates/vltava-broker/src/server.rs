@@ -262,7 +262,7 @@ impl BrokerHandle {
             state.syncer.stop();
             for topic in state.topics.all() {
                 for p in &topic.partitions {
-                    sync_partition(p);
+                    sync_partition(p, &state.metrics);
                     if let Err(e) = p.log().close() {
                         tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "cannot write indexes at shutdown");
                     }

@@ -7,6 +7,7 @@ use crate::config::BrokerConfig;
 use crate::group::coordinator::CoordinatorConfig;
 use crate::group::service::GroupService;
 use crate::handlers::producer_id::ProducerIdAllocator;
+use crate::metrics::Metrics;
 use crate::syncer::Syncer;
 use crate::topic_config::TopicConfig;
 use crate::topics::{Topic, TopicRegistry};
@@ -31,6 +32,7 @@ pub struct BrokerState {
     pub config: BrokerConfig,
     pub topics: TopicRegistry,
     pub syncer: Arc<Syncer>,
+    pub metrics: Arc<Metrics>,
     pub producer_ids: ProducerIdAllocator,
     pub groups: GroupService,
     pub listeners: Vec<ListenerInfo>,
@@ -39,6 +41,7 @@ pub struct BrokerState {
 impl BrokerState {
     pub fn open(config: BrokerConfig, listeners: Vec<ListenerInfo>) -> io::Result<BrokerState> {
         let topics = TopicRegistry::open(&config.data_dir)?;
+        let metrics = Arc::new(Metrics::new());
         let producer_ids = ProducerIdAllocator::open(&config.data_dir)?;
         let groups = GroupService::open(
             &config.data_dir.join("__groups"),
@@ -53,7 +56,8 @@ impl BrokerState {
         Ok(BrokerState {
             config,
             topics,
-            syncer: Syncer::start(),
+            syncer: Syncer::start(metrics.clone()),
+            metrics,
             producer_ids,
             groups,
             listeners,

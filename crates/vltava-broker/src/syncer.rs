@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::watch;
 
+use crate::metrics::Metrics;
 use crate::topics::Partition;
 
 #[derive(Default)]
@@ -23,6 +24,7 @@ pub struct Syncer {
     /// Bumped after every round that moved a high watermark: fetch long-polls wait on it.
     data_version: watch::Sender<u64>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    metrics: Arc<Metrics>,
 }
 
 /// Counters for the metrics endpoint and tests.
@@ -31,13 +33,14 @@ pub struct SyncStats {
 }
 
 impl Syncer {
-    pub fn start() -> Arc<Syncer> {
+    pub fn start(metrics: Arc<Metrics>) -> Arc<Syncer> {
         let (data_version, _) = watch::channel(0);
         let s = Arc::new(Syncer {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             data_version,
             thread: Mutex::new(None),
+            metrics,
         });
         let worker = s.clone();
         let handle = std::thread::Builder::new()
@@ -81,7 +84,7 @@ impl Syncer {
             for p in batch {
                 // Cleared before taking the work: an append after this point queues again.
                 p.sync_queued.store(false, Ordering::Release);
-                moved |= sync_partition(&p);
+                moved |= sync_partition(&p, &self.metrics);
             }
             if moved {
                 self.data_version.send_modify(|v| *v = v.wrapping_add(1));
@@ -104,11 +107,15 @@ impl Syncer {
 }
 
 /// Makes `p`'s appended data durable and publishes its new high watermark.
-pub fn sync_partition(p: &Partition) -> bool {
+pub fn sync_partition(p: &Partition, metrics: &Metrics) -> bool {
     let Some(work) = p.log().sync_work() else {
         return false;
     };
-    if let Err(e) = work.run() {
+    let started = std::time::Instant::now();
+    let synced = work.run();
+    metrics.fsyncs.inc();
+    metrics.fsync_seconds.observe(started.elapsed().as_secs_f64());
+    if let Err(e) = synced {
         // The data stays unacknowledged; producers time out and retry. Kafka would take the
         // log directory offline here.
         tracing::error!(topic = %p.topic, partition = p.index, error = %e, "fsync failed");

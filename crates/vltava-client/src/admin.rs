@@ -208,6 +208,34 @@ pub struct Committed {
     pub metadata: Option<String>,
 }
 
+/// Lag of one partition a group has committed or is assigned.
+#[derive(Clone, Debug)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    /// The committed offset, if any.
+    pub current_offset: Option<i64>,
+    /// The high watermark.
+    pub log_end_offset: i64,
+    /// `log_end_offset - current_offset`, when there is a committed offset.
+    pub lag: Option<i64>,
+    /// The member the partition is assigned to, if any.
+    pub member: Option<GroupMember>,
+}
+
+/// A group with its lag per partition, as `kafka-consumer-groups --describe` shows it.
+#[derive(Clone, Debug)]
+pub struct GroupLag {
+    pub group: GroupDescription,
+    pub partitions: Vec<PartitionLag>,
+}
+
+impl GroupLag {
+    pub fn total_lag(&self) -> i64 {
+        self.partitions.iter().filter_map(|p| p.lag).sum()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ClusterInfo {
     pub cluster_id: Option<String>,
@@ -901,6 +929,51 @@ impl Client {
         }
         out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         Ok(out)
+    }
+
+    /// A group's description with lag per partition: every partition it has committed or is
+    /// assigned (partitions of deleted topics are left out). Lag is the high watermark minus the
+    /// committed offset.
+    pub async fn group_lag(&mut self, group: &str) -> Result<GroupLag> {
+        let desc = self.describe_group(group).await?;
+        let committed = self.committed(group).await?;
+        let mut rows: BTreeMap<Tp, (Option<i64>, Option<GroupMember>)> = BTreeMap::new();
+        for o in &committed {
+            rows.entry((o.topic.clone(), o.partition)).or_default().0 = Some(o.offset);
+        }
+        for m in &desc.members {
+            for tp in &m.assignment {
+                rows.entry(tp.clone()).or_default().1 = Some(m.clone());
+            }
+        }
+        let md = self.metadata(None, false).await?;
+        let existing: std::collections::HashSet<Tp> = md
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (t.name.clone(), p.partition)))
+            .collect();
+        let tps: Vec<Tp> = rows.keys().filter(|k| existing.contains(*k)).cloned().collect();
+        let end: HashMap<Tp, i64> = self
+            .watermarks_of(&tps)
+            .await?
+            .into_iter()
+            .map(|w| ((w.topic, w.partition), w.latest))
+            .collect();
+        let partitions = rows
+            .into_iter()
+            .filter_map(|(tp, (current, member))| {
+                let leo = *end.get(&tp)?;
+                Some(PartitionLag {
+                    lag: current.map(|c| (leo - c).max(0)),
+                    topic: tp.0,
+                    partition: tp.1,
+                    current_offset: current,
+                    log_end_offset: leo,
+                    member,
+                })
+            })
+            .collect();
+        Ok(GroupLag { group: desc, partitions })
     }
 
     /// Commits offsets for a group with no live members (generation -1, as the Kafka tools do).

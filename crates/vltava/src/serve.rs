@@ -68,6 +68,21 @@ pub struct ServeArgs {
         default_value_t = 10_080
     )]
     offsets_retention_minutes: i64,
+    /// Address of the HTTP API (status, health, metrics, REST produce/consume).
+    #[arg(long, env = "VLTAVA_HTTP", default_value = "127.0.0.1:8080")]
+    http: String,
+    /// Do not serve the HTTP API.
+    #[arg(long)]
+    no_http: bool,
+    /// The Kafka cluster the REST endpoints are a client of [default: this broker's first listener].
+    #[arg(long, env = "VLTAVA_HTTP_BOOTSTRAP")]
+    http_bootstrap: Option<String>,
+    /// Close REST consumer instances idle for this long (consumer.instance.timeout.ms).
+    #[arg(long, env = "VLTAVA_HTTP_CONSUMER_IDLE_TIMEOUT_MS", default_value_t = 300_000)]
+    http_consumer_idle_timeout_ms: u64,
+    /// Largest HTTP request body accepted (413 beyond).
+    #[arg(long, env = "VLTAVA_HTTP_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    http_max_body_bytes: usize,
     /// Log filter, e.g. info or vltava_broker=debug.
     #[arg(long, env = "VLTAVA_LOG", default_value = "info")]
     pub log: String,
@@ -157,7 +172,40 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let config = broker_config(&a)?;
     let data_dir = config.data_dir.clone();
+    // The HTTP API starts first so that liveness answers during recovery; readiness turns 200
+    // once the broker is up.
+    let http = if a.no_http {
+        None
+    } else {
+        let bind = resolve(&a.http).context("--http")?;
+        let bootstrap = match &a.http_bootstrap {
+            Some(b) => b.clone(),
+            None => {
+                let l = &config.listeners[0];
+                let ip = if l.bind.ip().is_unspecified() {
+                    std::net::IpAddr::from([127, 0, 0, 1])
+                } else {
+                    l.bind.ip()
+                };
+                SocketAddr::new(ip, l.bind.port()).to_string()
+            }
+        };
+        if a.http_max_body_bytes < 1024 {
+            bail!("--http-max-body-bytes must be at least 1024");
+        }
+        let mut hc = vltava_http::HttpConfig::new(bind, &bootstrap);
+        hc.consumer_idle_timeout_ms = a.http_consumer_idle_timeout_ms;
+        hc.max_body_bytes = a.http_max_body_bytes;
+        Some(
+            vltava_http::HttpServer::start(hc)
+                .await
+                .with_context(|| format!("cannot serve HTTP on {}", a.http))?,
+        )
+    };
     let broker = Broker::start(config).await?;
+    if let Some(h) = &http {
+        h.set_broker(broker.state().clone());
+    }
     println!(
         "Vltava {} ready in {} ms, data in {}",
         env!("CARGO_PKG_VERSION"),
@@ -167,12 +215,18 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     for l in broker.listeners() {
         println!("  bootstrap servers ({}): {}:{}", l.name, l.host, l.port);
     }
+    if let Some(h) = &http {
+        println!("  HTTP API: http://{}", h.addr);
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    if let Some(h) = http {
+        h.shutdown().await;
     }
     broker.shutdown().await?;
     tracing::info!("stopped cleanly");

@@ -108,7 +108,43 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchRespons
     )
 }
 
+/// Counts the bytes and records a fetch response carries, per topic.
+fn count_out(state: &BrokerState, resp: &FetchResponse) {
+    for t in &resp.responses {
+        let name = if t.topic.0.is_empty() {
+            match state.topics.get_by_id(t.topic_id) {
+                Some(topic) => topic.name.clone(),
+                None => continue,
+            }
+        } else {
+            t.topic.0.to_string()
+        };
+        let (mut bytes, mut records) = (0u64, 0u64);
+        for p in &t.partitions {
+            if let Some(data) = &p.records {
+                bytes += data.len() as u64;
+                records += vltava_storage::batch::BatchWalker::new(data)
+                    .map(|(_, h)| h.records_count.max(0) as u64)
+                    .sum::<u64>();
+            }
+        }
+        if bytes > 0 {
+            let m = &state.metrics;
+            m.bytes_out.with_label_values(&[name.as_str()]).inc_by(bytes);
+            m.records_out
+                .with_label_values(&[name.as_str()])
+                .inc_by(records);
+        }
+    }
+}
+
 pub async fn handle(state: &BrokerState, req: FetchRequest, version: i16) -> FetchResponse {
+    let resp = wait_and_build(state, &req, version).await;
+    count_out(state, &resp);
+    resp
+}
+
+async fn wait_and_build(state: &BrokerState, req: &FetchRequest, version: i16) -> FetchResponse {
     let wait_ms = (req.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT_MS);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = req.min_bytes.max(0) as usize;

@@ -85,6 +85,13 @@ fn append_one(
         Ok(out) => {
             if !out.duplicate {
                 state.syncer.request(partition);
+                let m = &state.metrics;
+                m.bytes_in
+                    .with_label_values(&[topic.name.as_str()])
+                    .inc_by(records.len() as u64);
+                m.records_in
+                    .with_label_values(&[topic.name.as_str()])
+                    .inc_by((out.last_offset - out.base_offset + 1).max(0) as u64);
             }
             let log_start = partition.log().log_start_offset();
             let resp = PartitionProduceResponse::default()
@@ -109,6 +116,11 @@ fn append_one(
                 AppendError::Io(_) => E::KafkaStorageError,
             };
             tracing::debug!(topic = %topic.name, partition = index, error = %e, "produce refused");
+            state
+                .metrics
+                .produce_errors
+                .with_label_values(&[topic.name.as_str(), &format!("{err:?}")])
+                .inc();
             (error_response(index, err, msg), None)
         }
     }

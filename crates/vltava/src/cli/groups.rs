@@ -1,11 +1,11 @@
 //! `vltava groups`: list, describe (with lag), reset-offsets, delete.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use anyhow::bail;
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
-use vltava_client::{Client, GroupDescription, GroupMember};
+use vltava_client::{Client, GroupLag};
 
 use super::{now_ms, parse_time_ms, print_json, topic_partitions, ClientArgs, Table};
 
@@ -87,7 +87,7 @@ pub async fn run(a: GroupsArgs) -> anyhow::Result<()> {
         GroupsCommand::Describe { groups } => {
             let mut docs = Vec::new();
             for (i, g) in groups.iter().enumerate() {
-                let d = describe(&mut c, g).await?;
+                let d = c.group_lag(g).await?;
                 if json {
                     docs.push(d.to_json());
                 } else {
@@ -168,26 +168,13 @@ async fn list(c: &mut Client, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One row of `groups describe`.
-pub struct PartitionLag {
-    pub topic: String,
-    pub partition: i32,
-    pub current_offset: Option<i64>,
-    pub log_end_offset: i64,
-    pub lag: Option<i64>,
-    pub member: Option<GroupMember>,
+/// How `groups describe` prints a group.
+trait Render {
+    fn to_json(&self) -> serde_json::Value;
+    fn print(&self);
 }
 
-pub struct Described {
-    pub group: GroupDescription,
-    pub partitions: Vec<PartitionLag>,
-}
-
-impl Described {
-    pub fn total_lag(&self) -> i64 {
-        self.partitions.iter().filter_map(|p| p.lag).sum()
-    }
-
+impl Render for GroupLag {
     fn to_json(&self) -> serde_json::Value {
         json!({
             "group": self.group.group_id,
@@ -258,60 +245,6 @@ impl Described {
         }
         t.print();
     }
-}
-
-/// A group's description with lag per partition: every partition it has committed or is assigned.
-pub async fn describe(c: &mut Client, group: &str) -> anyhow::Result<Described> {
-    let desc = c.describe_group(group).await?;
-    let committed = c.committed(group).await?;
-    let mut rows: BTreeMap<(String, i32), (Option<i64>, Option<GroupMember>)> = BTreeMap::new();
-    for o in &committed {
-        rows.entry((o.topic.clone(), o.partition)).or_default().0 = Some(o.offset);
-    }
-    for m in &desc.members {
-        for tp in &m.assignment {
-            rows.entry(tp.clone()).or_default().1 = Some(m.clone());
-        }
-    }
-    // Partitions of deleted topics are left out of the end offsets.
-    let md = c.metadata(None, false).await?;
-    let existing: HashMap<(String, i32), ()> = md
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(move |p| ((t.name.clone(), p.partition), ()))
-        })
-        .collect();
-    let tps: Vec<(String, i32)> = rows
-        .keys()
-        .filter(|k| existing.contains_key(*k))
-        .cloned()
-        .collect();
-    let wms = c.watermarks_of(&tps).await?;
-    let end: HashMap<(String, i32), i64> = wms
-        .iter()
-        .map(|w| ((w.topic.clone(), w.partition), w.latest))
-        .collect();
-    let partitions = rows
-        .into_iter()
-        .filter_map(|(tp, (current, member))| {
-            let leo = *end.get(&tp)?;
-            Some(PartitionLag {
-                lag: current.map(|c| (leo - c).max(0)),
-                topic: tp.0,
-                partition: tp.1,
-                current_offset: current,
-                log_end_offset: leo,
-                member,
-            })
-        })
-        .collect();
-    Ok(Described {
-        group: desc,
-        partitions,
-    })
 }
 
 #[derive(Clone, Copy, Debug)]

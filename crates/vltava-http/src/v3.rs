@@ -1,0 +1,383 @@
+//! Confluent REST Proxy v3: clusters, topics, partitions and produce.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::FutureRecord;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use vltava_client::{Client, NewTopic, TopicMetadata};
+
+use crate::error::{ApiError, ApiResult};
+use crate::{read_body, read_json, AppState};
+
+/// Most partitions a topic may be created with over REST.
+const MAX_PARTITIONS: i32 = 10_000;
+
+async fn cluster_client(s: &AppState, cluster_id: &str) -> ApiResult<(Client, String)> {
+    let mut c = s.client().await?;
+    let info = c.describe_cluster().await?;
+    let id = info.cluster_id.unwrap_or_default();
+    if id != cluster_id {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, 40403, format!("cluster '{cluster_id}' not found")));
+    }
+    Ok((c, id))
+}
+
+fn cluster_json(s: &AppState, id: &str, controller: i32) -> Value {
+    let base = format!("{}/v3/clusters/{id}", s.base_url);
+    json!({
+        "kind": "KafkaCluster",
+        "metadata": {"self": base, "resource_name": format!("crn:///kafka={id}")},
+        "cluster_id": id,
+        "controller": {"related": format!("{base}/brokers/{controller}")},
+        "brokers": {"related": format!("{base}/brokers")},
+        "topics": {"related": format!("{base}/topics")},
+    })
+}
+
+fn topic_json(s: &AppState, cluster: &str, t: &TopicMetadata) -> Value {
+    let base = format!("{}/v3/clusters/{cluster}/topics/{}", s.base_url, t.name);
+    json!({
+        "kind": "KafkaTopic",
+        "metadata": {"self": base, "resource_name": format!("crn:///kafka={cluster}/topic={}", t.name)},
+        "cluster_id": cluster,
+        "topic_name": t.name,
+        "is_internal": t.internal,
+        "replication_factor": t.partitions.first().map(|p| p.replicas.len()).unwrap_or(0),
+        "partitions_count": t.partitions.len(),
+        "partitions": {"related": format!("{base}/partitions")},
+        "configs": {"related": format!("{base}/configs")},
+    })
+}
+
+fn partition_json(s: &AppState, cluster: &str, topic: &str, partition: i32, leader: i32) -> Value {
+    let base = format!("{}/v3/clusters/{cluster}", s.base_url);
+    json!({
+        "kind": "KafkaPartition",
+        "metadata": {"self": format!("{base}/topics/{topic}/partitions/{partition}")},
+        "cluster_id": cluster,
+        "topic_name": topic,
+        "partition_id": partition,
+        "leader": {"related": format!("{base}/brokers/{leader}")},
+    })
+}
+
+fn list_json(kind: &str, self_url: String, data: Vec<Value>) -> Value {
+    json!({"kind": kind, "metadata": {"self": self_url, "next": null}, "data": data})
+}
+
+pub async fn clusters(State(s): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
+    let mut c = s.client().await?;
+    let info = c.describe_cluster().await?;
+    let id = info.cluster_id.unwrap_or_default();
+    Ok(Json(list_json(
+        "KafkaClusterList",
+        format!("{}/v3/clusters", s.base_url),
+        vec![cluster_json(&s, &id, info.controller_id)],
+    )))
+}
+
+pub async fn cluster(State(s): State<Arc<AppState>>, Path(cluster_id): Path<String>) -> ApiResult<Json<Value>> {
+    let (mut c, id) = cluster_client(&s, &cluster_id).await?;
+    let controller = c.describe_cluster().await?.controller_id;
+    Ok(Json(cluster_json(&s, &id, controller)))
+}
+
+pub async fn list_topics(State(s): State<Arc<AppState>>, Path(cluster_id): Path<String>) -> ApiResult<Json<Value>> {
+    let (mut c, id) = cluster_client(&s, &cluster_id).await?;
+    let md = c.metadata(None, false).await?;
+    let data = md.topics.iter().map(|t| topic_json(&s, &id, t)).collect();
+    Ok(Json(list_json("KafkaTopicList", format!("{}/v3/clusters/{id}/topics", s.base_url), data)))
+}
+
+#[derive(Deserialize)]
+pub struct CreateTopic {
+    topic_name: String,
+    partitions_count: Option<i64>,
+    replication_factor: Option<i64>,
+    #[serde(default)]
+    configs: Vec<ConfigKv>,
+}
+
+#[derive(Deserialize)]
+pub struct ConfigKv {
+    name: String,
+    value: Option<String>,
+}
+
+pub async fn create_topic(
+    State(s): State<Arc<AppState>>,
+    Path(cluster_id): Path<String>,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    let req: CreateTopic = read_json(&s, body).await?;
+    let partitions = match req.partitions_count {
+        None => -1,
+        Some(n) if (1..=MAX_PARTITIONS as i64).contains(&n) => n as i32,
+        Some(n) => return Err(ApiError::bad_request(format!("partitions_count {n} must be between 1 and {MAX_PARTITIONS}"))),
+    };
+    let replication_factor = match req.replication_factor {
+        None => -1,
+        Some(n) if (1..=i16::MAX as i64).contains(&n) => n as i16,
+        Some(n) => return Err(ApiError::bad_request(format!("replication_factor {n} must be at least 1"))),
+    };
+    let (mut c, id) = cluster_client(&s, &cluster_id).await?;
+    let t = NewTopic {
+        name: req.topic_name.clone(),
+        partitions,
+        replication_factor,
+        configs: req
+            .configs
+            .into_iter()
+            .filter_map(|kv| kv.value.map(|v| (kv.name, v)))
+            .collect(),
+    };
+    c.create_topic(&t, false).await?;
+    let md = c.topic(&req.topic_name).await?;
+    Ok((StatusCode::CREATED, Json(topic_json(&s, &id, &md))).into_response())
+}
+
+pub async fn get_topic(
+    State(s): State<Arc<AppState>>,
+    Path((cluster_id, topic)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (mut c, id) = cluster_client(&s, &cluster_id).await?;
+    let t = c.topic(&topic).await?;
+    Ok(Json(topic_json(&s, &id, &t)))
+}
+
+pub async fn delete_topic(
+    State(s): State<Arc<AppState>>,
+    Path((cluster_id, topic)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let (mut c, _) = cluster_client(&s, &cluster_id).await?;
+    c.delete_topic(&topic).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_partitions(
+    State(s): State<Arc<AppState>>,
+    Path((cluster_id, topic)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (mut c, id) = cluster_client(&s, &cluster_id).await?;
+    let t = c.topic(&topic).await?;
+    let data = t.partitions.iter().map(|p| partition_json(&s, &id, &topic, p.partition, p.leader)).collect();
+    Ok(Json(list_json(
+        "KafkaPartitionList",
+        format!("{}/v3/clusters/{id}/topics/{topic}/partitions", s.base_url),
+        data,
+    )))
+}
+
+pub async fn get_partition(
+    State(s): State<Arc<AppState>>,
+    Path((cluster_id, topic, partition)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (mut c, id) = cluster_client(&s, &cluster_id).await?;
+    let t = c.topic(&topic).await?;
+    let p = partition
+        .parse::<i32>()
+        .ok()
+        .and_then(|n| t.partitions.iter().find(|p| p.partition == n))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, 40403, format!("topic '{topic}' has no partition {partition}")))?;
+    Ok(Json(partition_json(&s, &id, &topic, p.partition, p.leader)))
+}
+
+/// One record of a produce request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProduceRecord {
+    partition_id: Option<i64>,
+    #[serde(default)]
+    headers: Vec<ProduceHeader>,
+    key: Option<Data>,
+    value: Option<Data>,
+    timestamp: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProduceHeader {
+    name: String,
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    data: Option<Value>,
+    schema_id: Option<Value>,
+    schema: Option<Value>,
+    subject: Option<Value>,
+}
+
+/// The bytes of a key or value and the type reported back.
+fn encode(what: &str, d: &Option<Data>) -> ApiResult<Option<(Vec<u8>, String)>> {
+    let Some(d) = d else { return Ok(None) };
+    if d.schema_id.is_some() || d.schema.is_some() || d.subject.is_some() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42206,
+            format!("{what}: schema-based serialization is not supported by this REST endpoint; send BINARY, JSON or STRING"),
+        ));
+    }
+    let kind = d.kind.as_deref().unwrap_or("JSON").to_ascii_uppercase();
+    let Some(data) = &d.data else { return Ok(None) };
+    let bytes = match kind.as_str() {
+        "BINARY" => {
+            let s = data
+                .as_str()
+                .ok_or_else(|| ApiError::bad_request(format!("{what}: BINARY data must be a base64 string")))?;
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|e| ApiError::bad_request(format!("{what}: data is not valid base64: {e}")))?
+        }
+        "STRING" => data
+            .as_str()
+            .ok_or_else(|| ApiError::bad_request(format!("{what}: STRING data must be a JSON string")))?
+            .as_bytes()
+            .to_vec(),
+        "JSON" => serde_json::to_vec(data).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))?,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "{what}: unknown type '{other}' (BINARY, JSON or STRING)"
+            )))
+        }
+    };
+    Ok(Some((bytes, kind)))
+}
+
+fn parse_timestamp(ts: &Option<String>) -> ApiResult<Option<i64>> {
+    match ts {
+        None => Ok(None),
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map(|d| Some(d.timestamp_millis()))
+            .map_err(|e| ApiError::bad_request(format!("timestamp '{t}' is not RFC 3339: {e}"))),
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+async fn produce_one(s: &AppState, cluster: &str, topic: &TopicMetadata, raw: Value) -> ApiResult<Value> {
+    let rec: ProduceRecord =
+        serde_json::from_value(raw).map_err(|e| ApiError::bad_request(format!("malformed record: {e}")))?;
+    let partition = match rec.partition_id {
+        None => None,
+        Some(p) => match i32::try_from(p) {
+            Ok(p) if topic.partitions.iter().any(|m| m.partition == p) => Some(p),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    40403,
+                    format!("topic '{}' has no partition {p}", topic.name),
+                ))
+            }
+        },
+    };
+    let key = encode("key", &rec.key)?;
+    let value = encode("value", &rec.value)?;
+    let timestamp = parse_timestamp(&rec.timestamp)?;
+    let mut headers = OwnedHeaders::new();
+    let mut header_values = Vec::with_capacity(rec.headers.len());
+    for h in &rec.headers {
+        let v = match &h.value {
+            None => None,
+            Some(b64) => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| ApiError::bad_request(format!("header '{}': value is not valid base64: {e}", h.name)))?,
+            ),
+        };
+        header_values.push(v);
+    }
+    for (h, v) in rec.headers.iter().zip(&header_values) {
+        headers = headers.insert(Header { key: h.name.as_str(), value: v.as_deref() });
+    }
+    let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic.name).headers(headers);
+    if let Some((k, _)) = &key {
+        fr = fr.key(k.as_slice());
+    }
+    if let Some((v, _)) = &value {
+        fr = fr.payload(v.as_slice());
+    }
+    if let Some(p) = partition {
+        fr = fr.partition(p);
+    }
+    if let Some(ts) = timestamp {
+        fr = fr.timestamp(ts);
+    }
+    let delivered = s.producer.send(fr, std::time::Duration::from_secs(5)).await;
+    match delivered {
+        Ok(d) => Ok(json!({
+            "error_code": 200,
+            "cluster_id": cluster,
+            "topic_name": topic.name,
+            "partition_id": d.partition,
+            "offset": d.offset,
+            "timestamp": rfc3339(d.timestamp.to_millis().or(timestamp).unwrap_or_else(now_ms)),
+            "key": key.as_ref().map(|(b, t)| json!({"type": t, "size": b.len()})),
+            "value": value.as_ref().map(|(b, t)| json!({"type": t, "size": b.len()})),
+        })),
+        Err((e, _)) => Err(match e {
+            KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, 413, format!("record too large: {e}"))
+            }
+            KafkaError::MessageProduction(
+                RDKafkaErrorCode::UnknownPartition | RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+            ) => ApiError::new(StatusCode::NOT_FOUND, 40403, e.to_string()),
+            KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord | RDKafkaErrorCode::InvalidMessage) => {
+                ApiError::bad_request(e.to_string())
+            }
+            _ => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, 50302, format!("record not acknowledged: {e}")),
+        }),
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// POST .../records: one JSON record, or a stream of concatenated JSON records answered by one
+/// delivery report each (in order, each with its own `error_code`).
+pub async fn produce(
+    State(s): State<Arc<AppState>>,
+    Path((cluster_id, topic)): Path<(String, String)>,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    let bytes = read_body(&s, body).await?;
+    let mut records = Vec::new();
+    for v in serde_json::Deserializer::from_slice(&bytes).into_iter::<Value>() {
+        records.push(v.map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?);
+    }
+    if records.is_empty() {
+        return Err(ApiError::bad_request("the body holds no record"));
+    }
+    let (mut c, id) = cluster_client(&s, &cluster_id).await?;
+    let meta = c.topic(&topic).await?;
+    if records.len() == 1 {
+        let raw = records.pop().unwrap_or(Value::Null);
+        return Ok(Json(produce_one(&s, &id, &meta, raw).await?).into_response());
+    }
+    // Records are sent in order and their reports awaited together (librdkafka batches them).
+    let sends = records.into_iter().map(|raw| produce_one(&s, &id, &meta, raw));
+    let reports = futures::future::join_all(sends).await;
+    let mut out = Vec::new();
+    for r in reports {
+        let v = r.unwrap_or_else(|e| e.body());
+        let _ = serde_json::to_writer(&mut out, &v);
+        out.push(b'\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
