@@ -47,6 +47,7 @@ def port_open(port):
 class Broker:
     def __init__(self, args=(), port=None, advertise=None):
         self.port = port or free_port()
+        self.http_port = free_port()
         self.data_dir = tempfile.mkdtemp(prefix="vltava-test-")
         self.log_path = os.path.join(self.data_dir + ".log")
         self.args = list(args)
@@ -57,8 +58,13 @@ class Broker:
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def http(self):
+        return f"http://127.0.0.1:{self.http_port}"
+
     def command(self):
-        cmd = [BIN, "serve", "--listen", self.bootstrap, "--data-dir", self.data_dir]
+        cmd = [BIN, "serve", "--listen", self.bootstrap, "--data-dir", self.data_dir,
+               "--http", f"127.0.0.1:{self.http_port}"]
         if self.advertise:
             cmd += ["--advertise", self.advertise]
         return cmd + self.args

@@ -67,7 +67,8 @@ pub(crate) struct AppState {
     base_url: String,
     started: Instant,
     broker: RwLock<Option<Arc<BrokerState>>>,
-    producer: FutureProducer,
+    /// Made on first use, so that nothing connects before the broker is up.
+    producer: std::sync::OnceLock<FutureProducer>,
     consumers: consumers::Registry,
 }
 
@@ -79,6 +80,33 @@ impl AppState {
         o.client_id = "vltava-http".into();
         o.timeout_ms = self.cfg.kafka_timeout_ms;
         Ok(Client::connect(o).await?)
+    }
+
+    fn producer(&self) -> ApiResult<&FutureProducer> {
+        if let Some(p) = self.producer.get() {
+            return Ok(p);
+        }
+        let p: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.cfg.bootstrap)
+            .set("client.id", "vltava-http")
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "2")
+            .set("partitioner", "murmur2_random")
+            .set("message.timeout.ms", self.cfg.kafka_timeout_ms.max(1000).to_string())
+            .create()
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    50302,
+                    format!("cannot create the REST producer: {e}"),
+                )
+            })?;
+        // A concurrent first use may have won; either producer is as good.
+        let _ = self.producer.set(p);
+        self.producer
+            .get()
+            .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, 500, "no producer"))
     }
 
     fn broker(&self) -> Option<Arc<BrokerState>> {
@@ -99,23 +127,13 @@ impl HttpServer {
     pub async fn start(cfg: HttpConfig) -> std::io::Result<HttpServer> {
         let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
         let addr = listener.local_addr()?;
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &cfg.bootstrap)
-            .set("client.id", "vltava-http")
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "2")
-            .set("partitioner", "murmur2_random")
-            .set("message.timeout.ms", cfg.kafka_timeout_ms.max(1000).to_string())
-            .create()
-            .map_err(|e| std::io::Error::other(format!("cannot create the REST producer: {e}")))?;
         let state = Arc::new(AppState {
             base_url: format!("http://{addr}"),
             consumers: consumers::Registry::new(cfg.max_consumer_instances, cfg.consumer_idle_timeout_ms),
             cfg,
             started: Instant::now(),
             broker: RwLock::new(None),
-            producer,
+            producer: std::sync::OnceLock::new(),
         });
         consumers::spawn_reaper(state.clone());
         let app = router(state.clone());

@@ -318,7 +318,7 @@ async fn produce_one(s: &AppState, cluster: &str, topic: &TopicMetadata, raw: Va
     if let Some(ts) = timestamp {
         fr = fr.timestamp(ts);
     }
-    let delivered = s.producer.send(fr, std::time::Duration::from_secs(5)).await;
+    let delivered = s.producer()?.send(fr, std::time::Duration::from_secs(5)).await;
     match delivered {
         Ok(d) => Ok(json!({
             "error_code": 200,
