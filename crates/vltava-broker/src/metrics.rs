@@ -15,8 +15,8 @@ use crate::topics::TopicRegistry;
 
 /// Latency buckets in seconds: 50 µs to 10 s.
 const LATENCY_BUCKETS_S: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
 ];
 
 pub struct Metrics {
@@ -75,8 +75,11 @@ impl Metrics {
         .unwrap_or_else(|e| panic!("request histogram: {e}"));
         register(&r, Box::new(request_seconds.clone()));
         let fsync_seconds = Histogram::with_opts(
-            HistogramOpts::new("vltava_fsync_duration_seconds", "Duration of each partition fsync")
-                .buckets(LATENCY_BUCKETS_S.to_vec()),
+            HistogramOpts::new(
+                "vltava_fsync_duration_seconds",
+                "Duration of each partition fsync",
+            )
+            .buckets(LATENCY_BUCKETS_S.to_vec()),
         )
         .unwrap_or_else(|e| panic!("fsync histogram: {e}"));
         register(&r, Box::new(fsync_seconds.clone()));
@@ -98,7 +101,12 @@ impl Metrics {
             &r,
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         );
-        let requests = counter_vec(&r, "vltava_requests_total", "Requests handled, by API", &["api"]);
+        let requests = counter_vec(
+            &r,
+            "vltava_requests_total",
+            "Requests handled, by API",
+            &["api"],
+        );
         let per_api = (0..=i16::from(u8::MAX))
             .filter_map(|k| ApiKey::try_from(k).ok().map(|a| (k, format!("{a:?}"))))
             .map(|(k, name)| {
@@ -117,16 +125,56 @@ impl Metrics {
             request_seconds,
             connections_active,
             connections_accepted,
-            bytes_in: counter_vec(&r, "vltava_topic_bytes_in_total", "Record batch bytes appended, by topic", &["topic"]),
-            records_in: counter_vec(&r, "vltava_topic_records_in_total", "Records appended, by topic", &["topic"]),
-            bytes_out: counter_vec(&r, "vltava_topic_bytes_out_total", "Record batch bytes sent to consumers, by topic", &["topic"]),
-            records_out: counter_vec(&r, "vltava_topic_records_out_total", "Records sent to consumers, by topic", &["topic"]),
-            produce_errors: counter_vec(&r, "vltava_produce_errors_total", "Produce requests refused per partition, by topic and Kafka error", &["topic", "error"]),
+            bytes_in: counter_vec(
+                &r,
+                "vltava_topic_bytes_in_total",
+                "Record batch bytes appended, by topic",
+                &["topic"],
+            ),
+            records_in: counter_vec(
+                &r,
+                "vltava_topic_records_in_total",
+                "Records appended, by topic",
+                &["topic"],
+            ),
+            bytes_out: counter_vec(
+                &r,
+                "vltava_topic_bytes_out_total",
+                "Record batch bytes sent to consumers, by topic",
+                &["topic"],
+            ),
+            records_out: counter_vec(
+                &r,
+                "vltava_topic_records_out_total",
+                "Records sent to consumers, by topic",
+                &["topic"],
+            ),
+            produce_errors: counter_vec(
+                &r,
+                "vltava_produce_errors_total",
+                "Produce requests refused per partition, by topic and Kafka error",
+                &["topic", "error"],
+            ),
             fsyncs,
             fsync_seconds,
-            log_size_bytes: gauge_vec(&r, "vltava_log_size_bytes", "Bytes on disk of each partition's log", &["topic", "partition"]),
-            log_start_offset: gauge_vec(&r, "vltava_log_start_offset", "First offset of each partition's log", &["topic", "partition"]),
-            log_end_offset: gauge_vec(&r, "vltava_log_end_offset", "High watermark (end offset) of each partition", &["topic", "partition"]),
+            log_size_bytes: gauge_vec(
+                &r,
+                "vltava_log_size_bytes",
+                "Bytes on disk of each partition's log",
+                &["topic", "partition"],
+            ),
+            log_start_offset: gauge_vec(
+                &r,
+                "vltava_log_start_offset",
+                "First offset of each partition's log",
+                &["topic", "partition"],
+            ),
+            log_end_offset: gauge_vec(
+                &r,
+                "vltava_log_end_offset",
+                "High watermark (end offset) of each partition",
+                &["topic", "partition"],
+            ),
             registry: r,
         }
     }
@@ -148,11 +196,17 @@ impl Metrics {
             for p in &t.partitions {
                 let (size, start, end) = {
                     let log = p.log();
-                    (log.size_bytes(), log.log_start_offset(), log.high_watermark())
+                    (
+                        log.size_bytes(),
+                        log.log_start_offset(),
+                        log.high_watermark(),
+                    )
                 };
                 let idx = p.index.to_string();
                 let labels = [t.name.as_str(), idx.as_str()];
-                self.log_size_bytes.with_label_values(&labels).set(size as i64);
+                self.log_size_bytes
+                    .with_label_values(&labels)
+                    .set(size as i64);
                 self.log_start_offset.with_label_values(&labels).set(start);
                 self.log_end_offset.with_label_values(&labels).set(end);
             }
@@ -161,7 +215,12 @@ impl Metrics {
 
     /// Forgets a deleted topic's counters.
     pub fn forget_topic(&self, topic: &str) {
-        for c in [&self.bytes_in, &self.records_in, &self.bytes_out, &self.records_out] {
+        for c in [
+            &self.bytes_in,
+            &self.records_in,
+            &self.bytes_out,
+            &self.records_out,
+        ] {
             let _ = c.remove_label_values(&[topic]);
         }
     }

@@ -114,7 +114,9 @@ pub fn sync_partition(p: &Partition, metrics: &Metrics) -> bool {
     let started = std::time::Instant::now();
     let synced = work.run();
     metrics.fsyncs.inc();
-    metrics.fsync_seconds.observe(started.elapsed().as_secs_f64());
+    metrics
+        .fsync_seconds
+        .observe(started.elapsed().as_secs_f64());
     if let Err(e) = synced {
         // The data stays unacknowledged; producers time out and retry. Kafka would take the
         // log directory offline here.

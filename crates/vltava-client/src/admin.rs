@@ -950,9 +950,17 @@ impl Client {
         let existing: std::collections::HashSet<Tp> = md
             .topics
             .iter()
-            .flat_map(|t| t.partitions.iter().map(move |p| (t.name.clone(), p.partition)))
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(move |p| (t.name.clone(), p.partition))
+            })
             .collect();
-        let tps: Vec<Tp> = rows.keys().filter(|k| existing.contains(*k)).cloned().collect();
+        let tps: Vec<Tp> = rows
+            .keys()
+            .filter(|k| existing.contains(*k))
+            .cloned()
+            .collect();
         let end: HashMap<Tp, i64> = self
             .watermarks_of(&tps)
             .await?
@@ -973,7 +981,10 @@ impl Client {
                 })
             })
             .collect();
-        Ok(GroupLag { group: desc, partitions })
+        Ok(GroupLag {
+            group: desc,
+            partitions,
+        })
     }
 
     /// Commits offsets for a group with no live members (generation -1, as the Kafka tools do).

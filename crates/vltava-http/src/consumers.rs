@@ -85,7 +85,9 @@ impl Registry {
             .map()
             .get(&(group.to_string(), name.to_string()))
             .cloned()
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, 40403, "Consumer instance not found."))?;
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::NOT_FOUND, 40403, "Consumer instance not found.")
+            })?;
         i.last_used_ms.store(self.now_ms(), Ordering::Relaxed);
         Ok(i)
     }
@@ -136,7 +138,10 @@ pub fn spawn_reaper(state: Arc<AppState>) {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 249 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    !s.is_empty()
+        && s.len() <= 249
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 #[derive(Deserialize)]
@@ -161,13 +166,24 @@ pub async fn create(
     let req: CreateInstance = read_json(&s, body).await?;
     let _ = (&req.fetch_min_bytes, &req.consumer_request_timeout_ms);
     if !valid_name(&group) {
-        return Err(ApiError::unprocessable("group names are 1-249 characters of [A-Za-z0-9._-]"));
+        return Err(ApiError::unprocessable(
+            "group names are 1-249 characters of [A-Za-z0-9._-]",
+        ));
     }
-    let name = req.name.unwrap_or_else(|| format!("rest-consumer-{}", uuid::Uuid::new_v4()));
+    let name = req
+        .name
+        .unwrap_or_else(|| format!("rest-consumer-{}", uuid::Uuid::new_v4()));
     if !valid_name(&name) {
-        return Err(ApiError::unprocessable("instance names are 1-249 characters of [A-Za-z0-9._-]"));
+        return Err(ApiError::unprocessable(
+            "instance names are 1-249 characters of [A-Za-z0-9._-]",
+        ));
     }
-    let format = match req.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let format = match req
+        .format
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("binary") => Format::Binary,
         Some("json") => Format::Json,
         Some(other) => {
@@ -181,25 +197,40 @@ pub async fn create(
     let reset = match req.auto_offset_reset.as_deref() {
         None | Some("latest") | Some("largest") => "latest",
         Some("earliest") | Some("smallest") => "earliest",
-        Some(other) => return Err(ApiError::unprocessable(format!("auto.offset.reset '{other}' is not earliest or latest"))),
+        Some(other) => {
+            return Err(ApiError::unprocessable(format!(
+                "auto.offset.reset '{other}' is not earliest or latest"
+            )))
+        }
     };
     let auto_commit = match &req.auto_commit_enable {
         None => true,
         Some(Value::Bool(b)) => *b,
         Some(Value::String(v)) if v == "true" || v == "false" => v == "true",
-        Some(v) => return Err(ApiError::unprocessable(format!("auto.commit.enable {v} is not true or false"))),
+        Some(v) => {
+            return Err(ApiError::unprocessable(format!(
+                "auto.commit.enable {v} is not true or false"
+            )))
+        }
     };
     let key = (group.clone(), name.clone());
     {
         let map = s.consumers.map();
         if map.contains_key(&key) {
-            return Err(ApiError::new(StatusCode::CONFLICT, 40902, "Consumer instance with the specified name already exists."));
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                40902,
+                "Consumer instance with the specified name already exists.",
+            ));
         }
         if map.len() >= s.consumers.max_instances {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 42901,
-                format!("too many consumer instances (at most {}); delete idle ones", s.consumers.max_instances),
+                format!(
+                    "too many consumer instances (at most {}); delete idle ones",
+                    s.consumers.max_instances
+                ),
             ));
         }
     }
@@ -208,10 +239,19 @@ pub async fn create(
         .set("group.id", &group)
         .set("client.id", &name)
         .set("auto.offset.reset", reset)
-        .set("enable.auto.commit", if auto_commit { "true" } else { "false" })
+        .set(
+            "enable.auto.commit",
+            if auto_commit { "true" } else { "false" },
+        )
         .set("enable.auto.offset.store", "false")
         .create()
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, 50302, format!("cannot create the consumer: {e}")))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                50302,
+                format!("cannot create the consumer: {e}"),
+            )
+        })?;
     let instance = Arc::new(Instance {
         consumer: Arc::new(consumer),
         format,
@@ -222,7 +262,11 @@ pub async fn create(
     {
         let mut map = s.consumers.map();
         if map.contains_key(&key) {
-            return Err(ApiError::new(StatusCode::CONFLICT, 40902, "Consumer instance with the specified name already exists."));
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                40902,
+                "Consumer instance with the specified name already exists.",
+            ));
         }
         map.insert(key, instance);
     }
@@ -232,14 +276,21 @@ pub async fn create(
     })))
 }
 
-pub async fn delete(State(s): State<Arc<AppState>>, Path((group, name)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(s): State<Arc<AppState>>,
+    Path((group, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let removed = s.consumers.map().remove(&(group, name));
     match removed {
         Some(i) => {
             close(i).await;
             Ok(StatusCode::NO_CONTENT)
         }
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, 40403, "Consumer instance not found.")),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            40403,
+            "Consumer instance not found.",
+        )),
     }
 }
 
@@ -259,10 +310,16 @@ pub async fn subscribe(
     let topics = match (req.topics, req.topic_pattern) {
         (Some(t), None) if !t.is_empty() => t,
         (None, Some(p)) if !p.is_empty() => vec![format!("^{}", p.trim_start_matches('^'))],
-        _ => return Err(ApiError::unprocessable("give either a non-empty 'topics' list or 'topic_pattern'")),
+        _ => {
+            return Err(ApiError::unprocessable(
+                "give either a non-empty 'topics' list or 'topic_pattern'",
+            ))
+        }
     };
     if let Some(bad) = topics.iter().find(|t| t.is_empty() || t.len() > 249) {
-        return Err(ApiError::unprocessable(format!("'{bad}' is not a topic name")));
+        return Err(ApiError::unprocessable(format!(
+            "'{bad}' is not a topic name"
+        )));
     }
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     i.consumer
@@ -272,20 +329,36 @@ pub async fn subscribe(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn subscription(State(s): State<Arc<AppState>>, Path((group, name)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+pub async fn subscription(
+    State(s): State<Arc<AppState>>,
+    Path((group, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let i = s.consumers.get(&group, &name)?;
-    let topics = i.subscription.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let topics = i
+        .subscription
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     Ok(Json(json!({"topics": topics})))
 }
 
-pub async fn unsubscribe(State(s): State<Arc<AppState>>, Path((group, name)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn unsubscribe(
+    State(s): State<Arc<AppState>>,
+    Path((group, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let i = s.consumers.get(&group, &name)?;
     i.consumer.unsubscribe();
-    i.subscription.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    i.subscription
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn assignments(State(s): State<Arc<AppState>>, Path((group, name)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+pub async fn assignments(
+    State(s): State<Arc<AppState>>,
+    Path((group, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let i = s.consumers.get(&group, &name)?;
     let tpl = i
         .consumer
@@ -302,9 +375,11 @@ pub async fn assignments(State(s): State<Arc<AppState>>, Path((group, name)): Pa
 fn query_u64(q: &HashMap<String, String>, name: &str, default: u64) -> ApiResult<u64> {
     match q.get(name) {
         None => Ok(default),
-        Some(v) => v
-            .parse::<u64>()
-            .map_err(|_| ApiError::bad_request(format!("query parameter {name}={v} is not a non-negative integer"))),
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "query parameter {name}={v} is not a non-negative integer"
+            ))
+        }),
     }
 }
 
@@ -314,7 +389,9 @@ fn embed(format: Format, b: Option<&[u8]>) -> Value {
         Some(b) => match format {
             Format::Binary => json!(base64::engine::general_purpose::STANDARD.encode(b)),
             // Records that are not JSON are returned as a JSON string of their text.
-            Format::Json => serde_json::from_slice(b).unwrap_or_else(|_| json!(String::from_utf8_lossy(b))),
+            Format::Json => {
+                serde_json::from_slice(b).unwrap_or_else(|_| json!(String::from_utf8_lossy(b)))
+            }
         },
     }
 }
@@ -330,7 +407,11 @@ pub async fn records(
     let i = s.consumers.get(&group, &name)?;
     if let Some(accept) = headers.get("accept").and_then(|v| v.to_str().ok()) {
         let wants = |f: &str| accept.contains(&format!("vnd.kafka.{f}.v2"));
-        let other = if i.format == Format::Binary { "json" } else { "binary" };
+        let other = if i.format == Format::Binary {
+            "json"
+        } else {
+            "binary"
+        };
         if wants(other) && !wants(i.format.name()) {
             return Err(ApiError::new(
                 StatusCode::NOT_ACCEPTABLE,
@@ -354,7 +435,11 @@ pub async fn records(
                 break;
             }
             // Once records arrived, only wait briefly for more.
-            let wait = if out.is_empty() { deadline - now } else { Duration::from_millis(20).min(deadline - now) };
+            let wait = if out.is_empty() {
+                deadline - now
+            } else {
+                Duration::from_millis(20).min(deadline - now)
+            };
             match consumer.poll(wait) {
                 None if !out.is_empty() => break,
                 None => {}
@@ -381,13 +466,27 @@ pub async fn records(
         Ok(out)
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, 500, format!("fetch failed: {e}")))?;
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            500,
+            format!("fetch failed: {e}"),
+        )
+    })?;
     match polled {
         Ok(records) => Ok(Json(Value::Array(records)).into_response()),
         Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)) => {
-            Err(ApiError::new(StatusCode::NOT_FOUND, 40403, "a subscribed topic does not exist"))
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                40403,
+                "a subscribed topic does not exist",
+            ))
         }
-        Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, 50302, format!("fetch failed: {e}"))),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            50302,
+            format!("fetch failed: {e}"),
+        )),
     }
 }
 
@@ -415,7 +514,8 @@ pub async fn commit(
     let req: CommitBody = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         CommitBody { offsets: None }
     } else {
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?
     };
     let _busy = i.busy.lock().await;
     let consumer = i.consumer.clone();
@@ -424,7 +524,9 @@ pub async fn commit(
             let mut tpl = TopicPartitionList::new();
             for o in offsets {
                 if o.offset < 0 || o.partition < 0 {
-                    return Err(ApiError::unprocessable("offsets and partitions must not be negative"));
+                    return Err(ApiError::unprocessable(
+                        "offsets and partitions must not be negative",
+                    ));
                 }
                 tpl.add_partition_offset(&o.topic, o.partition, Offset::Offset(o.offset + 1))
                     .map_err(|e| ApiError::unprocessable(e.to_string()))?;
@@ -438,10 +540,19 @@ pub async fn commit(
         None => consumer.commit_consumer_state(CommitMode::Sync),
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, 500, format!("commit failed: {e}")))?;
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            500,
+            format!("commit failed: {e}"),
+        )
+    })?;
     match result {
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(StatusCode::OK),
-        Err(e) => Err(ApiError::new(StatusCode::CONFLICT, 40901, format!("commit failed: {e}"))),
+        Err(e) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            40901,
+            format!("commit failed: {e}"),
+        )),
     }
 }
-

@@ -93,7 +93,10 @@ impl AppState {
             .set("enable.idempotence", "true")
             .set("linger.ms", "2")
             .set("partitioner", "murmur2_random")
-            .set("message.timeout.ms", self.cfg.kafka_timeout_ms.max(1000).to_string())
+            .set(
+                "message.timeout.ms",
+                self.cfg.kafka_timeout_ms.max(1000).to_string(),
+            )
             .create()
             .map_err(|e| {
                 ApiError::new(
@@ -110,7 +113,10 @@ impl AppState {
     }
 
     fn broker(&self) -> Option<Arc<BrokerState>> {
-        self.broker.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.broker
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -129,7 +135,10 @@ impl HttpServer {
         let addr = listener.local_addr()?;
         let state = Arc::new(AppState {
             base_url: format!("http://{addr}"),
-            consumers: consumers::Registry::new(cfg.max_consumer_instances, cfg.consumer_idle_timeout_ms),
+            consumers: consumers::Registry::new(
+                cfg.max_consumer_instances,
+                cfg.consumer_idle_timeout_ms,
+            ),
             cfg,
             started: Instant::now(),
             broker: RwLock::new(None),
@@ -142,11 +151,19 @@ impl HttpServer {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
-        Ok(HttpServer { addr, state, stop, task })
+        Ok(HttpServer {
+            addr,
+            state,
+            stop,
+            task,
+        })
     }
 
     /// The broker has recovered its logs: status and metrics can read it, readiness turns 200.
@@ -172,20 +189,49 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi::document))
         .route("/v3/clusters", get(v3::clusters))
         .route("/v3/clusters/{cluster_id}", get(v3::cluster))
-        .route("/v3/clusters/{cluster_id}/topics", get(v3::list_topics).post(v3::create_topic))
-        .route("/v3/clusters/{cluster_id}/topics/{topic}", get(v3::get_topic).delete(v3::delete_topic))
-        .route("/v3/clusters/{cluster_id}/topics/{topic}/partitions", get(v3::list_partitions))
-        .route("/v3/clusters/{cluster_id}/topics/{topic}/partitions/{partition}", get(v3::get_partition))
-        .route("/v3/clusters/{cluster_id}/topics/{topic}/records", post(v3::produce))
+        .route(
+            "/v3/clusters/{cluster_id}/topics",
+            get(v3::list_topics).post(v3::create_topic),
+        )
+        .route(
+            "/v3/clusters/{cluster_id}/topics/{topic}",
+            get(v3::get_topic).delete(v3::delete_topic),
+        )
+        .route(
+            "/v3/clusters/{cluster_id}/topics/{topic}/partitions",
+            get(v3::list_partitions),
+        )
+        .route(
+            "/v3/clusters/{cluster_id}/topics/{topic}/partitions/{partition}",
+            get(v3::get_partition),
+        )
+        .route(
+            "/v3/clusters/{cluster_id}/topics/{topic}/records",
+            post(v3::produce),
+        )
         .route("/consumers/{group}", post(consumers::create))
-        .route("/consumers/{group}/instances/{instance}", axum::routing::delete(consumers::delete))
+        .route(
+            "/consumers/{group}/instances/{instance}",
+            axum::routing::delete(consumers::delete),
+        )
         .route(
             "/consumers/{group}/instances/{instance}/subscription",
-            post(consumers::subscribe).get(consumers::subscription).delete(consumers::unsubscribe),
+            post(consumers::subscribe)
+                .get(consumers::subscription)
+                .delete(consumers::unsubscribe),
         )
-        .route("/consumers/{group}/instances/{instance}/records", get(consumers::records))
-        .route("/consumers/{group}/instances/{instance}/offsets", post(consumers::commit))
-        .route("/consumers/{group}/instances/{instance}/assignments", get(consumers::assignments))
+        .route(
+            "/consumers/{group}/instances/{instance}/records",
+            get(consumers::records),
+        )
+        .route(
+            "/consumers/{group}/instances/{instance}/offsets",
+            post(consumers::commit),
+        )
+        .route(
+            "/consumers/{group}/instances/{instance}/assignments",
+            get(consumers::assignments),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -209,18 +255,27 @@ async fn not_found(uri: Uri) -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, 405, "HTTP 405 Method Not Allowed")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        405,
+        "HTTP 405 Method Not Allowed",
+    )
 }
 
 /// Reads a request body of at most `max_body_bytes` (413 beyond).
-pub(crate) async fn read_body(s: &AppState, body: axum::body::Body) -> ApiResult<axum::body::Bytes> {
-    axum::body::to_bytes(body, s.cfg.max_body_bytes).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            413,
-            format!("request body larger than {} bytes", s.cfg.max_body_bytes),
-        )
-    })
+pub(crate) async fn read_body(
+    s: &AppState,
+    body: axum::body::Body,
+) -> ApiResult<axum::body::Bytes> {
+    axum::body::to_bytes(body, s.cfg.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                413,
+                format!("request body larger than {} bytes", s.cfg.max_body_bytes),
+            )
+        })
 }
 
 /// Parses a JSON request body (400 with the parser's reason when it is not JSON).
@@ -229,5 +284,6 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     body: axum::body::Body,
 ) -> ApiResult<T> {
     let bytes = read_body(s, body).await?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
 }

@@ -22,7 +22,10 @@ fn error_responses(codes: &[&str]) -> serde_json::Map<String, Value> {
 
 fn ok(description: &str, schema: Value, errors: &[&str]) -> Value {
     let mut r = error_responses(errors);
-    r.insert("200".into(), json!({"description": description, "content": {"application/json": {"schema": schema}}}));
+    r.insert(
+        "200".into(),
+        json!({"description": description, "content": {"application/json": {"schema": schema}}}),
+    );
     Value::Object(r)
 }
 
@@ -40,10 +43,22 @@ fn body(schema: Value) -> Value {
     json!({"required": true, "content": {"application/json": {"schema": schema}}})
 }
 
-pub fn spec(base_url: &str) -> Value {
+/// The document; `cluster_id` is this cluster's id (the only valid value) and `example_topic`
+/// an existing topic, when known.
+pub fn spec(base_url: &str, cluster_id: Option<&str>, example_topic: Option<&str>) -> Value {
     let name = json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,249}$"});
-    let cluster = path_param("cluster_id", json!({"type": "string"}));
-    let topic = path_param("topic", name.clone());
+    let cluster = path_param(
+        "cluster_id",
+        match cluster_id {
+            Some(id) => json!({"type": "string", "enum": [id]}),
+            None => json!({"type": "string"}),
+        },
+    );
+    let mut topic_schema = name.clone();
+    if let (Some(t), Some(o)) = (example_topic, topic_schema.as_object_mut()) {
+        o.insert("example".into(), json!(t));
+    }
+    let topic = path_param("topic", topic_schema);
     let group = path_param("group", name.clone());
     let instance = path_param("instance", name.clone());
     let obj = json!({"type": "object"});
@@ -136,5 +151,15 @@ pub fn spec(base_url: &str) -> Value {
 }
 
 pub async fn document(State(s): State<Arc<AppState>>) -> Json<Value> {
-    Json(spec(&s.base_url))
+    let mut cluster_id = None;
+    let mut topic = None;
+    if let Ok(mut c) = s.client().await {
+        if let Ok(info) = c.describe_cluster().await {
+            cluster_id = info.cluster_id;
+        }
+        if let Ok(md) = c.metadata(None, false).await {
+            topic = md.topics.into_iter().find(|t| !t.internal).map(|t| t.name);
+        }
+    }
+    Json(spec(&s.base_url, cluster_id.as_deref(), topic.as_deref()))
 }

@@ -21,12 +21,20 @@ pub async fn live() -> Json<serde_json::Value> {
 pub async fn ready(State(s): State<Arc<AppState>>) -> Response {
     match s.broker() {
         Some(_) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "starting"}))).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "starting"})),
+        )
+            .into_response(),
     }
 }
 
 fn starting() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, 50301, "the broker is still recovering its logs")
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        50301,
+        "the broker is still recovering its logs",
+    )
 }
 
 /// Every group with its lag; groups that vanish while being read are left out.
@@ -88,13 +96,15 @@ pub async fn status(State(s): State<Arc<AppState>>) -> ApiResult<Json<serde_json
     };
     let groups: Vec<_> = groups
         .iter()
-        .map(|g| json!({
-            "group": g.group.group_id,
-            "state": g.group.state,
-            "type": g.group.group_type,
-            "members": g.group.members.len(),
-            "total_lag": g.total_lag(),
-        }))
+        .map(|g| {
+            json!({
+                "group": g.group.group_id,
+                "state": g.group.state,
+                "type": g.group.group_type,
+                "members": g.group.members.len(),
+                "total_lag": g.total_lag(),
+            })
+        })
         .collect();
     Ok(Json(json!({
         "node_id": broker.config.node_id,
@@ -122,10 +132,26 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, 500, e.to_string()))?;
         Ok(g)
     };
-    let lag = gauge("vltava_consumer_group_lag", "Log end offset minus committed offset, per group and partition", &["group", "topic", "partition"])?;
-    let committed = gauge("vltava_consumer_group_committed_offset", "Committed offset, per group and partition", &["group", "topic", "partition"])?;
-    let lag_sum = gauge("vltava_consumer_group_lag_sum", "Total lag of a group", &["group"])?;
-    let members = gauge("vltava_consumer_group_members", "Members of a group", &["group"])?;
+    let lag = gauge(
+        "vltava_consumer_group_lag",
+        "Log end offset minus committed offset, per group and partition",
+        &["group", "topic", "partition"],
+    )?;
+    let committed = gauge(
+        "vltava_consumer_group_committed_offset",
+        "Committed offset, per group and partition",
+        &["group", "topic", "partition"],
+    )?;
+    let lag_sum = gauge(
+        "vltava_consumer_group_lag_sum",
+        "Total lag of a group",
+        &["group"],
+    )?;
+    let members = gauge(
+        "vltava_consumer_group_members",
+        "Members of a group",
+        &["group"],
+    )?;
     if let Ok(mut c) = s.client().await {
         if let Ok(groups) = groups_with_lag(&mut c).await {
             for g in &groups {
@@ -139,7 +165,9 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
                     }
                 }
                 lag_sum.with_label_values(&[id]).set(g.total_lag());
-                members.with_label_values(&[id]).set(g.group.members.len() as i64);
+                members
+                    .with_label_values(&[id])
+                    .set(g.group.members.len() as i64);
             }
         }
     }
@@ -149,5 +177,9 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
     encoder
         .encode(&families, &mut buf)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, 500, e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, encoder.format_type().to_string())], buf).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, encoder.format_type().to_string())],
+        buf,
+    )
+        .into_response())
 }

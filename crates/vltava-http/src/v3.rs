@@ -25,7 +25,11 @@ async fn cluster_client(s: &AppState, cluster_id: &str) -> ApiResult<(Client, St
     let info = c.describe_cluster().await?;
     let id = info.cluster_id.unwrap_or_default();
     if id != cluster_id {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, 40403, format!("cluster '{cluster_id}' not found")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            40403,
+            format!("cluster '{cluster_id}' not found"),
+        ));
     }
     Ok((c, id))
 }
@@ -84,17 +88,27 @@ pub async fn clusters(State(s): State<Arc<AppState>>) -> ApiResult<Json<Value>> 
     )))
 }
 
-pub async fn cluster(State(s): State<Arc<AppState>>, Path(cluster_id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn cluster(
+    State(s): State<Arc<AppState>>,
+    Path(cluster_id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let (mut c, id) = cluster_client(&s, &cluster_id).await?;
     let controller = c.describe_cluster().await?.controller_id;
     Ok(Json(cluster_json(&s, &id, controller)))
 }
 
-pub async fn list_topics(State(s): State<Arc<AppState>>, Path(cluster_id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn list_topics(
+    State(s): State<Arc<AppState>>,
+    Path(cluster_id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let (mut c, id) = cluster_client(&s, &cluster_id).await?;
     let md = c.metadata(None, false).await?;
     let data = md.topics.iter().map(|t| topic_json(&s, &id, t)).collect();
-    Ok(Json(list_json("KafkaTopicList", format!("{}/v3/clusters/{id}/topics", s.base_url), data)))
+    Ok(Json(list_json(
+        "KafkaTopicList",
+        format!("{}/v3/clusters/{id}/topics", s.base_url),
+        data,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -121,12 +135,20 @@ pub async fn create_topic(
     let partitions = match req.partitions_count {
         None => -1,
         Some(n) if (1..=MAX_PARTITIONS as i64).contains(&n) => n as i32,
-        Some(n) => return Err(ApiError::bad_request(format!("partitions_count {n} must be between 1 and {MAX_PARTITIONS}"))),
+        Some(n) => {
+            return Err(ApiError::bad_request(format!(
+                "partitions_count {n} must be between 1 and {MAX_PARTITIONS}"
+            )))
+        }
     };
     let replication_factor = match req.replication_factor {
         None => -1,
         Some(n) if (1..=i16::MAX as i64).contains(&n) => n as i16,
-        Some(n) => return Err(ApiError::bad_request(format!("replication_factor {n} must be at least 1"))),
+        Some(n) => {
+            return Err(ApiError::bad_request(format!(
+                "replication_factor {n} must be at least 1"
+            )))
+        }
     };
     let (mut c, id) = cluster_client(&s, &cluster_id).await?;
     let t = NewTopic {
@@ -168,7 +190,11 @@ pub async fn list_partitions(
 ) -> ApiResult<Json<Value>> {
     let (mut c, id) = cluster_client(&s, &cluster_id).await?;
     let t = c.topic(&topic).await?;
-    let data = t.partitions.iter().map(|p| partition_json(&s, &id, &topic, p.partition, p.leader)).collect();
+    let data = t
+        .partitions
+        .iter()
+        .map(|p| partition_json(&s, &id, &topic, p.partition, p.leader))
+        .collect();
     Ok(Json(list_json(
         "KafkaPartitionList",
         format!("{}/v3/clusters/{id}/topics/{topic}/partitions", s.base_url),
@@ -186,7 +212,13 @@ pub async fn get_partition(
         .parse::<i32>()
         .ok()
         .and_then(|n| t.partitions.iter().find(|p| p.partition == n))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, 40403, format!("topic '{topic}' has no partition {partition}")))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                40403,
+                format!("topic '{topic}' has no partition {partition}"),
+            )
+        })?;
     Ok(Json(partition_json(&s, &id, &topic, p.partition, p.leader)))
 }
 
@@ -233,19 +265,25 @@ fn encode(what: &str, d: &Option<Data>) -> ApiResult<Option<(Vec<u8>, String)>> 
     let Some(data) = &d.data else { return Ok(None) };
     let bytes = match kind.as_str() {
         "BINARY" => {
-            let s = data
-                .as_str()
-                .ok_or_else(|| ApiError::bad_request(format!("{what}: BINARY data must be a base64 string")))?;
+            let s = data.as_str().ok_or_else(|| {
+                ApiError::bad_request(format!("{what}: BINARY data must be a base64 string"))
+            })?;
             base64::engine::general_purpose::STANDARD
                 .decode(s)
-                .map_err(|e| ApiError::bad_request(format!("{what}: data is not valid base64: {e}")))?
+                .map_err(|e| {
+                    ApiError::bad_request(format!("{what}: data is not valid base64: {e}"))
+                })?
         }
         "STRING" => data
             .as_str()
-            .ok_or_else(|| ApiError::bad_request(format!("{what}: STRING data must be a JSON string")))?
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("{what}: STRING data must be a JSON string"))
+            })?
             .as_bytes()
             .to_vec(),
-        "JSON" => serde_json::to_vec(data).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))?,
+        "JSON" => {
+            serde_json::to_vec(data).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))?
+        }
         other => {
             return Err(ApiError::bad_request(format!(
                 "{what}: unknown type '{other}' (BINARY, JSON or STRING)"
@@ -270,9 +308,14 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-async fn produce_one(s: &AppState, cluster: &str, topic: &TopicMetadata, raw: Value) -> ApiResult<Value> {
-    let rec: ProduceRecord =
-        serde_json::from_value(raw).map_err(|e| ApiError::bad_request(format!("malformed record: {e}")))?;
+async fn produce_one(
+    s: &AppState,
+    cluster: &str,
+    topic: &TopicMetadata,
+    raw: Value,
+) -> ApiResult<Value> {
+    let rec: ProduceRecord = serde_json::from_value(raw)
+        .map_err(|e| ApiError::bad_request(format!("malformed record: {e}")))?;
     let partition = match rec.partition_id {
         None => None,
         Some(p) => match i32::try_from(p) {
@@ -297,13 +340,21 @@ async fn produce_one(s: &AppState, cluster: &str, topic: &TopicMetadata, raw: Va
             Some(b64) => Some(
                 base64::engine::general_purpose::STANDARD
                     .decode(b64)
-                    .map_err(|e| ApiError::bad_request(format!("header '{}': value is not valid base64: {e}", h.name)))?,
+                    .map_err(|e| {
+                        ApiError::bad_request(format!(
+                            "header '{}': value is not valid base64: {e}",
+                            h.name
+                        ))
+                    })?,
             ),
         };
         header_values.push(v);
     }
     for (h, v) in rec.headers.iter().zip(&header_values) {
-        headers = headers.insert(Header { key: h.name.as_str(), value: v.as_deref() });
+        headers = headers.insert(Header {
+            key: h.name.as_str(),
+            value: v.as_deref(),
+        });
     }
     let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic.name).headers(headers);
     if let Some((k, _)) = &key {
@@ -318,7 +369,10 @@ async fn produce_one(s: &AppState, cluster: &str, topic: &TopicMetadata, raw: Va
     if let Some(ts) = timestamp {
         fr = fr.timestamp(ts);
     }
-    let delivered = s.producer()?.send(fr, std::time::Duration::from_secs(5)).await;
+    let delivered = s
+        .producer()?
+        .send(fr, std::time::Duration::from_secs(5))
+        .await;
     match delivered {
         Ok(d) => Ok(json!({
             "error_code": 200,
@@ -331,16 +385,24 @@ async fn produce_one(s: &AppState, cluster: &str, topic: &TopicMetadata, raw: Va
             "value": value.as_ref().map(|(b, t)| json!({"type": t, "size": b.len()})),
         })),
         Err((e, _)) => Err(match e {
-            KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, 413, format!("record too large: {e}"))
-            }
+            KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                413,
+                format!("record too large: {e}"),
+            ),
             KafkaError::MessageProduction(
-                RDKafkaErrorCode::UnknownPartition | RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+                RDKafkaErrorCode::UnknownPartition
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownTopic,
             ) => ApiError::new(StatusCode::NOT_FOUND, 40403, e.to_string()),
-            KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord | RDKafkaErrorCode::InvalidMessage) => {
-                ApiError::bad_request(e.to_string())
-            }
-            _ => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, 50302, format!("record not acknowledged: {e}")),
+            KafkaError::MessageProduction(
+                RDKafkaErrorCode::InvalidRecord | RDKafkaErrorCode::InvalidMessage,
+            ) => ApiError::bad_request(e.to_string()),
+            _ => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                50302,
+                format!("record not acknowledged: {e}"),
+            ),
         }),
     }
 }
@@ -371,7 +433,9 @@ pub async fn produce(
         return Ok(Json(produce_one(&s, &id, &meta, raw).await?).into_response());
     }
     // Records are sent in order and their reports awaited together (librdkafka batches them).
-    let sends = records.into_iter().map(|raw| produce_one(&s, &id, &meta, raw));
+    let sends = records
+        .into_iter()
+        .map(|raw| produce_one(&s, &id, &meta, raw));
     let reports = futures::future::join_all(sends).await;
     let mut out = Vec::new();
     for r in reports {

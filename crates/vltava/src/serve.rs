@@ -78,7 +78,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VLTAVA_HTTP_BOOTSTRAP")]
     http_bootstrap: Option<String>,
     /// Close REST consumer instances idle for this long (consumer.instance.timeout.ms).
-    #[arg(long, env = "VLTAVA_HTTP_CONSUMER_IDLE_TIMEOUT_MS", default_value_t = 300_000)]
+    #[arg(
+        long,
+        env = "VLTAVA_HTTP_CONSUMER_IDLE_TIMEOUT_MS",
+        default_value_t = 300_000
+    )]
     http_consumer_idle_timeout_ms: u64,
     /// Largest HTTP request body accepted (413 beyond).
     #[arg(long, env = "VLTAVA_HTTP_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]

@@ -130,7 +130,9 @@ fn count_out(state: &BrokerState, resp: &FetchResponse) {
         }
         if bytes > 0 {
             let m = &state.metrics;
-            m.bytes_out.with_label_values(&[name.as_str()]).inc_by(bytes);
+            m.bytes_out
+                .with_label_values(&[name.as_str()])
+                .inc_by(bytes);
             m.records_out
                 .with_label_values(&[name.as_str()])
                 .inc_by(records);
@@ -151,7 +153,7 @@ async fn wait_and_build(state: &BrokerState, req: &FetchRequest, version: i16) -
     let mut data_version = state.syncer.subscribe();
     loop {
         data_version.borrow_and_update();
-        let (resp, total, any_error) = build(state, &req, version);
+        let (resp, total, any_error) = build(state, req, version);
         if total >= min_bytes || any_error || req.topics.is_empty() {
             return resp;
         }
@@ -160,7 +162,7 @@ async fn wait_and_build(state: &BrokerState, req: &FetchRequest, version: i16) -
             // The broker is stopping.
             Ok(Err(_)) => return resp,
             // Deadline: answer with what there is now.
-            Err(_) => return build(state, &req, version).0,
+            Err(_) => return build(state, req, version).0,
         }
     }
 }
