@@ -5,6 +5,7 @@ import base64
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -327,7 +328,9 @@ def test_http_bad_input_gets_4xx_with_a_message(broker_factory):
 def test_schemathesis_finds_no_server_error(broker_factory):
     b = broker_factory()
     create_topic(b.bootstrap, "fuzzed", 2)
-    cmd = ["schemathesis", "run", f"{b.http}/openapi.json",
+    # The CLI installed next to this interpreter (pip's scripts directory), else from PATH.
+    exe = os.path.join(os.path.dirname(sys.executable), "schemathesis")
+    cmd = [exe if os.path.exists(exe) else "schemathesis", "run", f"{b.http}/openapi.json",
            "--checks", "not_a_server_error",
            "--max-examples", "15",
            "--generation-deterministic",
@@ -337,3 +340,6 @@ def test_schemathesis_finds_no_server_error(broker_factory):
     env = dict(os.environ, SCHEMATHESIS_HOOKS="", NO_COLOR="1")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=200, env=env)
     assert r.returncode == 0, f"schemathesis found failures:\n{r.stdout[-6000:]}\n{r.stderr[-2000:]}"
+    assert "passed" in r.stdout and "Tested: 21" in r.stdout, r.stdout[-3000:]
+    # The broker is still up and serving.
+    assert requests.get(f"{b.http}/health/ready", timeout=5).status_code == 200
