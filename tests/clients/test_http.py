@@ -343,3 +343,42 @@ def test_schemathesis_finds_no_server_error(broker_factory):
     assert "passed" in r.stdout and "Tested: 21" in r.stdout, r.stdout[-3000:]
     # The broker is still up and serving.
     assert requests.get(f"{b.http}/health/ready", timeout=5).status_code == 200
+
+
+def test_rest_produce_streaming_reports_each_record_as_it_is_acknowledged(broker_factory):
+    """Confluent's streaming mode: a chunked request stays open; each record's report comes back
+    before the next record is sent."""
+    import http.client
+    b = broker_factory()
+    create_topic(b.bootstrap, "streamed", 2)
+    cid = cluster_id(b)
+    conn = http.client.HTTPConnection("127.0.0.1", b.http_port, timeout=20)
+    conn.putrequest("POST", f"/v3/clusters/{cid}/topics/streamed/records")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+
+    def chunk(data):
+        conn.send(b"%x\r\n%s\r\n" % (len(data), data))
+
+    chunk(json.dumps({"key": {"type": "STRING", "data": "k0"}, "value": {"type": "STRING", "data": "v0"}}).encode())
+    resp = conn.getresponse()
+    assert resp.status == 200
+    reports = [json.loads(resp.readline())]
+    for i in range(1, 10):
+        chunk(json.dumps({"partition_id": i % 2, "value": {"type": "STRING", "data": f"v{i}"}}).encode())
+        reports.append(json.loads(resp.readline()))
+    # A record split across chunks, then a bad one: reports keep their order.
+    chunk(b'{"value": {"type": "STRING", "da')
+    chunk(b'ta": "split"}} {"value": {"type": "BINARY", "data": "!!"}}')
+    reports.append(json.loads(resp.readline()))
+    bad = json.loads(resp.readline())
+    chunk(b"")  # the terminating zero-length chunk
+    assert resp.read() == b""
+    conn.close()
+    assert [r["error_code"] for r in reports] == [200] * 11
+    assert bad["error_code"] == 400 and "base64" in bad["message"]
+    msgs = read_raw(b.bootstrap, "streamed", 2, 11)
+    by_pos = {(m.partition(), m.offset()): m.value() for m in msgs}
+    assert [by_pos[(r["partition_id"], r["offset"])] for r in reports] == \
+        [f"v{i}".encode() for i in range(10)] + [b"split"]

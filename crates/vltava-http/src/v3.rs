@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
+use futures::stream::{FuturesOrdered, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
@@ -411,13 +413,30 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Records produced but not yet reported, per streaming request; reading the body pauses there.
+const MAX_IN_FLIGHT_RECORDS: usize = 1000;
+/// Reports buffered towards a slow reader of a streaming response.
+const MAX_BUFFERED_REPORTS: usize = 256;
+
 /// POST .../records: one JSON record, or a stream of concatenated JSON records answered by one
-/// delivery report each (in order, each with its own `error_code`).
+/// delivery report each (in order, each with its own `error_code`). With `Transfer-Encoding:
+/// chunked` the request is streamed: each report is sent as soon as its record is acknowledged,
+/// for as long as the client keeps the request open.
 pub async fn produce(
     State(s): State<Arc<AppState>>,
     Path((cluster_id, topic)): Path<(String, String)>,
+    headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult<Response> {
+    let chunked = headers
+        .get(header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        let (mut c, id) = cluster_client(&s, &cluster_id).await?;
+        let meta = c.topic(&topic).await?;
+        return Ok(produce_stream(s, id, meta, body));
+    }
     let bytes = read_body(&s, body).await?;
     let mut records = Vec::new();
     for v in serde_json::Deserializer::from_slice(&bytes).into_iter::<Value>() {
@@ -444,4 +463,88 @@ pub async fn produce(
         out.push(b'\n');
     }
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+fn report_line(v: &Value) -> Bytes {
+    let mut out = serde_json::to_vec(v).unwrap_or_default();
+    out.push(b'\n');
+    Bytes::from(out)
+}
+
+/// Streaming produce: records are parsed from the body as they arrive, produced in order, and
+/// their reports streamed back in the same order.
+fn produce_stream(
+    s: Arc<AppState>,
+    id: String,
+    meta: TopicMetadata,
+    body: axum::body::Body,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(MAX_BUFFERED_REPORTS);
+    tokio::spawn(async move {
+        let mut chunks = body.into_data_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut pending = FuturesOrdered::new();
+        let mut reading = true;
+        let mut failure: Option<ApiError> = None;
+        loop {
+            if failure.is_none() {
+                let mut it = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
+                loop {
+                    match it.next() {
+                        Some(Ok(v)) => pending.push_back(produce_one(&s, &id, &meta, v)),
+                        Some(Err(e)) if e.is_eof() => break,
+                        Some(Err(e)) => {
+                            failure =
+                                Some(ApiError::bad_request(format!("malformed JSON record: {e}")));
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                let consumed = it.byte_offset();
+                buf.drain(..consumed);
+                if buf.len() > s.cfg.max_body_bytes {
+                    failure = Some(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        413,
+                        format!("record larger than {} bytes", s.cfg.max_body_bytes),
+                    ));
+                }
+                if failure.is_some() {
+                    reading = false;
+                }
+            }
+            tokio::select! {
+                Some(r) = pending.next(), if !pending.is_empty() => {
+                    let v = r.unwrap_or_else(|e: ApiError| e.body());
+                    if tx.send(report_line(&v)).await.is_err() {
+                        return;
+                    }
+                }
+                chunk = chunks.next(), if reading && pending.len() < MAX_IN_FLIGHT_RECORDS => match chunk {
+                    Some(Ok(b)) => buf.extend_from_slice(&b),
+                    Some(Err(_)) | None => {
+                        reading = false;
+                        if failure.is_none() && buf.iter().any(|b| !b.is_ascii_whitespace()) {
+                            failure = Some(ApiError::bad_request("the body ends inside a record"));
+                        }
+                    }
+                },
+                else => break,
+            }
+        }
+        if let Some(e) = failure {
+            let _ = tx.send(report_line(&e.body())).await;
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }
