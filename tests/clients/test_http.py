@@ -105,6 +105,10 @@ def test_rest_produce_is_read_by_confluent(broker_factory):
     assert r.status_code == 201, r.text
     assert r.json()["partitions_count"] == 3
     assert "rest-in" in [t["topic_name"] for t in requests.get(url, timeout=10).json()["data"]]
+    configs = {c["name"]: c for c in requests.get(f"{url}/rest-in/configs", timeout=10).json()["data"]}
+    assert configs["retention.ms"]["value"] == "86400000" and not configs["retention.ms"]["is_default"]
+    brokers = requests.get(f"{b.http}/v3/clusters/{cid}/brokers", timeout=10).json()["data"]
+    assert [(x["broker_id"], x["port"]) for x in brokers] == [(1, b.port)]
 
     records = [
         {"key": {"type": "STRING", "data": "order-1"}, "value": {"type": "JSON", "data": {"total": 12, "items": ["a"]}},
@@ -340,7 +344,7 @@ def test_schemathesis_finds_no_server_error(broker_factory):
     env = dict(os.environ, SCHEMATHESIS_HOOKS="", NO_COLOR="1")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=200, env=env)
     assert r.returncode == 0, f"schemathesis found failures:\n{r.stdout[-6000:]}\n{r.stderr[-2000:]}"
-    assert "passed" in r.stdout and "Tested: 21" in r.stdout, r.stdout[-3000:]
+    assert "passed" in r.stdout and "Tested: 24" in r.stdout, r.stdout[-3000:]
     # The broker is still up and serving.
     assert requests.get(f"{b.http}/health/ready", timeout=5).status_code == 200
 

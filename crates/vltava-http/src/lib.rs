@@ -189,6 +189,15 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi::document))
         .route("/v3/clusters", get(v3::clusters))
         .route("/v3/clusters/{cluster_id}", get(v3::cluster))
+        .route("/v3/clusters/{cluster_id}/brokers", get(v3::list_brokers))
+        .route(
+            "/v3/clusters/{cluster_id}/brokers/{broker}",
+            get(v3::get_broker),
+        )
+        .route(
+            "/v3/clusters/{cluster_id}/topics/{topic}/configs",
+            get(v3::topic_configs),
+        )
         .route(
             "/v3/clusters/{cluster_id}/topics",
             get(v3::list_topics).post(v3::create_topic),

@@ -77,6 +77,9 @@ pub fn spec(base_url: &str, cluster_id: Option<&str>, example_topic: Option<&str
             "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus text format", "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}, "503": {"description": "Starting"}}}},
             "/v3/clusters": {"get": {"operationId": "listClusters", "responses": ok("Clusters", obj.clone(), &["503"])}},
             "/v3/clusters/{cluster_id}": {"get": {"operationId": "getCluster", "parameters": [cluster.clone()], "responses": ok("Cluster", obj.clone(), &["404", "503"])}},
+            "/v3/clusters/{cluster_id}/brokers": {"get": {"operationId": "listBrokers", "parameters": [cluster.clone()], "responses": ok("Brokers", obj.clone(), &["404", "503"])}},
+            "/v3/clusters/{cluster_id}/brokers/{broker}": {"get": {"operationId": "getBroker", "parameters": [cluster.clone(), path_param("broker", json!({"type": "integer"}))], "responses": ok("Broker", obj.clone(), &["404", "503"])}},
+            "/v3/clusters/{cluster_id}/topics/{topic}/configs": {"get": {"operationId": "listTopicConfigs", "parameters": [cluster.clone(), topic.clone()], "responses": ok("Topic configs", obj.clone(), &["404", "503"])}},
             "/v3/clusters/{cluster_id}/topics": {
                 "get": {"operationId": "listTopics", "parameters": [cluster.clone()], "responses": ok("Topics", obj.clone(), &["404", "503"])},
                 "post": {"operationId": "createTopic", "parameters": [cluster.clone()], "requestBody": body(json!({"$ref": "#/components/schemas/CreateTopic"})),

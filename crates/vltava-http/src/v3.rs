@@ -99,6 +99,85 @@ pub async fn cluster(
     Ok(Json(cluster_json(&s, &id, controller)))
 }
 
+fn broker_json(s: &AppState, cluster: &str, b: &vltava_client::BrokerInfo) -> Value {
+    json!({
+        "kind": "KafkaBroker",
+        "metadata": {"self": format!("{}/v3/clusters/{cluster}/brokers/{}", s.base_url, b.id)},
+        "cluster_id": cluster,
+        "broker_id": b.id,
+        "host": b.host,
+        "port": b.port,
+        "rack": b.rack,
+    })
+}
+
+pub async fn list_brokers(
+    State(s): State<Arc<AppState>>,
+    Path(cluster_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (mut c, id) = cluster_client(&s, &cluster_id).await?;
+    let info = c.describe_cluster().await?;
+    let data = info
+        .brokers
+        .iter()
+        .map(|b| broker_json(&s, &id, b))
+        .collect();
+    Ok(Json(list_json(
+        "KafkaBrokerList",
+        format!("{}/v3/clusters/{id}/brokers", s.base_url),
+        data,
+    )))
+}
+
+pub async fn get_broker(
+    State(s): State<Arc<AppState>>,
+    Path((cluster_id, broker)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (mut c, id) = cluster_client(&s, &cluster_id).await?;
+    let info = c.describe_cluster().await?;
+    let b = broker
+        .parse::<i32>()
+        .ok()
+        .and_then(|n| info.brokers.iter().find(|b| b.id == n))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                40403,
+                format!("broker '{broker}' not found"),
+            )
+        })?;
+    Ok(Json(broker_json(&s, &id, b)))
+}
+
+pub async fn topic_configs(
+    State(s): State<Arc<AppState>>,
+    Path((cluster_id, topic)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (mut c, id) = cluster_client(&s, &cluster_id).await?;
+    c.topic(&topic).await?;
+    let base = format!("{}/v3/clusters/{id}/topics/{topic}/configs", s.base_url);
+    let data = c
+        .topic_configs(&topic)
+        .await?
+        .iter()
+        .map(|e| {
+            json!({
+                "kind": "KafkaTopicConfig",
+                "metadata": {"self": format!("{base}/{}", e.name)},
+                "cluster_id": id,
+                "topic_name": topic,
+                "name": e.name,
+                "value": if e.sensitive { None } else { e.value.clone() },
+                "is_default": e.source == "DEFAULT_CONFIG",
+                "is_read_only": e.read_only,
+                "is_sensitive": e.sensitive,
+                "source": e.source,
+            })
+        })
+        .collect();
+    Ok(Json(list_json("KafkaTopicConfigList", base, data)))
+}
+
 pub async fn list_topics(
     State(s): State<Arc<AppState>>,
     Path(cluster_id): Path<String>,
