@@ -12,6 +12,7 @@ import tempfile
 import time
 
 import pytest
+import requests
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("VLTAVA_BIN", os.path.join(REPO, "target", "release", "vltava"))
@@ -48,6 +49,7 @@ class Broker:
     def __init__(self, args=(), port=None, advertise=None):
         self.port = port or free_port()
         self.http_port = free_port()
+        self.registry_port = free_port()
         self.data_dir = tempfile.mkdtemp(prefix="vltava-test-")
         self.log_path = os.path.join(self.data_dir + ".log")
         self.args = list(args)
@@ -62,9 +64,16 @@ class Broker:
     def http(self):
         return f"http://127.0.0.1:{self.http_port}"
 
+    @property
+    def registry(self):
+        """Base URL of the Confluent-compatible Schema Registry API."""
+        return f"http://127.0.0.1:{self.registry_port}"
+
     def command(self):
         cmd = [BIN, "serve", "--listen", self.bootstrap, "--data-dir", self.data_dir,
                "--http", f"127.0.0.1:{self.http_port}"]
+        if "--no-registry" not in self.args:
+            cmd += ["--registry", f"127.0.0.1:{self.registry_port}"]
         if self.advertise:
             cmd += ["--advertise", self.advertise]
         return cmd + self.args
@@ -77,6 +86,19 @@ class Broker:
         wait_until(lambda: port_open(self.port) or self.proc.poll() is not None, 15, what="broker port")
         if self.proc.poll() is not None:
             raise AssertionError(f"broker exited with {self.proc.returncode}:\n{self.log()}")
+        return self
+
+    def wait_registry(self, timeout_s=30):
+        """Waits until the Schema Registry answers GET /subjects with 200 (it may come up after the
+        broker port, once the _schemas topic has been read)."""
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"broker exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                return requests.get(f"{self.registry}/subjects", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+        wait_until(ready, timeout_s, interval_s=0.1, what="schema registry GET /subjects")
         return self
 
     def terminate(self, timeout_s=20):

@@ -38,6 +38,8 @@ pub struct BrokerConfig {
     pub max_request_bytes: usize,
     /// log.retention.check.interval.ms
     pub retention_check_interval_ms: u64,
+    /// log.cleaner.backoff.ms: how often compacted partitions are checked for cleaning.
+    pub log_cleaner_backoff_ms: u64,
     /// Requests one connection may have read but not yet answered.
     pub max_inflight_requests_per_connection: usize,
     /// Connections accepted at once across all listeners (max.connections).
@@ -63,6 +65,7 @@ impl BrokerConfig {
             default_partitions: 1,
             max_request_bytes: 100 * 1024 * 1024,
             retention_check_interval_ms: 300_000,
+            log_cleaner_backoff_ms: 15_000,
             max_inflight_requests_per_connection: 16,
             max_connections: 10_000,
             producer_id_expiration_ms: 86_400_000,

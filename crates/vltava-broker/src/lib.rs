@@ -7,6 +7,7 @@ pub mod group;
 pub mod handlers;
 pub mod metrics;
 pub mod protocol;
+pub mod record_check;
 pub mod server;
 pub mod state;
 pub mod syncer;

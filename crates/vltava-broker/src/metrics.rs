@@ -35,6 +35,9 @@ pub struct Metrics {
     pub log_size_bytes: IntGaugeVec,
     pub log_start_offset: IntGaugeVec,
     pub log_end_offset: IntGaugeVec,
+    pub cleaner_runs: IntCounter,
+    pub cleaner_records_removed: IntCounter,
+    pub cleaner_bytes_reclaimed: IntCounter,
     /// Request counter and latency histogram of every API key, made once.
     per_api: HashMap<i16, (IntCounter, Histogram)>,
 }
@@ -119,9 +122,29 @@ impl Metrics {
                 )
             })
             .collect();
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            register(&r, Box::new(c.clone()));
+            c
+        };
+        let cleaner_runs = counter(
+            "vltava_log_cleaner_runs_total",
+            "Partition cleanings (log compaction) completed",
+        );
+        let cleaner_records_removed = counter(
+            "vltava_log_cleaner_records_removed_total",
+            "Records removed by log compaction",
+        );
+        let cleaner_bytes_reclaimed = counter(
+            "vltava_log_cleaner_bytes_reclaimed_total",
+            "Bytes of log removed by log compaction",
+        );
         Metrics {
             requests,
             per_api,
+            cleaner_runs,
+            cleaner_records_removed,
+            cleaner_bytes_reclaimed,
             request_seconds,
             connections_active,
             connections_accepted,
@@ -185,6 +208,14 @@ impl Metrics {
             count.inc();
             latency.observe(seconds);
         }
+    }
+
+    /// Counts one completed cleaning.
+    pub fn observe_clean(&self, stats: &vltava_storage::cleaner::CleanStats) {
+        self.cleaner_runs.inc();
+        self.cleaner_records_removed.inc_by(stats.records_removed);
+        self.cleaner_bytes_reclaimed
+            .inc_by(stats.bytes_before.saturating_sub(stats.bytes_after));
     }
 
     /// Sets the per-partition log gauges from the current logs (deleted topics disappear).

@@ -118,6 +118,10 @@ impl Broker {
             state.clone(),
             shutdown.subscribe(),
         )));
+        tasks.push(tokio::spawn(cleaner_loop(
+            state.clone(),
+            shutdown.subscribe(),
+        )));
         tasks.push(tokio::spawn(group_tick_loop(
             state.clone(),
             shutdown.subscribe(),
@@ -178,6 +182,57 @@ async fn retention_loop(state: Arc<BrokerState>, mut shutdown: watch::Receiver<b
         }
         let state = state.clone();
         let _ = tokio::task::spawn_blocking(move || run_retention(&state)).await;
+    }
+}
+
+/// The log cleaner: compacts `cleanup.policy=compact` partitions, one at a time, on a blocking
+/// thread (Kafka's log.cleaner.threads=1).
+async fn cleaner_loop(state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
+    let period = Duration::from_millis(state.config.log_cleaner_backoff_ms.max(10));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let state = state.clone();
+        let _ = tokio::task::spawn_blocking(move || run_cleaner(&state)).await;
+    }
+}
+
+/// One cleaner pass: every compacted partition whose dirty ratio (or tombstone horizon) is due
+/// is planned under its lock, cleaned without it, and the result swapped in under it again.
+pub fn run_cleaner(state: &BrokerState) {
+    for topic in state.topics.all() {
+        let cfg = topic.config.log_config();
+        if !cfg.compact_enabled {
+            continue;
+        }
+        for p in &topic.partitions {
+            let Some(plan) = p.log().plan_clean(&cfg, now_ms()) else {
+                continue;
+            };
+            let outcome = plan.run().and_then(|result| p.log().install_clean(result));
+            match outcome {
+                Ok(stats) => {
+                    tracing::info!(
+                        topic = %topic.name,
+                        partition = p.index,
+                        records_removed = stats.records_removed,
+                        bytes_before = stats.bytes_before,
+                        bytes_after = stats.bytes_after,
+                        segments_removed = stats.segments_removed,
+                        "compacted"
+                    );
+                    state.metrics.observe_clean(&stats);
+                    state.syncer.request(p);
+                }
+                Err(e) => {
+                    tracing::error!(topic = %topic.name, partition = p.index, error = %e, "log cleaning failed")
+                }
+            }
+        }
     }
 }
 

@@ -36,6 +36,8 @@ pub struct BrokerState {
     pub producer_ids: ProducerIdAllocator,
     pub groups: GroupService,
     pub listeners: Vec<ListenerInfo>,
+    /// Schema ids registered per subject, for topics with schema validation.
+    pub schema_ids: std::sync::Mutex<crate::record_check::SchemaIds>,
 }
 
 impl BrokerState {
@@ -61,6 +63,7 @@ impl BrokerState {
             producer_ids,
             groups,
             listeners,
+            schema_ids: Default::default(),
         })
     }
 

@@ -9,9 +9,11 @@ use vltava_storage::LogConfig;
 /// Kafka's ConfigEntry.ConfigType codes, as DescribeConfigs v3+ reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
+    Boolean = 1,
     Int = 3,
     Long = 5,
     String = 2,
+    Double = 6,
     List = 7,
 }
 
@@ -46,6 +48,16 @@ fn one_of(v: &str, allowed: &[&str]) -> Result<(), String> {
         Err(format!("value '{v}' must be one of {allowed:?}"))
     }
 }
+fn ratio(v: &str) -> Result<(), String> {
+    match v.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
+        Ok(r) => Err(format!("value {r} must be between 0 and 1")),
+        Err(_) => Err(format!("value '{v}' is not a valid double")),
+    }
+}
+fn boolean(v: &str) -> Result<(), String> {
+    one_of(&v.trim().to_ascii_lowercase(), &["true", "false"])
+}
 fn cleanup_policy(v: &str) -> Result<(), String> {
     let items: Vec<&str> = v.split(',').map(str::trim).collect();
     if items.is_empty() || items.iter().any(|i| !["delete", "compact"].contains(i)) {
@@ -67,12 +79,44 @@ pub static CONFIG_DEFS: &[ConfigDef] = &[
         validate: cleanup_policy,
     },
     ConfigDef {
+        name: "confluent.key.schema.validation",
+        default: "false",
+        config_type: ConfigType::Boolean,
+        broker_synonym: "confluent.key.schema.validation",
+        doc: "When true, every record key must be in the Schema Registry wire format (magic byte 0, schema id) with an id registered under the subject '<topic>-key'; others are refused with INVALID_RECORD.",
+        validate: boolean,
+    },
+    ConfigDef {
+        name: "confluent.value.schema.validation",
+        default: "false",
+        config_type: ConfigType::Boolean,
+        broker_synonym: "confluent.value.schema.validation",
+        doc: "When true, every record value must be in the Schema Registry wire format (magic byte 0, schema id) with an id registered under the subject '<topic>-value'; others are refused with INVALID_RECORD.",
+        validate: boolean,
+    },
+    ConfigDef {
         name: "compression.type",
         default: "producer",
         config_type: ConfigType::String,
         broker_synonym: "compression.type",
         doc: "Vltava stores batches compressed as the producer sent them ('producer').",
         validate: |v| one_of(v, &["producer"]),
+    },
+    ConfigDef {
+        name: "delete.retention.ms",
+        default: "86400000",
+        config_type: ConfigType::Long,
+        broker_synonym: "log.cleaner.delete.retention.ms",
+        doc: "On compacted topics, how long a tombstone is kept after its timestamp, so consumers reading from the start see the delete.",
+        validate: |v| long_at_least(v, 0),
+    },
+    ConfigDef {
+        name: "max.compaction.lag.ms",
+        default: "9223372036854775807",
+        config_type: ConfigType::Long,
+        broker_synonym: "log.cleaner.max.compaction.lag.ms",
+        doc: "Records are compacted at the latest this long after they were written, whatever the dirty ratio.",
+        validate: |v| long_at_least(v, 1),
     },
     ConfigDef {
         name: "max.message.bytes",
@@ -89,6 +133,22 @@ pub static CONFIG_DEFS: &[ConfigDef] = &[
         broker_synonym: "log.message.timestamp.type",
         doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's clock.",
         validate: |v| one_of(v, &["CreateTime", "LogAppendTime"]),
+    },
+    ConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        default: "0.5",
+        config_type: ConfigType::Double,
+        broker_synonym: "log.cleaner.min.cleanable.ratio",
+        doc: "The share of not yet compacted bytes at which the cleaner compacts a partition.",
+        validate: ratio,
+    },
+    ConfigDef {
+        name: "min.compaction.lag.ms",
+        default: "0",
+        config_type: ConfigType::Long,
+        broker_synonym: "log.cleaner.min.compaction.lag.ms",
+        doc: "Records younger than this are never compacted.",
+        validate: |v| long_at_least(v, 0),
     },
     ConfigDef {
         name: "min.insync.replicas",
@@ -185,6 +245,16 @@ impl TopicConfig {
             .split(',')
             .any(|p| p.trim() == "compact")
     }
+    fn flag(&self, name: &str) -> bool {
+        self.get(name).eq_ignore_ascii_case("true")
+    }
+    /// confluent.key.schema.validation / confluent.value.schema.validation
+    pub fn schema_validation(&self) -> (bool, bool) {
+        (
+            self.flag("confluent.key.schema.validation"),
+            self.flag("confluent.value.schema.validation"),
+        )
+    }
 
     /// The settings the storage layer enforces.
     pub fn log_config(&self) -> LogConfig {
@@ -199,6 +269,11 @@ impl TopicConfig {
                 .any(|p| p.trim() == "delete"),
             max_message_bytes: self.num("max.message.bytes").max(0) as usize,
             log_append_time: self.get("message.timestamp.type") == "LogAppendTime",
+            compact_enabled: self.compact(),
+            min_cleanable_dirty_ratio: self.get("min.cleanable.dirty.ratio").parse().unwrap_or(0.5),
+            delete_retention_ms: self.num("delete.retention.ms").max(0),
+            min_compaction_lag_ms: self.num("min.compaction.lag.ms").max(0),
+            max_compaction_lag_ms: self.num("max.compaction.lag.ms").max(1),
         }
     }
 }
@@ -218,6 +293,10 @@ mod tests {
         assert!(validate("no.such.config", Some("1")).is_err());
         assert!(validate("segment.bytes", Some("99999999999")).is_err());
         assert!(validate("message.timestamp.type", Some("LogAppendTime")).is_ok());
+        assert!(validate("min.cleanable.dirty.ratio", Some("0.01")).is_ok());
+        assert!(validate("min.cleanable.dirty.ratio", Some("1.5")).is_err());
+        assert!(validate("confluent.value.schema.validation", Some("TRUE")).is_ok());
+        assert!(validate("confluent.value.schema.validation", Some("yes")).is_err());
     }
 
     #[test]

@@ -223,6 +223,16 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Sets the record count and the batch length (from the buffer's size) of a rebuilt batch and
+/// recomputes its CRC.
+pub fn set_records_count(batch: &mut [u8], count: i32) {
+    batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
+    let length = (batch.len() - LOG_OVERHEAD_BYTES) as i32;
+    batch[8..12].copy_from_slice(&length.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Walks complete batches in a buffer holding consecutive batches. Stops at the first incomplete
 /// or unparsable header; `consumed()` then tells how many bytes were whole batches.
 pub struct BatchWalker<'a> {
@@ -258,26 +268,47 @@ impl<'a> Iterator for BatchWalker<'a> {
 pub(crate) mod tests {
     use super::*;
 
+    /// A record's key and value (None = null).
+    pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
     /// Builds a valid uncompressed v2 batch of `count` records with the given values.
     pub fn make_batch(count: i32, base_ts: i64, producer: Option<(i64, i16, i32)>) -> Vec<u8> {
-        let mut records = Vec::new();
-        for i in 0..count {
+        let values: Vec<String> = (0..count).map(|i| format!("v{i}")).collect();
+        let records: Vec<KeyValue> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+        make_keyed_batch(&records, base_ts, producer)
+    }
+
+    /// Builds a valid uncompressed v2 batch of (key, value) records; record i has timestamp
+    /// `base_ts + i`.
+    pub fn make_keyed_batch(
+        records: &[KeyValue],
+        base_ts: i64,
+        producer: Option<(i64, i16, i32)>,
+    ) -> Vec<u8> {
+        let count = records.len() as i32;
+        let mut raw = Vec::new();
+        for (i, (k, v)) in records.iter().enumerate() {
             let mut r = Vec::new();
             r.push(0u8); // attributes
             put_varint(&mut r, i as i64); // timestamp delta
             put_varint(&mut r, i as i64); // offset delta
-            put_varint(&mut r, -1); // key null
-            let v = format!("v{i}");
-            put_varint(&mut r, v.len() as i64);
-            r.extend_from_slice(v.as_bytes());
+            for field in [k, v] {
+                match field {
+                    Some(f) => {
+                        put_varint(&mut r, f.len() as i64);
+                        r.extend_from_slice(f);
+                    }
+                    None => put_varint(&mut r, -1),
+                }
+            }
             put_varint(&mut r, 0); // headers
-            put_varint(&mut records, r.len() as i64);
-            records.extend_from_slice(&r);
+            put_varint(&mut raw, r.len() as i64);
+            raw.extend_from_slice(&r);
         }
         let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
         let mut b = Vec::new();
         b.extend_from_slice(&0i64.to_be_bytes());
-        let len = (BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES + records.len()) as i32;
+        let len = (BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES + raw.len()) as i32;
         b.extend_from_slice(&len.to_be_bytes());
         b.extend_from_slice(&0i32.to_be_bytes());
         b.push(2);
@@ -290,7 +321,7 @@ pub(crate) mod tests {
         b.extend_from_slice(&epoch.to_be_bytes());
         b.extend_from_slice(&seq.to_be_bytes());
         b.extend_from_slice(&count.to_be_bytes());
-        b.extend_from_slice(&records);
+        b.extend_from_slice(&raw);
         let crc = compute_crc(&b);
         b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         b

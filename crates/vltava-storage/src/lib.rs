@@ -4,6 +4,8 @@
 //! byte ranges.
 
 pub mod batch;
+pub mod cleaner;
+pub mod codec;
 pub mod log;
 pub mod producer_state;
 pub mod records;

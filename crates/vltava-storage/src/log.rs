@@ -14,11 +14,15 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use crate::batch::{self, BatchError, BatchHeader, BatchWalker};
+use crate::cleaner::{
+    CleanPlan, CleanResult, CleanStats, CleanerCheckpoint, PlannedSegment, SegmentOutcome,
+    CLEANED_SUFFIX,
+};
 use crate::producer_state::{ProducerBatch, ProducerError, ProducerStateTable, SequenceVerdict};
 use crate::segment::{ScanReport, Segment};
 
 /// Topic-level settings the log obeys (Kafka's names in the comments).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// segment.bytes
     pub segment_bytes: u64,
@@ -34,6 +38,16 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// message.timestamp.type=LogAppendTime
     pub log_append_time: bool,
+    /// cleanup.policy contains `compact`.
+    pub compact_enabled: bool,
+    /// min.cleanable.dirty.ratio
+    pub min_cleanable_dirty_ratio: f64,
+    /// delete.retention.ms: how long a tombstone outlives its timestamp.
+    pub delete_retention_ms: i64,
+    /// min.compaction.lag.ms
+    pub min_compaction_lag_ms: i64,
+    /// max.compaction.lag.ms: dirty data this old is cleaned whatever the dirty ratio.
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -46,6 +60,11 @@ impl Default for LogConfig {
             delete_enabled: true,
             max_message_bytes: 1_048_588,
             log_append_time: false,
+            compact_enabled: false,
+            min_cleanable_dirty_ratio: 0.5,
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
@@ -162,6 +181,7 @@ pub struct PartitionLog {
     unsynced: Vec<Arc<File>>,
     dir_dirty: bool,
     producers: ProducerStateTable,
+    cleaner: CleanerCheckpoint,
 }
 
 fn list_segment_bases(dir: &Path) -> io::Result<Vec<i64>> {
@@ -237,17 +257,21 @@ impl PartitionLog {
         segments.push(active);
         let persisted_start = fs::read_to_string(dir.join(LOG_START_FILE))
             .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .unwrap_or(0);
+            .and_then(|s| s.trim().parse::<i64>().ok());
         let first_base = segments.first().map_or(0, |s| s.base_offset);
         let last = segments.last().map_or((0, 0, 0), |s| {
             (s.next_offset(), s.base_offset, s.size_bytes())
         });
-        let log_start_offset = persisted_start.max(first_base).min(last.0);
-        // Remove snapshots other than the active segment's.
+        // The persisted start wins: after compaction removed the first segments the log starts
+        // below its first segment's base (reads there return the next batch).
+        let log_start_offset = persisted_start.unwrap_or(first_base).min(last.0);
+        // Remove snapshots other than the active segment's, and a cleaning cut short.
         for entry in fs::read_dir(dir)?.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
+            if name.ends_with(CLEANED_SUFFIX) {
+                let _ = fs::remove_file(entry.path());
+            }
             if let Some(stem) = name.strip_suffix(".snapshot") {
                 if stem.parse::<i64>().ok() != Some(active_base) {
                     let _ = fs::remove_file(entry.path());
@@ -267,6 +291,7 @@ impl PartitionLog {
             // A segment file created (or recovered) here must have its directory entry synced too.
             dir_dirty: true,
             producers,
+            cleaner: CleanerCheckpoint::load(dir),
         };
         Ok((log, report))
     }
@@ -597,9 +622,16 @@ impl PartitionLog {
         let first_base = self.segments.first().map_or(0, |s| s.base_offset);
         if first_base > self.log_start_offset {
             self.log_start_offset = first_base;
+            self.persist_log_start()?;
         }
         self.producers.evict_below(self.log_start_offset);
         Ok(())
+    }
+
+    fn persist_log_start(&self) -> io::Result<()> {
+        let tmp = self.dir.join("log-start-offset.tmp");
+        fs::write(&tmp, self.log_start_offset.to_string())?;
+        fs::rename(&tmp, self.dir.join(LOG_START_FILE))
     }
 
     /// Kafka's DeleteRecords: moves the log start offset to `offset` (-1: the high watermark)
@@ -616,9 +648,7 @@ impl PartitionLog {
         }
         if target > self.log_start_offset {
             self.log_start_offset = target;
-            let tmp = self.dir.join("log-start-offset.tmp");
-            fs::write(&tmp, target.to_string())?;
-            fs::rename(&tmp, self.dir.join(LOG_START_FILE))?;
+            self.persist_log_start()?;
             let whole = self
                 .segments
                 .iter()
@@ -633,6 +663,130 @@ impl PartitionLog {
     /// Drops the state of idempotent producers idle for `expiration_ms` (producer.id.expiration.ms).
     pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) {
         self.producers.expire(now_ms, expiration_ms);
+    }
+
+    /// Decides whether the log needs compacting now and what a cleaning would read (see
+    /// [`crate::cleaner`]). `None` when the topic is not compacted or nothing is due.
+    pub fn plan_clean(&self, cfg: &LogConfig, now_ms: i64) -> Option<CleanPlan> {
+        if !cfg.compact_enabled {
+            return None;
+        }
+        let sealed = &self.segments[..self.segments.len() - 1];
+        let lag_floor_ms = now_ms.saturating_sub(cfg.min_compaction_lag_ms.max(0));
+        let cleanable = sealed
+            .iter()
+            .take_while(|s| {
+                s.next_offset() <= self.durable.offset
+                    && (cfg.min_compaction_lag_ms <= 0 || s.max_timestamp_ms() <= lag_floor_ms)
+            })
+            .count();
+        if cleanable == 0 {
+            return None;
+        }
+        let first_dirty = self.cleaner.first_dirty_offset.max(self.log_start_offset);
+        let mut segments = Vec::with_capacity(cleanable);
+        let (mut clean_bytes, mut dirty_bytes) = (0u64, 0u64);
+        let mut oldest_dirty_ms = i64::MAX;
+        for (i, s) in self.segments[..cleanable].iter().enumerate() {
+            let dirty = s.base_offset >= first_dirty;
+            if dirty {
+                dirty_bytes += s.size_bytes();
+                oldest_dirty_ms = oldest_dirty_ms.min(s.max_timestamp_ms());
+            } else {
+                clean_bytes += s.size_bytes();
+            }
+            segments.push(PlannedSegment {
+                base_offset: s.base_offset,
+                end_offset: self.segments[i + 1].base_offset,
+                file: s.file().clone(),
+                size_bytes: s.size_bytes(),
+                dirty,
+            });
+        }
+        let total = (clean_bytes + dirty_bytes).max(1) as f64;
+        let ratio_due =
+            dirty_bytes > 0 && dirty_bytes as f64 / total >= cfg.min_cleanable_dirty_ratio;
+        let overdue =
+            dirty_bytes > 0 && now_ms.saturating_sub(oldest_dirty_ms) >= cfg.max_compaction_lag_ms;
+        let tombstones_due = self
+            .cleaner
+            .tombstone_horizon_ms
+            .is_some_and(|h| now_ms >= h);
+        if !(ratio_due || overdue || tombstones_due) {
+            return None;
+        }
+        Some(CleanPlan {
+            dir: self.dir.clone(),
+            segments,
+            first_dirty_offset: first_dirty,
+            delete_retention_ms: cfg.delete_retention_ms,
+            now_ms,
+            max_map_bytes: crate::cleaner::MAX_OFFSET_MAP_BYTES,
+        })
+    }
+
+    /// Swaps in the segments a [`CleanPlan::run`] wrote. A segment that retention or
+    /// DeleteRecords removed meanwhile is skipped. Removing the first segment does not move the
+    /// log start offset (it is persisted first), as Kafka's compacted logs keep theirs.
+    pub fn install_clean(&mut self, result: CleanResult) -> io::Result<CleanStats> {
+        let mut stats = result.stats;
+        let mut swaps: Vec<(usize, Option<PathBuf>)> = Vec::new();
+        for seg in result.segments {
+            let at = self
+                .segments
+                .iter()
+                .position(|s| {
+                    s.base_offset == seg.base_offset && Arc::ptr_eq(s.file(), &seg.source)
+                })
+                .filter(|&i| i + 1 < self.segments.len());
+            match (at, seg.outcome) {
+                (_, SegmentOutcome::Unchanged) => {}
+                (Some(i), SegmentOutcome::Replaced(path)) => swaps.push((i, Some(path))),
+                (Some(i), SegmentOutcome::Emptied) => swaps.push((i, None)),
+                (_, SegmentOutcome::Replaced(path)) => {
+                    let _ = fs::remove_file(path);
+                }
+                (_, SegmentOutcome::Emptied) => {}
+            }
+        }
+        if !swaps.is_empty() {
+            if swaps.iter().any(|(i, c)| *i == 0 && c.is_none()) {
+                self.persist_log_start()?;
+            }
+            for (i, _) in &swaps {
+                self.segments[*i].delete_index_files();
+            }
+            File::open(&self.dir)?.sync_all()?;
+            for (i, cleaned) in &swaps {
+                let log_path = self.segments[*i].log_path().to_path_buf();
+                match cleaned {
+                    Some(path) => fs::rename(path, &log_path)?,
+                    None => fs::remove_file(&log_path)?,
+                }
+            }
+            File::open(&self.dir)?.sync_all()?;
+            // Replace in reverse so removals do not shift the indexes still to visit.
+            for (i, cleaned) in swaps.iter().rev() {
+                if cleaned.is_some() {
+                    let base = self.segments[*i].base_offset;
+                    let seg = Segment::open_sealed(&self.dir, base)?;
+                    seg.write_indexes()?;
+                    self.segments[*i] = seg;
+                    stats.segments_rewritten += 1;
+                } else {
+                    self.segments.remove(*i);
+                    stats.segments_removed += 1;
+                }
+            }
+        }
+        self.cleaner = result.checkpoint;
+        self.cleaner.store(&self.dir)?;
+        Ok(stats)
+    }
+
+    /// The cleaner's checkpoint (for metrics and tests).
+    pub fn cleaner_checkpoint(&self) -> CleanerCheckpoint {
+        self.cleaner
     }
 
     /// Writes the active segment's indexes (clean shutdown); the caller syncs afterwards.
@@ -802,5 +956,210 @@ mod tests {
         let data = log.read(0, 1 << 20, true).unwrap().execute().unwrap();
         assert_eq!(BatchHeader::parse(&data).unwrap().max_timestamp, 777);
         assert_eq!(log.offset_for_timestamp(700).unwrap(), Some((0, 777)));
+    }
+
+    fn compact_cfg() -> LogConfig {
+        LogConfig {
+            segment_bytes: 250,
+            compact_enabled: true,
+            delete_enabled: false,
+            min_cleanable_dirty_ratio: 0.0,
+            delete_retention_ms: 1000,
+            ..LogConfig::default()
+        }
+    }
+
+    /// (offset, key, value) of a record read back.
+    type ReadRecord = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+    /// Every readable (offset, key, value), following the log from its start.
+    fn read_all(log: &PartitionLog) -> Vec<ReadRecord> {
+        let mut out = Vec::new();
+        let mut offset = log.log_start_offset();
+        while offset < log.high_watermark() {
+            let data = log.read(offset, 1 << 20, true).unwrap().execute().unwrap();
+            assert!(!data.is_empty(), "no batch at or after offset {offset}");
+            for (pos, h) in BatchWalker::new(&data) {
+                let batch = &data[pos..pos + h.size_bytes()];
+                assert!(batch::check_stored(batch).is_some(), "stored batch CRC");
+                let raw = crate::records::batch_records(batch, &h, 1 << 20).unwrap();
+                for r in crate::records::parse_records(&raw, h.records_count).unwrap() {
+                    let o = h.base_offset + r.offset_delta as i64;
+                    if o >= offset {
+                        out.push((o, r.key.map(<[u8]>::to_vec), r.value.map(<[u8]>::to_vec)));
+                    }
+                }
+                offset = h.next_offset();
+            }
+        }
+        out
+    }
+
+    fn clean(log: &mut PartitionLog, cfg: &LogConfig, now_ms: i64) -> Option<CleanStats> {
+        let plan = log.plan_clean(cfg, now_ms)?;
+        let result = plan.run().unwrap();
+        Some(log.install_clean(result).unwrap())
+    }
+
+    #[test]
+    fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
+        use crate::batch::tests::make_keyed_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = compact_cfg();
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        let mut latest = std::collections::BTreeMap::new();
+        for i in 0..40i64 {
+            let key = format!("k{}", i % 4);
+            let value = format!("value-{i}");
+            let b = make_keyed_batch(&[(Some(key.as_bytes()), Some(value.as_bytes()))], i, None);
+            let out = log.append(&mut b.clone(), &cfg, 0).unwrap();
+            assert_eq!(out.base_offset, i);
+            latest.insert(key.into_bytes(), (i, value.into_bytes()));
+        }
+        sync(&mut log);
+        let before = read_all(&log);
+        assert_eq!(before.len(), 40);
+        assert!(log.segment_count() > 3);
+        let stats = clean(&mut log, &cfg, 100).expect("a cleaning is due");
+        assert!(stats.records_removed > 0);
+        let after = read_all(&log);
+        assert!(after.len() < before.len());
+        // Offsets only increase, every survivor is unchanged at its original offset, and every
+        // key's latest value is still there.
+        assert!(after.windows(2).all(|w| w[0].0 < w[1].0));
+        for (o, k, v) in &after {
+            assert_eq!(&before[*o as usize], &(*o, k.clone(), v.clone()));
+        }
+        for (k, (o, v)) in &latest {
+            assert!(after.contains(&(*o, Some(k.clone()), Some(v.clone()))));
+        }
+        // In the cleaned part, each key appears once.
+        let cleaned_until = log.cleaner_checkpoint().first_dirty_offset;
+        let mut seen = std::collections::HashSet::new();
+        for (o, k, _) in after.iter().filter(|r| r.0 < cleaned_until) {
+            assert!(
+                seen.insert(k.clone()),
+                "key {k:?} twice below {cleaned_until} (at {o})"
+            );
+        }
+        // Reopening finds the same log; the same holds after appending more.
+        drop(log);
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        assert_eq!(read_all(&log), after);
+        assert_eq!(log.log_end_offset(), 40);
+        let b = make_keyed_batch(&[(Some(b"k0"), Some(b"again"))], 50, None);
+        assert_eq!(log.append(&mut b.clone(), &cfg, 0).unwrap().base_offset, 40);
+        // Nothing dirty: no cleaning is planned at a high ratio.
+        let strict = LogConfig {
+            min_cleanable_dirty_ratio: 0.99,
+            ..cfg.clone()
+        };
+        assert!(log.plan_clean(&strict, 100).is_none());
+    }
+
+    #[test]
+    fn tombstones_last_delete_retention_ms_then_go() {
+        use crate::batch::tests::make_keyed_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = compact_cfg();
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        let batches: [(&[u8], Option<&[u8]>); 6] = [
+            (b"a", Some(b"1")),
+            (b"b", Some(b"1")),
+            (b"a", None),
+            (b"c", Some(b"1")),
+            (b"c", Some(b"2")),
+            (b"d", Some(b"1")),
+        ];
+        for (i, (k, v)) in batches.iter().enumerate() {
+            let mut b = make_keyed_batch(&[(Some(*k), *v)], 1000 + i as i64, None);
+            log.append(&mut b, &cfg, 0).unwrap();
+            log.roll().unwrap();
+        }
+        sync(&mut log);
+        clean(&mut log, &cfg, 1500).expect("due");
+        let keys = |log: &PartitionLog| -> Vec<(i64, Vec<u8>, bool)> {
+            read_all(log)
+                .into_iter()
+                .map(|(o, k, v)| (o, k.unwrap(), v.is_some()))
+                .collect()
+        };
+        // The tombstone (offset 2, ts 1002) stays until 2002; "a"=1 is gone already.
+        assert_eq!(
+            keys(&log),
+            vec![
+                (1, b"b".to_vec(), true),
+                (2, b"a".to_vec(), false),
+                (4, b"c".to_vec(), true),
+                (5, b"d".to_vec(), true),
+            ]
+        );
+        assert_eq!(log.cleaner_checkpoint().tombstone_horizon_ms, Some(2002));
+        // Nothing new was written: only the tombstone's horizon makes a cleaning due.
+        assert!(log.plan_clean(&cfg, 2001).is_none());
+        assert!(log
+            .plan_clean(&cfg, 2002)
+            .is_some_and(|p| p.segments.iter().all(|s| !s.dirty)));
+        clean(&mut log, &cfg, 2002).expect("tombstone due");
+        assert_eq!(
+            keys(&log),
+            vec![
+                (1, b"b".to_vec(), true),
+                (4, b"c".to_vec(), true),
+                (5, b"d".to_vec(), true)
+            ]
+        );
+        // Removing the first segments did not move the log start; reading from a removed offset
+        // returns the next batch, also after a restart.
+        assert_eq!(log.log_start_offset(), 0);
+        let data = log.read(2, 1 << 20, true).unwrap().execute().unwrap();
+        assert_eq!(BatchHeader::parse(&data).unwrap().base_offset, 4);
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path()).unwrap();
+        assert_eq!(log.log_start_offset(), 0);
+        assert_eq!(keys(&log).len(), 3);
+    }
+
+    #[test]
+    fn a_cleaning_cut_short_leaves_the_log_readable() {
+        use crate::batch::tests::make_keyed_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = compact_cfg();
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        for i in 0..20i64 {
+            let v = format!("{i}");
+            let mut b = make_keyed_batch(&[(Some(b"k"), Some(v.as_bytes()))], i, None);
+            log.append(&mut b, &cfg, 0).unwrap();
+        }
+        sync(&mut log);
+        let before = read_all(&log);
+        // The cleaner wrote its copies and died before installing them.
+        let plan = log.plan_clean(&cfg, 100).unwrap();
+        let result = plan.run().unwrap();
+        assert!(result
+            .segments
+            .iter()
+            .any(|s| matches!(s.outcome, SegmentOutcome::Replaced(_))));
+        drop(result);
+        drop(log);
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        assert_eq!(read_all(&log), before);
+        let leftovers = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(CLEANED_SUFFIX)
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+        // A segment deleted between planning and installing is left alone.
+        let plan = log.plan_clean(&cfg, 100).unwrap();
+        let result = plan.run().unwrap();
+        log.delete_records_before(log.high_watermark()).unwrap();
+        log.install_clean(result).unwrap();
+        assert!(read_all(&log).is_empty());
     }
 }

@@ -32,3 +32,131 @@ pub fn first_at_or_after(
         }
     }
 }
+
+/// One record inside a decompressed records section, borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRecord<'a> {
+    /// The whole record, its length prefix included: copied verbatim when a batch is rebuilt.
+    pub bytes: &'a [u8],
+    pub offset_delta: i32,
+    pub timestamp_delta: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+fn varlong(buf: &[u8], pos: &mut usize) -> Result<i64, String> {
+    let mut raw: u64 = 0;
+    for shift in (0..70).step_by(7) {
+        let b = *buf
+            .get(*pos)
+            .ok_or_else(|| "record truncated inside a varint".to_string())?;
+        *pos += 1;
+        if shift == 63 && b > 1 {
+            return Err("varint longer than 64 bits".into());
+        }
+        raw |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+        }
+    }
+    Err("varint longer than 64 bits".into())
+}
+
+fn varint(buf: &[u8], pos: &mut usize) -> Result<i32, String> {
+    let v = varlong(buf, pos)?;
+    i32::try_from(v).map_err(|_| format!("varint {v} out of 32-bit range"))
+}
+
+/// A length-prefixed byte field (-1 = null).
+fn bytes_field<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Option<&'a [u8]>, String> {
+    let len = varint(buf, pos)?;
+    if len < 0 {
+        return Ok(None);
+    }
+    let end = pos
+        .checked_add(len as usize)
+        .filter(|&e| e <= buf.len())
+        .ok_or_else(|| format!("field of {len} bytes runs past the record"))?;
+    let field = &buf[*pos..end];
+    *pos = end;
+    Ok(Some(field))
+}
+
+/// Parses the `count` records of a decompressed records section (v2 record format), checking
+/// that each record's fields fill exactly its declared length and nothing follows the last.
+pub fn parse_records(raw: &[u8], count: i32) -> Result<Vec<RawRecord<'_>>, String> {
+    let mut out = Vec::with_capacity((count.max(0) as usize).min(raw.len()));
+    let mut pos = 0usize;
+    for _ in 0..count.max(0) {
+        let start = pos;
+        let len = varint(raw, &mut pos)?;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| pos.checked_add(l))
+            .filter(|&e| e <= raw.len())
+            .ok_or_else(|| format!("record length {len} runs past the batch"))?;
+        let body = &raw[..end];
+        pos += 1; // attributes
+        let timestamp_delta = varlong(body, &mut pos)?;
+        let offset_delta = varint(body, &mut pos)?;
+        let key = bytes_field(body, &mut pos)?;
+        let value = bytes_field(body, &mut pos)?;
+        let headers = varint(body, &mut pos)?;
+        for _ in 0..headers.max(0) {
+            if bytes_field(body, &mut pos)?.is_none() {
+                return Err("record header with a null key".into());
+            }
+            bytes_field(body, &mut pos)?;
+        }
+        if pos != end {
+            return Err(format!(
+                "record declares {len} bytes but its fields take {}",
+                len as i64 + (pos as i64 - end as i64)
+            ));
+        }
+        out.push(RawRecord {
+            bytes: &raw[start..end],
+            offset_delta,
+            timestamp_delta,
+            key,
+            value,
+        });
+    }
+    if pos != raw.len() {
+        return Err(format!(
+            "{} bytes follow the batch's {count} records",
+            raw.len() - pos
+        ));
+    }
+    Ok(out)
+}
+
+/// The decompressed records section of one whole batch.
+pub fn batch_records(
+    batch: &[u8],
+    h: &BatchHeader,
+    limit_bytes: usize,
+) -> Result<Vec<u8>, crate::codec::CodecError> {
+    let body = batch
+        .get(crate::batch::BATCH_HEADER_BYTES..h.size_bytes())
+        .unwrap_or_default();
+    crate::codec::decompress(h.compression(), body, limit_bytes)
+}
+
+/// A copy of `batch` holding only the records `kept` (verbatim, so their offset and timestamp
+/// deltas still refer to the unchanged base offset and base timestamp), recompressed with the
+/// batch's codec, with its count, length and CRC updated. The last offset delta is kept, as Kafka
+/// keeps it, so the batch still ends where it did.
+pub fn rebuild_batch(
+    batch: &[u8],
+    h: &BatchHeader,
+    kept: &[&[u8]],
+) -> Result<Vec<u8>, crate::codec::CodecError> {
+    let raw: Vec<u8> = kept.concat();
+    let body = crate::codec::compress(h.compression(), &raw)?;
+    let mut out = Vec::with_capacity(crate::batch::BATCH_HEADER_BYTES + body.len());
+    out.extend_from_slice(&batch[..crate::batch::BATCH_HEADER_BYTES]);
+    out.extend_from_slice(&body);
+    crate::batch::set_records_count(&mut out, kept.len() as i32);
+    Ok(out)
+}

@@ -340,6 +340,14 @@ impl Segment {
         fs::write(time_path, tix)
     }
 
+    /// Removes the index files (before the log file is replaced).
+    pub fn delete_index_files(&self) {
+        let dir = self.log_path.parent().unwrap_or(Path::new("."));
+        let (_, index, time) = Self::paths(dir, self.base_offset);
+        let _ = fs::remove_file(index);
+        let _ = fs::remove_file(time);
+    }
+
     /// Removes the segment's files.
     pub fn delete_files(&self) -> io::Result<()> {
         let dir = self.log_path.parent().unwrap_or(Path::new("."));

@@ -44,6 +44,9 @@ pub struct ServeArgs {
         default_value_t = 300_000
     )]
     retention_check_interval_ms: u64,
+    /// How often compacted topics are checked for cleaning (log.cleaner.backoff.ms).
+    #[arg(long, env = "VLTAVA_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000)]
+    log_cleaner_backoff_ms: u64,
     /// Most client connections served at once (max.connections).
     #[arg(long, env = "VLTAVA_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
@@ -87,6 +90,15 @@ pub struct ServeArgs {
     /// Largest HTTP request body accepted (413 beyond).
     #[arg(long, env = "VLTAVA_HTTP_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     http_max_body_bytes: usize,
+    /// Address of the Schema Registry (Confluent's REST API).
+    #[arg(long, env = "VLTAVA_REGISTRY", default_value = "127.0.0.1:8081")]
+    registry: String,
+    /// Do not serve the Schema Registry.
+    #[arg(long)]
+    no_registry: bool,
+    /// The Kafka cluster whose `_schemas` topic the registry uses [default: this broker].
+    #[arg(long, env = "VLTAVA_REGISTRY_BOOTSTRAP")]
+    registry_bootstrap: Option<String>,
     /// Log filter, e.g. info or vltava_broker=debug.
     #[arg(long, env = "VLTAVA_LOG", default_value = "info")]
     pub log: String,
@@ -159,6 +171,7 @@ fn broker_config(a: &ServeArgs) -> anyhow::Result<BrokerConfig> {
     c.default_partitions = a.default_partitions;
     c.max_request_bytes = a.max_request_bytes;
     c.retention_check_interval_ms = a.retention_check_interval_ms;
+    c.log_cleaner_backoff_ms = a.log_cleaner_backoff_ms;
     c.max_connections = a.max_connections;
     if a.group_min_session_timeout_ms < 1
         || a.offsets_retention_minutes < 1
@@ -178,22 +191,23 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     // The HTTP API starts first so that liveness answers during recovery; readiness turns 200
     // once the broker is up.
+    let own_bootstrap = {
+        let l = &config.listeners[0];
+        let ip = if l.bind.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            l.bind.ip()
+        };
+        SocketAddr::new(ip, l.bind.port()).to_string()
+    };
     let http = if a.no_http {
         None
     } else {
         let bind = resolve(&a.http).context("--http")?;
-        let bootstrap = match &a.http_bootstrap {
-            Some(b) => b.clone(),
-            None => {
-                let l = &config.listeners[0];
-                let ip = if l.bind.ip().is_unspecified() {
-                    std::net::IpAddr::from([127, 0, 0, 1])
-                } else {
-                    l.bind.ip()
-                };
-                SocketAddr::new(ip, l.bind.port()).to_string()
-            }
-        };
+        let bootstrap = a
+            .http_bootstrap
+            .clone()
+            .unwrap_or_else(|| own_bootstrap.clone());
         if a.http_max_body_bytes < 1024 {
             bail!("--http-max-body-bytes must be at least 1024");
         }
@@ -206,10 +220,30 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot serve HTTP on {}", a.http))?,
         )
     };
+    let registry_bind = if a.no_registry {
+        None
+    } else {
+        Some(resolve(&a.registry).context("--registry")?)
+    };
     let broker = Broker::start(config).await?;
     if let Some(h) = &http {
         h.set_broker(broker.state().clone());
     }
+    // The registry is a Kafka client of the broker, so it starts once the broker listens.
+    let registry = match registry_bind {
+        None => None,
+        Some(bind) => {
+            let bootstrap = a.registry_bootstrap.as_deref().unwrap_or(&own_bootstrap);
+            let rc = vltava_registry::RegistryConfig::new(bind, bootstrap);
+            Some(
+                vltava_registry::RegistryServer::start(rc)
+                    .await
+                    .with_context(|| {
+                        format!("cannot serve the schema registry on {}", a.registry)
+                    })?,
+            )
+        }
+    };
     println!(
         "Vltava {} ready in {} ms, data in {}",
         env!("CARGO_PKG_VERSION"),
@@ -222,12 +256,18 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if let Some(h) = &http {
         println!("  HTTP API: http://{}", h.addr);
     }
+    if let Some(r) = &registry {
+        println!("  Schema Registry: http://{}", r.addr);
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    if let Some(r) = registry {
+        r.shutdown().await;
     }
     if let Some(h) = http {
         h.shutdown().await;

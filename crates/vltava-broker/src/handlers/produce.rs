@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use vltava_storage::batch::{BatchError, BatchHeader};
 use vltava_storage::producer_state::ProducerError;
 use vltava_storage::AppendError;
 
 use super::{code, now_ms, s};
+use crate::record_check::{self, RecordProblem};
 use crate::state::BrokerState;
 use crate::topics::{Partition, Topic};
 
@@ -78,6 +81,25 @@ fn append_one(
             );
         }
     }
+    if record_check::needs_check(topic) {
+        // A batch that fails validation is refused by the append below with the right error.
+        if let Ok(h) = vltava_storage::batch::validate(&records) {
+            if let Err(problem) = record_check::check_batch(state, topic, &records, &h) {
+                let resp = match problem {
+                    RecordProblem::Corrupt(m) => error_response(index, E::CorruptMessage, Some(m)),
+                    RecordProblem::Invalid {
+                        record_index,
+                        message,
+                    } => error_response(index, E::InvalidRecord, Some(message.clone()))
+                        .with_record_errors(vec![BatchIndexAndErrorMessage::default()
+                            .with_batch_index(record_index)
+                            .with_batch_index_error_message(Some(s(&message)))]),
+                };
+                count_error(state, topic, resp.error_code);
+                return (resp, None);
+            }
+        }
+    }
     let cfg = topic.config.log_config();
     let mut batch = BytesMut::from(&records[..]);
     let result = partition.log().append(&mut batch, &cfg, now_ms());
@@ -116,14 +138,20 @@ fn append_one(
                 AppendError::Io(_) => E::KafkaStorageError,
             };
             tracing::debug!(topic = %topic.name, partition = index, error = %e, "produce refused");
-            state
-                .metrics
-                .produce_errors
-                .with_label_values(&[topic.name.as_str(), &format!("{err:?}")])
-                .inc();
+            count_error(state, topic, code(err));
             (error_response(index, err, msg), None)
         }
     }
+}
+
+fn count_error(state: &BrokerState, topic: &Topic, error_code: i16) {
+    let name =
+        E::try_from_code(error_code).map_or_else(|| error_code.to_string(), |e| format!("{e:?}"));
+    state
+        .metrics
+        .produce_errors
+        .with_label_values(&[topic.name.as_str(), &name])
+        .inc();
 }
 
 pub async fn handle(
