@@ -6,16 +6,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import wait_until
-from util import watermarks
+from util import read_messages, watermarks
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -37,24 +36,7 @@ def create_topic(bs, name, partitions):
 
 def read_raw(bs, topic, partitions, expected, timeout_s=30):
     """Every record of `topic` read by librdkafka without a group: list of messages."""
-    c = Consumer({"bootstrap.servers": bs, "group.id": "http-check", "enable.auto.commit": False,
-                  "enable.partition.eof": True})
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    out, eof = [], set()
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and not (len(out) >= expected and len(eof) == partitions):
-            for m in c.consume(100, 0.5):
-                if m.error():
-                    if m.error().code() == KafkaError._PARTITION_EOF:
-                        eof.add(m.partition())
-                        continue
-                    raise AssertionError(m.error())
-                eof.discard(m.partition())
-                out.append(m)
-    finally:
-        c.close()
-    return out
+    return read_messages(bs, topic, partitions, expected, timeout_s)
 
 
 def committed(bs, group, topic, partitions):

@@ -13,12 +13,11 @@ import base64
 import datetime
 import json
 import struct
-import time
 import uuid
 
 import pytest
 import requests
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
@@ -30,6 +29,7 @@ from fastavro.schema import parse_schema, to_parsing_canonical_form
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
 
 from conftest import port_open, run_node
+from util import read_messages
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -214,23 +214,7 @@ def produce_ok(bs, topic, records, **conf):
 
 def consume_all(bs, topic, partitions, expected, timeout_s=40):
     """Every record of `topic` read from offset 0 by librdkafka, without a group."""
-    c = Consumer({"bootstrap.servers": bs, "group.id": "registry-check", "enable.auto.commit": False,
-                  "enable.partition.eof": True})
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    out, eof = [], set()
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and not (len(out) >= expected and len(eof) == partitions):
-            for m in c.consume(200, 0.5):
-                if m.error():
-                    if m.error().code() == KafkaError._PARTITION_EOF:
-                        eof.add(m.partition())
-                        continue
-                    raise AssertionError(m.error())
-                eof.discard(m.partition())
-                out.append(m)
-    finally:
-        c.close()
+    out = read_messages(bs, topic, partitions, expected, timeout_s)
     assert len(out) == expected, f"read {len(out)} of {expected} records from {topic}"
     return out
 

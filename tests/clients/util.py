@@ -13,10 +13,10 @@ def value_for(key, seq, tag):
     return f"{key}|{seq}|{tag}"
 
 
-def read_all(bootstrap, topic, partitions, expected, timeout_s=60, start=0):
+def read_messages(bootstrap, topic, partitions, expected, timeout_s=60, start=0):
     """Reads every partition from `start` with librdkafka (no consumer group) until `expected`
-    records arrived or every partition hit EOF after the deadline. Returns a list of
-    (partition, offset, key, value, timestamp)."""
+    records arrived and every partition is at EOF, or the deadline passed. Returns the
+    confluent-kafka messages."""
     c = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": "vltava-test-reader",
@@ -39,11 +39,18 @@ def read_all(bootstrap, topic, partitions, expected, timeout_s=60, start=0):
                         continue
                     raise AssertionError(f"consume error: {m.error()}")
                 eof.discard(m.partition())
-                key = m.key().decode() if m.key() is not None else None
-                out.append((m.partition(), m.offset(), key, m.value().decode(), m.timestamp()[1]))
+                out.append(m)
         return out
     finally:
         c.close()
+
+
+def read_all(bootstrap, topic, partitions, expected, timeout_s=60, start=0):
+    """As `read_messages`, as a list of (partition, offset, key, value, timestamp) with text keys
+    and values."""
+    return [(m.partition(), m.offset(), m.key().decode() if m.key() is not None else None,
+             m.value().decode(), m.timestamp()[1])
+            for m in read_messages(bootstrap, topic, partitions, expected, timeout_s, start)]
 
 
 def check_order_and_count(records, expected_count):

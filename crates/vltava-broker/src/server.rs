@@ -114,13 +114,18 @@ impl Broker {
                 connections.clone(),
             )));
         }
-        tasks.push(tokio::spawn(retention_loop(
+        tasks.push(tokio::spawn(periodic(
             state.clone(),
             shutdown.subscribe(),
+            state.config.retention_check_interval_ms,
+            run_retention,
         )));
-        tasks.push(tokio::spawn(cleaner_loop(
+        // The log cleaner: one partition at a time (Kafka's log.cleaner.threads=1).
+        tasks.push(tokio::spawn(periodic(
             state.clone(),
             shutdown.subscribe(),
+            state.config.log_cleaner_backoff_ms,
+            run_cleaner,
         )));
         tasks.push(tokio::spawn(group_tick_loop(
             state.clone(),
@@ -171,9 +176,14 @@ async fn accept_loop(
     }
 }
 
-async fn retention_loop(state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
-    let period = Duration::from_millis(state.config.retention_check_interval_ms.max(10));
-    let mut tick = tokio::time::interval(period);
+/// Runs `work` on a blocking thread every `period_ms` until shutdown (retention, the cleaner).
+async fn periodic(
+    state: Arc<BrokerState>,
+    mut shutdown: watch::Receiver<bool>,
+    period_ms: u64,
+    work: fn(&BrokerState),
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(period_ms.max(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -181,23 +191,7 @@ async fn retention_loop(state: Arc<BrokerState>, mut shutdown: watch::Receiver<b
             _ = shutdown.wait_for(|s| *s) => return,
         }
         let state = state.clone();
-        let _ = tokio::task::spawn_blocking(move || run_retention(&state)).await;
-    }
-}
-
-/// The log cleaner: compacts `cleanup.policy=compact` partitions, one at a time, on a blocking
-/// thread (Kafka's log.cleaner.threads=1).
-async fn cleaner_loop(state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
-    let period = Duration::from_millis(state.config.log_cleaner_backoff_ms.max(10));
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-        let state = state.clone();
-        let _ = tokio::task::spawn_blocking(move || run_cleaner(&state)).await;
+        let _ = tokio::task::spawn_blocking(move || work(&state)).await;
     }
 }
 
