@@ -177,3 +177,21 @@ def test_compaction_survives_restart(broker_factory):
     assert w.latest[KEYS[0]][2] == w.produced - 1
     check_log(read_log(bs, topic), w)
 
+
+
+def test_compacted_topic_refuses_records_without_a_key(broker_factory):
+    b = broker_factory()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic("keyed-only", 1, 1, config={"cleanup.policy": "compact"})])["keyed-only"].result(10)
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0, "message.timeout.ms": 10000,
+                  "retries": 0})
+    reports = []
+    # One record per batch: Kafka refuses a whole batch when one of its records breaks the rule.
+    p.produce("keyed-only", value=b"no key", on_delivery=lambda err, msg: reports.append(err))
+    assert p.flush(20) == 0
+    p.produce("keyed-only", key=b"k", value=b"with key", on_delivery=lambda err, msg: reports.append(err))
+    assert p.flush(20) == 0
+    assert len(reports) == 2
+    assert reports[0] is not None and reports[0].code() == KafkaError.INVALID_RECORD, reports
+    assert reports[1] is None, reports
+    assert watermarks(b.bootstrap, "keyed-only", 1)[0] == (0, 1)
