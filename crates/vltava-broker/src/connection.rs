@@ -1,8 +1,16 @@
 //! One client connection: read size-prefixed frames (bounded by `max_request_bytes`), dispatch
 //! each request in order, write the responses in order. Anything the broker cannot parse closes
 //! this connection only, as Kafka does.
+//!
+//! Requests are pipelined: a produce is appended when it is read, and its answer (which waits
+//! for the fsync) is queued, so the next request is read and appended meanwhile and a producer's
+//! in-flight requests share one group commit. At most `MAX_IN_FLIGHT` answers wait per
+//! connection; responses always go out in request order.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -29,20 +37,49 @@ use crate::state::{BrokerState, ConnInfo};
 
 /// Socket read buffer per connection.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Requests read but not yet answered, per connection (librdkafka keeps at most 5 produce
+/// requests in flight with idempotence; Kafka itself handles one at a time).
+const MAX_IN_FLIGHT: usize = 16;
 
-/// Handles one request frame (without its size prefix). `Ok(None)`: no response (acks=0).
-pub async fn dispatch(
+type Encoded = Result<Option<Bytes>, ProtocolError>;
+
+/// What handling a request gives: the encoded response (`None`: no response, acks=0) now, or a
+/// future that yields it once the request's batches are durable.
+pub enum Reply {
+    Now(Encoded),
+    Later(Pin<Box<dyn Future<Output = Encoded> + Send + 'static>>),
+}
+
+/// Handles one request frame (without its size prefix) to completion.
+pub async fn dispatch(state: &BrokerState, conn: &ConnInfo, frame: Bytes) -> Encoded {
+    match start(state, conn, frame).await {
+        Reply::Now(r) => r,
+        Reply::Later(f) => f.await,
+    }
+}
+
+/// Handles one request frame up to the point where only waiting for durability is left.
+pub async fn start(state: &BrokerState, conn: &ConnInfo, frame: Bytes) -> Reply {
+    match handle(state, conn, frame).await {
+        Ok(r) => r,
+        Err(e) => Reply::Now(Err(e)),
+    }
+}
+
+async fn handle(
     state: &BrokerState,
     conn: &ConnInfo,
     mut frame: Bytes,
-) -> Result<Option<Bytes>, ProtocolError> {
+) -> Result<Reply, ProtocolError> {
     let listener = &conn.listener;
     let raw = peek_header(&frame).ok_or(ProtocolError::ShortFrame(frame.len()))?;
     let (v, corr) = (raw.api_version, raw.correlation_id);
     if raw.api_key == ApiKey::ApiVersions as i16 {
         if let Some((min, max)) = supported_range(ApiKey::ApiVersions) {
             if v < min || v > max {
-                return unsupported_api_versions_response(corr).map(Some);
+                return Ok(Reply::Now(
+                    unsupported_api_versions_response(corr).map(Some),
+                ));
             }
         }
     }
@@ -67,7 +104,7 @@ pub async fn dispatch(
     }
     macro_rules! reply {
         ($resp:expr) => {
-            encode_response(key, v, corr, &$resp).map(Some)
+            Ok(Reply::Now(encode_response(key, v, corr, &$resp).map(Some)))
         };
     }
     match key {
@@ -76,10 +113,18 @@ pub async fn dispatch(
             reply!(api_versions_body(0, false))
         }
         ApiKey::Metadata => reply!(metadata::handle(state, listener, body!(MetadataRequest), v)),
-        ApiKey::Produce => match produce::handle(state, body!(ProduceRequest), v).await {
-            Some(resp) => reply!(resp),
-            None => Ok(None),
-        },
+        ApiKey::Produce => {
+            let appended = produce::append(state, body!(ProduceRequest), v);
+            if !appended.needs_response() {
+                return Ok(Reply::Now(Ok(None)));
+            }
+            Ok(Reply::Later(Box::pin(async move {
+                match appended.finish().await {
+                    Some(resp) => encode_response(key, v, corr, &resp).map(Some),
+                    None => Ok(None),
+                }
+            })))
+        }
         ApiKey::Fetch => reply!(fetch::handle(state, body!(FetchRequest), v).await),
         ApiKey::ListOffsets => reply!(offsets::list_offsets(state, body!(ListOffsetsRequest), v)),
         ApiKey::OffsetForLeaderEpoch => reply!(offsets::offset_for_leader_epoch(
@@ -161,13 +206,20 @@ impl Drop for ConnectionGauge<'_> {
     }
 }
 
+/// A request in flight: its reply and what the metrics need.
+struct InFlight {
+    reply: Reply,
+    api_key: i16,
+    started: Instant,
+}
+
 /// Serves one connection until the peer closes it, it sends something unparseable, or the
-/// broker shuts down (after finishing the request in hand).
+/// broker shuts down (after answering the requests in hand).
 pub async fn serve(
     state: Arc<BrokerState>,
     listener: Arc<crate::state::ListenerInfo>,
     stream: TcpStream,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let peer_addr = stream.peer_addr().ok();
     let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
@@ -180,6 +232,51 @@ pub async fn serve(
     state.metrics.connections_active.inc();
     let _open = ConnectionGauge(&state.metrics.connections_active);
     let (rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<InFlight>(MAX_IN_FLIGHT);
+    // Reader and writer run in this one task (no thread hand-off between them).
+    let reader = read_requests(&state, &conn, &peer, rd, tx, shutdown);
+    let writer = async {
+        while let Some(f) = rx.recv().await {
+            let result = match f.reply {
+                Reply::Now(r) => r,
+                Reply::Later(fut) => fut.await,
+            };
+            state
+                .metrics
+                .observe_request(f.api_key, f.started.elapsed().as_secs_f64());
+            match result {
+                Ok(Some(resp)) => {
+                    if wr.write_all(&resp).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "closing connection");
+                    return;
+                }
+            }
+        }
+    };
+    tokio::pin!(reader, writer);
+    tokio::select! {
+        // The reader is done (peer closed, bad frame, shutdown): answer what it queued, then close.
+        _ = &mut reader => writer.await,
+        // The writer failed or hit an unparseable request: close at once.
+        _ = &mut writer => {}
+    }
+}
+
+/// Reads frames and starts each request, queueing its reply for the writer. Returns (dropping
+/// `tx`) when the peer closes, a frame is out of bounds, or the broker shuts down.
+async fn read_requests(
+    state: &BrokerState,
+    conn: &ConnInfo,
+    peer: &str,
+    rd: tokio::net::tcp::OwnedReadHalf,
+    tx: tokio::sync::mpsc::Sender<InFlight>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut rd = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
     let max = state.config.max_request_bytes;
     loop {
@@ -202,26 +299,22 @@ pub async fn serve(
         if read.is_err() {
             return;
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let api_key = match buf.get(..2) {
             Some(k) => i16::from_be_bytes([k[0], k[1]]),
             None => -1,
         };
-        let result = dispatch(&state, &conn, buf.freeze()).await;
-        state
-            .metrics
-            .observe_request(api_key, started.elapsed().as_secs_f64());
-        match result {
-            Ok(Some(resp)) => {
-                if wr.write_all(&resp).await.is_err() {
-                    return;
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection");
-                return;
-            }
+        let reply = start(state, conn, buf.freeze()).await;
+        let failed = matches!(reply, Reply::Now(Err(_)));
+        let queued = tx
+            .send(InFlight {
+                reply,
+                api_key,
+                started,
+            })
+            .await;
+        if failed || queued.is_err() {
+            return;
         }
     }
 }

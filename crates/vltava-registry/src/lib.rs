@@ -127,5 +127,8 @@ impl RegistryServer {
         let _ = self.shutdown.send(true);
         self.opener.abort();
         let _ = self.server.await;
+        if let Some(store) = self.state.store.get().cloned() {
+            let _ = tokio::task::spawn_blocking(move || store.stop()).await;
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -40,11 +40,27 @@ pub struct KafkaStore {
     producer: FutureProducer,
     write_lock: tokio::sync::Mutex<()>,
     stop: Arc<AtomicBool>,
+    reader: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Drop for KafkaStore {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+    }
+}
+
+impl KafkaStore {
+    /// Stops the reader thread and waits for it (before the broker it reads from goes away).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        let reader = self
+            .reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(r) = reader {
+            let _ = r.join();
+        }
     }
 }
 
@@ -106,13 +122,13 @@ impl KafkaStore {
         let state = Arc::new(RwLock::new(RegistryState::default()));
         let (applied_tx, applied) = watch::channel(0i64);
         let stop = Arc::new(AtomicBool::new(false));
-        {
+        let reader = {
             let (state, stop, topic) = (state.clone(), stop.clone(), cfg.topic.clone());
             std::thread::Builder::new()
                 .name("registry-reader".into())
                 .spawn(move || read_loop(consumer, &topic, &state, &applied_tx, &stop))
-                .map_err(store_err)?;
-        }
+                .map_err(store_err)?
+        };
         let store = Arc::new(KafkaStore {
             cfg,
             state,
@@ -120,6 +136,7 @@ impl KafkaStore {
             producer,
             write_lock: tokio::sync::Mutex::new(()),
             stop,
+            reader: std::sync::Mutex::new(Some(reader)),
         });
         store.catch_up().await?;
         Ok(store)
@@ -199,7 +216,11 @@ struct ReaderContext;
 
 impl ClientContext for ReaderContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !eof {
             tracing::warn!(%error, reason, "schemas topic reader");
         }
     }

@@ -1,6 +1,7 @@
 //! The `vltava` command: `vltava serve` runs the broker; the other subcommands are Kafka clients
 //! of the cluster at `--bootstrap` (Vltava or any Kafka-compatible cluster).
 
+mod bench;
 mod cli;
 mod serve;
 
@@ -47,6 +48,8 @@ enum Command {
     DeleteRecords(cli::offsets::DeleteRecordsArgs),
     /// Brokers, controller and supported APIs of the cluster.
     Cluster(cli::cluster::ClusterArgs),
+    /// Measure throughput, end-to-end latency, start-up and recovery against this machine's ceilings.
+    Bench(bench::BenchArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  vltava completions bash > ~/.local/share/bash-completion/completions/vltava\n  vltava completions zsh > ~/.zfunc/_vltava\n  vltava completions fish > ~/.config/fish/completions/vltava.fish"
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
             Command::Offsets(a) => cli::offsets::offsets(a).await,
             Command::DeleteRecords(a) => cli::offsets::delete_records(a).await,
             Command::Cluster(a) => cli::cluster::run(a).await,
+            Command::Bench(a) => bench::run(a).await,
             Command::Completions { .. } => Ok(()),
         }
     });

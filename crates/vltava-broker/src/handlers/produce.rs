@@ -154,11 +154,18 @@ fn count_error(state: &BrokerState, topic: &Topic, error_code: i16) {
         .inc();
 }
 
-pub async fn handle(
-    state: &BrokerState,
-    req: ProduceRequest,
-    version: i16,
-) -> Option<ProduceResponse> {
+/// A produce whose batches are appended (in request order, before the next request on the
+/// connection is read) and whose answer waits for their fsync.
+pub struct Appended {
+    acks: i16,
+    timeout_ms: i32,
+    responses: Vec<TopicProduceResponse>,
+    pending: Vec<Pending>,
+}
+
+/// Validates and appends every partition's batch now. The connection reads its next request while
+/// [`Appended::finish`] waits for durability, so a producer's pipelined requests share fsyncs.
+pub fn append(state: &BrokerState, req: ProduceRequest, version: i16) -> Appended {
     let acks = req.acks;
     let valid_acks = matches!(acks, -1..=1);
     let mut responses = Vec::with_capacity(req.topic_data.len());
@@ -201,22 +208,54 @@ pub async fn handle(
                 .with_partition_responses(parts),
         );
     }
-    if acks == 0 {
-        return None;
+    Appended {
+        acks,
+        timeout_ms: req.timeout_ms,
+        responses,
+        pending,
     }
-    let wait_ms = (req.timeout_ms.max(0) as u64).min(MAX_PRODUCE_WAIT_MS);
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-    for p in pending {
-        let mut rx = p.partition.subscribe_hw();
-        let durable = tokio::time::timeout_at(deadline, rx.wait_for(|hw| *hw > p.last_offset));
-        if !matches!(durable.await, Ok(Ok(_))) {
-            let r = &mut responses[p.topic_idx].partition_responses[p.part_idx];
-            *r = error_response(
-                r.index,
-                E::RequestTimedOut,
-                Some("the batch was not fsynced within the request timeout".into()),
-            );
+}
+
+impl Appended {
+    /// `None` for acks=0 (no response is sent).
+    pub fn needs_response(&self) -> bool {
+        self.acks != 0
+    }
+
+    /// Waits (at most the request's timeout) until every appended batch is fsynced.
+    pub async fn finish(self) -> Option<ProduceResponse> {
+        let Appended {
+            acks,
+            timeout_ms,
+            mut responses,
+            pending,
+        } = self;
+        if acks == 0 {
+            return None;
         }
+        let wait_ms = (timeout_ms.max(0) as u64).min(MAX_PRODUCE_WAIT_MS);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+        for p in pending {
+            let mut rx = p.partition.subscribe_hw();
+            let durable =
+                tokio::time::timeout_at(deadline, rx.wait_for(|hw| *hw > p.last_offset));
+            if !matches!(durable.await, Ok(Ok(_))) {
+                let r = &mut responses[p.topic_idx].partition_responses[p.part_idx];
+                *r = error_response(
+                    r.index,
+                    E::RequestTimedOut,
+                    Some("the batch was not fsynced within the request timeout".into()),
+                );
+            }
+        }
+        Some(ProduceResponse::default().with_responses(responses))
     }
-    Some(ProduceResponse::default().with_responses(responses))
+}
+
+pub async fn handle(
+    state: &BrokerState,
+    req: ProduceRequest,
+    version: i16,
+) -> Option<ProduceResponse> {
+    append(state, req, version).finish().await
 }

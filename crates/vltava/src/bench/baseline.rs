@@ -1,0 +1,255 @@
+//! This machine's ceilings for the workload just measured, run in the same bench run:
+//!
+//! - `sink`: the ideal single-node broker. Producers' bytes arrive over loopback TCP in requests
+//!   of the size the broker saw, up to `in_flight` per connection; one writer appends everything
+//!   that has arrived to one file, fdatasyncs once (group commit) and then acknowledges those
+//!   requests. No protocol, no parsing, no index.
+//! - `loopback`: raw TCP from a memory buffer to a reader, the most a consumer could receive.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+
+/// Frames buffered between the sink's readers and its writer (bounded).
+const SINK_QUEUE_FRAMES: usize = 256;
+/// Largest request the sink accepts.
+const SINK_MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+/// Buffer size of the loopback baseline's writes and reads.
+const LOOPBACK_BUFFER_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug)]
+pub struct SinkResult {
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub fsyncs: u64,
+}
+
+#[derive(Default)]
+struct SinkQueue {
+    frames: VecDeque<(usize, Vec<u8>)>,
+    readers_left: usize,
+}
+
+/// Sends `total_bytes` over `connections` connections in `request_bytes` requests, at most
+/// `in_flight` unacknowledged per connection, into a group-committing sink writing `dir/sink.log`.
+pub fn sink(
+    dir: &Path,
+    connections: usize,
+    total_bytes: u64,
+    request_bytes: usize,
+    in_flight: usize,
+) -> anyhow::Result<SinkResult> {
+    let connections = connections.max(1);
+    let request_bytes = request_bytes.clamp(1, SINK_MAX_FRAME_BYTES);
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let path = dir.join("sink.log");
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let started = Instant::now();
+    let result = std::thread::scope(|s| -> anyhow::Result<(u64, u64)> {
+        let clients: Vec<_> = (0..connections)
+            .map(|i| {
+                let share = total_bytes / connections as u64
+                    + u64::from((i as u64) < total_bytes % connections as u64);
+                s.spawn(move || sink_client(addr, share, request_bytes, in_flight.max(1)))
+            })
+            .collect();
+        let mut streams = Vec::new();
+        for _ in 0..connections {
+            let (stream, _) = listener.accept()?;
+            let _ = stream.set_nodelay(true);
+            streams.push(stream);
+        }
+        let queue = Arc::new((
+            Mutex::new(SinkQueue {
+                frames: VecDeque::new(),
+                readers_left: connections,
+            }),
+            Condvar::new(),
+        ));
+        let mut acks = Vec::new();
+        for (i, stream) in streams.into_iter().enumerate() {
+            acks.push(stream.try_clone()?);
+            let queue = queue.clone();
+            s.spawn(move || sink_reader(i, stream, &queue));
+        }
+        let written = sink_writer(file, &queue, &mut acks)?;
+        for c in clients {
+            c.join().map_err(|_| anyhow!("a sink client panicked"))??;
+        }
+        Ok(written)
+    });
+    let elapsed = started.elapsed();
+    let _ = std::fs::remove_file(&path);
+    let (fsyncs, bytes) = result?;
+    Ok(SinkResult {
+        bytes,
+        elapsed,
+        fsyncs,
+    })
+}
+
+fn sink_client(
+    addr: std::net::SocketAddr,
+    total: u64,
+    request_bytes: usize,
+    in_flight: usize,
+) -> anyhow::Result<()> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    let mut acks = s.try_clone()?;
+    let payload = vec![b'x'; request_bytes];
+    let (mut sent, mut waiting) = (0u64, 0usize);
+    let mut ack = [0u8; 1];
+    while sent < total {
+        if waiting == in_flight {
+            acks.read_exact(&mut ack)?;
+            waiting -= 1;
+        }
+        let n = (total - sent).min(request_bytes as u64) as usize;
+        s.write_all(&(n as u32).to_be_bytes())?;
+        s.write_all(&payload[..n])?;
+        sent += n as u64;
+        waiting += 1;
+    }
+    for _ in 0..waiting {
+        acks.read_exact(&mut ack)?;
+    }
+    // Closing tells the sink's reader this connection is done.
+    s.shutdown(std::net::Shutdown::Write)?;
+    Ok(())
+}
+
+fn sink_reader(conn: usize, mut stream: TcpStream, queue: &(Mutex<SinkQueue>, Condvar)) {
+    let (lock, cv) = queue;
+    let mut len = [0u8; 4];
+    while stream.read_exact(&mut len).is_ok() {
+        let n = u32::from_be_bytes(len) as usize;
+        if n > SINK_MAX_FRAME_BYTES {
+            break;
+        }
+        let mut frame = vec![0u8; n];
+        if stream.read_exact(&mut frame).is_err() {
+            break;
+        }
+        let mut q = lock.lock().unwrap_or_else(|p| p.into_inner());
+        while q.frames.len() >= SINK_QUEUE_FRAMES {
+            q = cv.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+        q.frames.push_back((conn, frame));
+        drop(q);
+        cv.notify_all();
+    }
+    let mut q = lock.lock().unwrap_or_else(|p| p.into_inner());
+    q.readers_left -= 1;
+    drop(q);
+    cv.notify_all();
+}
+
+/// Appends whatever has arrived, one fdatasync, then one ack byte per request. Returns the
+/// fsyncs and the bytes written.
+fn sink_writer(
+    mut file: File,
+    queue: &(Mutex<SinkQueue>, Condvar),
+    acks: &mut [TcpStream],
+) -> anyhow::Result<(u64, u64)> {
+    let (lock, cv) = queue;
+    let (mut fsyncs, mut written) = (0u64, 0u64);
+    loop {
+        let batch: Vec<(usize, Vec<u8>)> = {
+            let mut q = lock.lock().unwrap_or_else(|p| p.into_inner());
+            while q.frames.is_empty() && q.readers_left > 0 {
+                q = cv.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+            if q.frames.is_empty() {
+                return Ok((fsyncs, written));
+            }
+            q.frames.drain(..).collect()
+        };
+        cv.notify_all();
+        for (_, frame) in &batch {
+            file.write_all(frame)?;
+            written += frame.len() as u64;
+        }
+        file.sync_data()?;
+        fsyncs += 1;
+        for (conn, _) in &batch {
+            if let Some(a) = acks.get_mut(*conn) {
+                a.write_all(&[1])?;
+            }
+        }
+    }
+}
+
+/// Moves `total_bytes` over `connections` loopback connections from memory to memory.
+pub fn loopback(connections: usize, total_bytes: u64) -> anyhow::Result<Duration> {
+    let connections = connections.max(1);
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let started = Instant::now();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let readers: Vec<_> = (0..connections)
+            .map(|_| {
+                s.spawn(move || -> std::io::Result<u64> {
+                    let mut c = TcpStream::connect(addr)?;
+                    let mut buf = vec![0u8; LOOPBACK_BUFFER_BYTES];
+                    let mut got = 0u64;
+                    loop {
+                        match c.read(&mut buf)? {
+                            0 => return Ok(got),
+                            n => got += n as u64,
+                        }
+                    }
+                })
+            })
+            .collect();
+        for i in 0..connections {
+            let (mut stream, _) = listener.accept()?;
+            let share = total_bytes / connections as u64
+                + u64::from((i as u64) < total_bytes % connections as u64);
+            s.spawn(move || -> std::io::Result<()> {
+                let buf = vec![7u8; LOOPBACK_BUFFER_BYTES];
+                let mut left = share;
+                while left > 0 {
+                    let n = left.min(buf.len() as u64) as usize;
+                    stream.write_all(&buf[..n])?;
+                    left -= n as u64;
+                }
+                Ok(())
+            });
+        }
+        let mut got = 0;
+        for r in readers {
+            got += r.join().map_err(|_| anyhow!("a loopback reader panicked"))??;
+        }
+        if got != total_bytes {
+            return Err(anyhow!("loopback moved {got} of {total_bytes} bytes"));
+        }
+        Ok(())
+    })?;
+    Ok(started.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_acknowledges_every_request_and_writes_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = sink(dir.path(), 2, 3 * 1024 * 1024 + 17, 100_000, 5).unwrap();
+        assert_eq!(r.bytes, 3 * 1024 * 1024 + 17);
+        assert!(r.fsyncs >= 1);
+    }
+
+    #[test]
+    fn loopback_moves_every_byte() {
+        loopback(2, 5 * 1024 * 1024 + 3).unwrap();
+    }
+}

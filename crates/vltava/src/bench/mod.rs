@@ -1,0 +1,510 @@
+//! `vltava bench`: throughput, end-to-end latency and footprint of a broker, measured with
+//! librdkafka, next to this machine's ceilings for the same workload measured in the same run
+//! (see `baseline.rs`). Figures are printed, and written as JSON with `--json`; nothing here
+//! asserts a speed.
+
+mod baseline;
+mod lifecycle;
+mod proc;
+mod workload;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+use crate::cli::produce::Compression;
+use proc::{DataDir, Metrics, ProcStats, Target};
+use workload::{ConsumerGroup, Workload};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Produce, consume from page cache, end-to-end latency, with their baselines.
+    Workload,
+    /// Restart time with many partitions on disk.
+    Startup,
+    /// Restart time after SIGKILL with a large log.
+    Recovery,
+    /// All of the above.
+    All,
+}
+
+#[derive(Args)]
+#[command(after_help = "Unless --bootstrap is given, the bench starts its own `vltava serve` on free
+loopback ports and a temporary data directory (--data-dir to choose the disk), and reads the
+broker's CPU time and memory from /proc.
+
+Examples:
+  vltava bench                                    # 1 producer, 1 consumer, 6 partitions, 1 KiB
+  vltava bench --producers 4 --consumers 2 --partitions 12 --compression lz4
+  vltava bench --records 200000 --acks 1 --linger-ms 0 --json result.json
+  vltava bench --scenario startup --startup-partitions 10000
+  vltava bench --scenario recovery --recovery-mib 10240
+  vltava bench --bootstrap kafka:9092 --broker-pid 4242   # any Kafka-compatible broker")]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Scenario::Workload)]
+    pub scenario: Scenario,
+    /// Measure this cluster instead of a broker started by the bench.
+    #[arg(long)]
+    pub bootstrap: Option<String>,
+    /// With --bootstrap: the broker's pid, to report its CPU time and memory.
+    #[arg(long, requires = "bootstrap")]
+    pub broker_pid: Option<u32>,
+    /// With --bootstrap: HOST:PORT of Vltava's HTTP API, to read request and fsync counts.
+    #[arg(long, requires = "bootstrap")]
+    pub http: Option<String>,
+    /// The `vltava` executable to start as the broker [default: this one], e.g. an older build
+    /// to compare against.
+    #[arg(long, conflicts_with = "bootstrap")]
+    pub broker_bin: Option<PathBuf>,
+    /// Where spawned brokers and the sink baseline write [default: a temporary directory].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Producer clients (each its own librdkafka instance and thread).
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    /// Consumers, all in one group.
+    #[arg(long, default_value_t = 1)]
+    pub consumers: usize,
+    /// Partitions of the bench topics.
+    #[arg(long, default_value_t = 6)]
+    pub partitions: i32,
+    /// Bytes per record value (at least 8: the send time is in the first 8).
+    #[arg(long, default_value_t = 1024)]
+    pub record_size: usize,
+    /// Records for the produce and consume measurements.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: u64,
+    /// Producer batch.size in bytes.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub batch_size: usize,
+    /// Producer linger.ms.
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u64,
+    /// Producer compression.
+    #[arg(long, value_enum, default_value_t = Compression::None)]
+    pub compression: Compression,
+    /// Producer acks: all, 1 or 0.
+    #[arg(long, default_value = "all", value_parser = ["all", "-1", "1", "0"])]
+    pub acks: String,
+    /// Idempotent producers.
+    #[arg(long)]
+    pub idempotence: bool,
+    /// Producer linger.ms for the end-to-end latency measurement (a latency-minded setting).
+    #[arg(long, default_value_t = 1)]
+    pub e2e_linger_ms: u64,
+    /// Length of the end-to-end latency measurement.
+    #[arg(long, default_value_t = 10)]
+    pub e2e_secs: u64,
+    /// End-to-end rate as a fraction of the produce throughput just measured.
+    #[arg(long, default_value_t = 0.5)]
+    pub e2e_rate_fraction: f64,
+    /// End-to-end rate in records/s (instead of --e2e-rate-fraction).
+    #[arg(long)]
+    pub e2e_rate: Option<f64>,
+    /// Skip the sink and loopback baselines.
+    #[arg(long)]
+    pub no_baselines: bool,
+    /// Partitions on disk for the start-up scenario (topics of 100).
+    #[arg(long, default_value_t = 10_000)]
+    pub startup_partitions: u32,
+    /// Restarts timed in the start-up scenario.
+    #[arg(long, default_value_t = 3)]
+    pub startup_restarts: usize,
+    /// Log size for the recovery scenario, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub recovery_mib: u64,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+fn mb_per_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / 1e6 / d.as_secs_f64().max(1e-9)
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn latency(h: &Histogram<u64>) -> Value {
+    json!({
+        "samples": h.len(),
+        "p50_ms": ms(h.value_at_quantile(0.50)),
+        "p99_ms": ms(h.value_at_quantile(0.99)),
+        "p999_ms": ms(h.value_at_quantile(0.999)),
+        "max_ms": ms(h.max()),
+    })
+}
+
+fn latency_line(h: &Histogram<u64>) -> String {
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} samples)",
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999)),
+        ms(h.max()),
+        h.len()
+    )
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Runs blocking bench work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| anyhow!("bench thread failed: {e}"))?
+}
+
+pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
+    if a.record_size < 8 {
+        bail!("--record-size must be at least 8 (the send time is in the first 8 bytes)");
+    }
+    if a.partitions < 1 || a.producers < 1 || a.consumers < 1 || a.records < 1 {
+        bail!("--partitions, --producers, --consumers and --records must be at least 1");
+    }
+    if !(a.e2e_rate_fraction > 0.0 && a.e2e_rate_fraction <= 1.0) {
+        bail!("--e2e-rate-fraction must be in (0, 1]");
+    }
+    if a.bootstrap.is_some() && matches!(a.scenario, Scenario::Startup | Scenario::Recovery | Scenario::All) {
+        bail!("the startup and recovery scenarios restart the broker, so they need a broker the bench starts (no --bootstrap)");
+    }
+    let dir = DataDir::new(a.data_dir.as_deref())?;
+    let mut report = serde_json::Map::new();
+    if matches!(a.scenario, Scenario::Workload | Scenario::All) {
+        run_workload(&a, &dir, &mut report).await?;
+    }
+    if matches!(a.scenario, Scenario::Startup | Scenario::All) {
+        let r = lifecycle::startup(
+            &dir.sub("startup")?,
+            a.startup_partitions,
+            a.startup_restarts,
+            a.broker_bin.as_deref(),
+        )
+        .await?;
+        let mut sorted = r.restarts.clone();
+        sorted.sort();
+        let median = sorted[sorted.len() / 2];
+        println!(
+            "startup   {} partitions on disk: first request answered {:.0} ms after start (median of {}; all: {:?}), idle RSS {:.1} MiB",
+            r.partitions,
+            median.as_secs_f64() * 1000.0,
+            sorted.len(),
+            r.restarts.iter().map(|d| format!("{:.0} ms", d.as_secs_f64() * 1000.0)).collect::<Vec<_>>(),
+            mib(r.idle_rss_bytes)
+        );
+        report.insert(
+            "startup".into(),
+            json!({
+                "partitions": r.partitions,
+                "median_ms": median.as_secs_f64() * 1000.0,
+                "restarts_ms": r.restarts.iter().map(|d| d.as_secs_f64() * 1000.0).collect::<Vec<_>>(),
+                "idle_rss_bytes": r.idle_rss_bytes,
+            }),
+        );
+    }
+    if matches!(a.scenario, Scenario::Recovery | Scenario::All) {
+        let r = lifecycle::recovery(
+            &dir.sub("recovery")?,
+            a.recovery_mib * 1024 * 1024,
+            a.broker_bin.as_deref(),
+        )
+        .await?;
+        println!(
+            "recovery  {:.0} MiB log ({} records), SIGKILL: first request answered {:.0} ms after restart, every acknowledged record present",
+            mib(r.log_bytes),
+            r.records,
+            r.recovery.as_secs_f64() * 1000.0
+        );
+        report.insert(
+            "recovery".into(),
+            json!({
+                "log_bytes": r.log_bytes,
+                "records": r.records,
+                "recovery_ms": r.recovery.as_secs_f64() * 1000.0,
+            }),
+        );
+    }
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&Value::Object(report))?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Counter deltas of the broker between two scrapes (zero when its metrics are unknown).
+fn delta(before: &Option<Metrics>, after: &Option<Metrics>, f: impl Fn(&Metrics) -> f64) -> f64 {
+    match (before, after) {
+        (Some(b), Some(a)) => f(a) - f(b),
+        _ => 0.0,
+    }
+}
+
+fn cpu_delta(before: Option<ProcStats>, after: Option<ProcStats>) -> Option<f64> {
+    Some(after?.cpu_s - before?.cpu_s)
+}
+
+async fn run_workload(
+    a: &BenchArgs,
+    dir: &DataDir,
+    report: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
+    let mut target = match &a.bootstrap {
+        Some(b) => Target::external(b, a.http.clone(), a.broker_pid),
+        None => Target::spawn(&dir.sub("broker")?, a.broker_bin.as_deref())?,
+    };
+    let answer_within = if a.bootstrap.is_some() { 10 } else { 60 };
+    let start = target
+        .wait_answering(Duration::from_secs(answer_within))
+        .await?;
+    let acks = if a.acks == "-1" { "all" } else { a.acks.as_str() }.to_string();
+    let w = Workload {
+        bootstrap: target.bootstrap.clone(),
+        producers: a.producers,
+        consumers: a.consumers,
+        partitions: a.partitions,
+        record_size_bytes: a.record_size,
+        batch_size_bytes: a.batch_size,
+        linger_ms: a.linger_ms,
+        compression: format!("{:?}", a.compression).to_lowercase(),
+        acks,
+        idempotence: a.idempotence,
+    };
+    println!(
+        "vltava bench: {} producer(s), {} consumer(s), {} partitions, {}-byte records, batch.size {}, linger.ms {}, compression {}, acks {}{}; broker {}",
+        w.producers, w.consumers, w.partitions, w.record_size_bytes, w.batch_size_bytes, w.linger_ms,
+        w.compression, w.acks, if w.idempotence { ", idempotent" } else { "" },
+        if a.bootstrap.is_some() { format!("at {}", w.bootstrap) } else { format!("started by the bench, answering {:.0} ms after start", start.as_secs_f64() * 1000.0) }
+    );
+    // Idle footprint: the broker up, no client but our probe, for a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = target.stats();
+    let run_id = format!(
+        "{}-{}",
+        std::process::id(),
+        workload::now_us() % 1_000_000_000
+    );
+    let topic = format!("bench-{run_id}");
+    let mut admin = lifecycle::admin(&w.bootstrap).await?;
+    lifecycle::create_topic(&mut admin, &topic, w.partitions, &[]).await?;
+
+    // 1. Produce at full speed.
+    let (m0, s0) = (target.metrics(), target.stats());
+    let prod = {
+        let (w, topic, n) = (w.clone(), topic.clone(), a.records);
+        blocking(move || workload::produce(&w, &topic, n, None)).await?
+    };
+    let (m1, s1) = (target.metrics(), target.stats());
+    let payload_bytes = prod.records * w.record_size_bytes as u64;
+    let log_bytes = delta(&m0, &m1, |m| m.sum("vltava_topic_bytes_in_total")) as u64;
+    let requests = delta(&m0, &m1, |m| m.sum_where("vltava_requests_total", "api=\"Produce\""));
+    let fsyncs = delta(&m0, &m1, |m| m.sum("vltava_fsync_total"));
+    let wire_bytes = if log_bytes > 0 { log_bytes } else { payload_bytes };
+    let request_bytes = if requests > 0.0 {
+        (wire_bytes as f64 / requests) as usize
+    } else {
+        w.batch_size_bytes
+    };
+    let produce_cpu = cpu_delta(s0, s1);
+    println!(
+        "produce   {} records in {:.2} s: {:.0} records/s, {:.1} MB/s of values ({:.1} MB/s of batches); {:.0} requests of {:.0} KB on average, {:.0} fsyncs; ack latency {}",
+        prod.records,
+        prod.elapsed.as_secs_f64(),
+        prod.records_per_s(),
+        mb_per_s(payload_bytes, prod.elapsed),
+        mb_per_s(wire_bytes, prod.elapsed),
+        requests,
+        request_bytes as f64 / 1000.0,
+        fsyncs,
+        latency_line(&prod.ack_latency)
+    );
+    let mut produce = json!({
+        "records": prod.records,
+        "seconds": prod.elapsed.as_secs_f64(),
+        "records_per_s": prod.records_per_s(),
+        "value_mb_per_s": mb_per_s(payload_bytes, prod.elapsed),
+        "batch_bytes": wire_bytes,
+        "batch_mb_per_s": mb_per_s(wire_bytes, prod.elapsed),
+        "requests": requests,
+        "fsyncs": fsyncs,
+        "broker_cpu_s": produce_cpu,
+        "ack_latency": latency(&prod.ack_latency),
+    });
+    if !a.no_baselines {
+        let sink_dir = dir.sub("sink")?;
+        let conns = w.producers;
+        // The window librdkafka keeps per connection: 5 requests with idempotence, else as
+        // many as TCP buffers allow (max.in.flight 1000000).
+        let in_flight = if w.idempotence { 5 } else { 64 };
+        let sink = blocking(move || {
+            baseline::sink(&sink_dir, conns, wire_bytes, request_bytes, in_flight)
+        })
+        .await?;
+        let ratio = sink.elapsed.as_secs_f64() / prod.elapsed.as_secs_f64().max(1e-9);
+        println!(
+            "  minimal sink, same {:.1} MB in {}-KB requests over {} connection(s), group-committed ({} fdatasyncs): {:.1} MB/s → Vltava reaches {:.0}% of it",
+            wire_bytes as f64 / 1e6,
+            request_bytes / 1000,
+            conns,
+            sink.fsyncs,
+            mb_per_s(sink.bytes, sink.elapsed),
+            ratio * 100.0
+        );
+        produce["sink"] = json!({
+            "bytes": sink.bytes,
+            "seconds": sink.elapsed.as_secs_f64(),
+            "mb_per_s": mb_per_s(sink.bytes, sink.elapsed),
+            "fsyncs": sink.fsyncs,
+            "request_bytes": request_bytes,
+        });
+        produce["fraction_of_sink"] = json!(ratio);
+    }
+    report.insert("produce".into(), produce);
+
+    // 2. Consume everything from the page cache with a new group.
+    let s2 = target.stats();
+    let m2 = target.metrics();
+    let cons = {
+        let (w, topic, n) = (w.clone(), topic.clone(), prod.records);
+        let group = format!("bench-{run_id}-catch-up");
+        blocking(move || {
+            ConsumerGroup::start(&w, &topic, &group)?.finish(n, Duration::from_secs(600))
+        })
+        .await?
+    };
+    let (m3, s3) = (target.metrics(), target.stats());
+    let read_bytes = match delta(&m2, &m3, |m| m.sum("vltava_topic_bytes_out_total")) as u64 {
+        0 => cons.bytes,
+        n => n,
+    };
+    println!(
+        "consume   {} records in {:.2} s (first record {:.0} ms after subscribing): {:.0} records/s, {:.1} MB/s of values ({:.1} MB/s of batches)",
+        cons.records,
+        cons.elapsed.as_secs_f64(),
+        cons.first_record_after.as_secs_f64() * 1000.0,
+        cons.records as f64 / cons.elapsed.as_secs_f64().max(1e-9),
+        mb_per_s(cons.bytes, cons.elapsed),
+        mb_per_s(read_bytes, cons.elapsed),
+    );
+    let mut consume = json!({
+        "records": cons.records,
+        "seconds": cons.elapsed.as_secs_f64(),
+        "first_record_ms": cons.first_record_after.as_secs_f64() * 1000.0,
+        "records_per_s": cons.records as f64 / cons.elapsed.as_secs_f64().max(1e-9),
+        "value_mb_per_s": mb_per_s(cons.bytes, cons.elapsed),
+        "batch_bytes": read_bytes,
+        "batch_mb_per_s": mb_per_s(read_bytes, cons.elapsed),
+        "broker_cpu_s": cpu_delta(s2, s3),
+    });
+    if !a.no_baselines {
+        let conns = w.consumers;
+        let raw = blocking(move || baseline::loopback(conns, read_bytes)).await?;
+        let ratio = raw.as_secs_f64() / cons.elapsed.as_secs_f64().max(1e-9);
+        println!(
+            "  raw loopback TCP, same {:.1} MB over {} connection(s): {:.1} MB/s → Vltava reaches {:.0}% of it",
+            read_bytes as f64 / 1e6,
+            conns,
+            mb_per_s(read_bytes, raw),
+            ratio * 100.0
+        );
+        consume["loopback"] = json!({
+            "seconds": raw.as_secs_f64(),
+            "mb_per_s": mb_per_s(read_bytes, raw),
+        });
+        consume["fraction_of_loopback"] = json!(ratio);
+    }
+    report.insert("consume".into(), consume);
+
+    // 3. End to end at a fraction of the produce throughput, consumers already in place.
+    let rate = a
+        .e2e_rate
+        .unwrap_or(prod.records_per_s() * a.e2e_rate_fraction)
+        .max(1.0);
+    let e2e_topic = format!("bench-{run_id}-e2e");
+    lifecycle::create_topic(&mut admin, &e2e_topic, w.partitions, &[]).await?;
+    let n = ((rate * a.e2e_secs as f64) as u64).max(1);
+    let s4 = target.stats();
+    let (eprod, econs) = {
+        let (mut w, topic) = (w.clone(), e2e_topic.clone());
+        w.linger_ms = a.e2e_linger_ms;
+        let group = format!("bench-{run_id}-e2e");
+        blocking(move || {
+            let group = ConsumerGroup::start(&w, &topic, &group)?;
+            group.wait_assigned(w.partitions as usize, Duration::from_secs(60))?;
+            let p = workload::produce(&w, &topic, n, Some(rate))?;
+            let c = group.finish(n, Duration::from_secs(120))?;
+            Ok((p, c))
+        })
+        .await?
+    };
+    let s5 = target.stats();
+    println!(
+        "e2e       {} records at {:.0} records/s ({:.0}% of the produce throughput; achieved {:.0}/s), linger.ms {}: latency {}",
+        eprod.records,
+        rate,
+        rate / prod.records_per_s().max(1e-9) * 100.0,
+        eprod.records_per_s(),
+        a.e2e_linger_ms,
+        latency_line(&econs.e2e_latency)
+    );
+    println!("          ack latency {}", latency_line(&eprod.ack_latency));
+    report.insert(
+        "e2e".into(),
+        json!({
+            "target_records_per_s": rate,
+            "linger_ms": a.e2e_linger_ms,
+            "records_per_s": eprod.records_per_s(),
+            "records": eprod.records,
+            "latency": latency(&econs.e2e_latency),
+            "ack_latency": latency(&eprod.ack_latency),
+            "broker_cpu_s": cpu_delta(s4, s5),
+        }),
+    );
+
+    let last = target.stats();
+    if let Some(l) = last {
+        println!(
+            "broker    idle RSS {:.1} MiB, peak RSS {:.1} MiB, CPU {:.2} s in all (produce {:.2} s, consume {:.2} s, e2e {:.2} s)",
+            mib(idle.map_or(0, |s| s.rss_bytes)),
+            mib(l.peak_rss_bytes),
+            l.cpu_s,
+            produce_cpu.unwrap_or(0.0),
+            cpu_delta(s2, s3).unwrap_or(0.0),
+            cpu_delta(s4, s5).unwrap_or(0.0),
+        );
+    }
+    report.insert(
+        "broker".into(),
+        json!({
+            "bootstrap": w.bootstrap,
+            "spawned": a.bootstrap.is_none(),
+            "start_ms": start.as_secs_f64() * 1000.0,
+            "idle_rss_bytes": idle.map(|s| s.rss_bytes),
+            "peak_rss_bytes": last.map(|s| s.peak_rss_bytes),
+            "cpu_s": last.map(|s| s.cpu_s),
+        }),
+    );
+    report.insert(
+        "workload".into(),
+        json!({
+            "producers": w.producers, "consumers": w.consumers, "partitions": w.partitions,
+            "record_size_bytes": w.record_size_bytes, "batch_size_bytes": w.batch_size_bytes,
+            "linger_ms": w.linger_ms, "compression": w.compression, "acks": w.acks,
+            "idempotence": w.idempotence, "records": a.records, "e2e_secs": a.e2e_secs,
+        }),
+    );
+    if a.bootstrap.is_none() {
+        target.stop(Duration::from_secs(60))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! The broker under test: a `vltava serve` child process on free loopback ports (or an external
+//! cluster), its CPU time and memory read from `/proc`, and its Prometheus metrics.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use vltava_client::{Client, ClientOptions};
+
+/// A port nobody listens on right now (the OS picks it).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// CPU time and memory of one process.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcStats {
+    pub cpu_s: f64,
+    pub rss_bytes: u64,
+    pub peak_rss_bytes: u64,
+}
+
+impl ProcStats {
+    pub fn read(pid: u32) -> anyhow::Result<ProcStats> {
+        let p = procfs::process::Process::new(pid as i32)
+            .with_context(|| format!("no process {pid}"))?;
+        let stat = p.stat()?;
+        let status = p.status()?;
+        let ticks = procfs::ticks_per_second() as f64;
+        Ok(ProcStats {
+            cpu_s: (stat.utime + stat.stime) as f64 / ticks,
+            rss_bytes: status.vmrss.unwrap_or(0) * 1024,
+            peak_rss_bytes: status.vmhwm.unwrap_or(0) * 1024,
+        })
+    }
+}
+
+/// The cluster a bench talks to.
+pub struct Target {
+    pub bootstrap: String,
+    /// `host:port` of Vltava's HTTP API (for `/metrics`), when known.
+    pub http: Option<String>,
+    /// The broker process, when it runs on this machine.
+    pub pid: Option<u32>,
+    child: Option<Child>,
+}
+
+impl Target {
+    /// An existing cluster (Vltava or Kafka): no process of ours.
+    pub fn external(bootstrap: &str, http: Option<String>, pid: Option<u32>) -> Target {
+        Target {
+            bootstrap: bootstrap.to_string(),
+            http,
+            pid,
+            child: None,
+        }
+    }
+
+    /// Starts `vltava serve` (`bin`, or this executable) on `data_dir` with every default, on
+    /// free loopback ports. It is killed when the `Target` is dropped.
+    pub fn spawn(data_dir: &Path, bin: Option<&Path>) -> anyhow::Result<Target> {
+        let exe = match bin {
+            Some(b) => b.to_path_buf(),
+            None => std::env::current_exe().context("cannot find the vltava executable")?,
+        };
+        let (kafka, http, registry) = (free_port()?, free_port()?, free_port()?);
+        let child = Command::new(exe)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", &format!("127.0.0.1:{kafka}")])
+            .args(["--http", &format!("127.0.0.1:{http}")])
+            .args(["--registry", &format!("127.0.0.1:{registry}")])
+            .args(["--log", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start vltava serve")?;
+        Ok(Target {
+            bootstrap: format!("127.0.0.1:{kafka}"),
+            http: Some(format!("127.0.0.1:{http}")),
+            pid: Some(child.id()),
+            child: Some(child),
+        })
+    }
+
+    /// Waits until the broker answers a request (ApiVersions); returns how long that took.
+    pub async fn wait_answering(&mut self, timeout: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        loop {
+            let mut opts = ClientOptions::new(&self.bootstrap);
+            opts.timeout_ms = 1_000;
+            if Client::connect(opts).await.is_ok() {
+                return Ok(started.elapsed());
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Some(status) = c.try_wait()? {
+                    bail!("the broker exited during start-up ({status})");
+                }
+            }
+            if started.elapsed() > timeout {
+                bail!("the broker at {} did not answer within {timeout:?}", self.bootstrap);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    pub fn stats(&self) -> Option<ProcStats> {
+        self.pid.and_then(|p| ProcStats::read(p).ok())
+    }
+
+    /// SIGTERM, then wait for a clean exit (SIGKILL after `timeout`).
+    pub fn stop(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!("the broker exited with {status} on SIGTERM");
+                }
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(anyhow!("the broker did not stop within {timeout:?} of SIGTERM"))
+    }
+
+    /// SIGKILL: the crash a recovery measurement starts from.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The broker's `/metrics` text, when its HTTP API is known.
+    pub fn metrics(&self) -> Option<Metrics> {
+        let addr = self.http.as_ref()?;
+        let mut s = TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .ok()?;
+        let mut text = String::new();
+        s.take(64 * 1024 * 1024).read_to_string(&mut text).ok()?;
+        let body = text.split_once("\r\n\r\n")?.1;
+        Some(Metrics(body.to_string()))
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A Prometheus text exposition.
+pub struct Metrics(String);
+
+impl Metrics {
+    /// The sum of every sample of metric `name` (all label sets).
+    pub fn sum(&self, name: &str) -> f64 {
+        self.0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                let metric = series.split('{').next()?;
+                (metric == name).then(|| value.parse::<f64>().ok()).flatten()
+            })
+            .sum()
+    }
+
+    /// The sum of the samples of `name` whose labels include `label`, e.g. `api="Produce"`.
+    pub fn sum_where(&self, name: &str, label: &str) -> f64 {
+        self.0
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(label))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                (series.split('{').next()? == name).then(|| value.parse::<f64>().ok())?
+            })
+            .sum()
+    }
+}
+
+/// A data directory for spawned brokers: `--data-dir` if given (kept), else a fresh temporary
+/// directory (removed at the end).
+pub enum DataDir {
+    Kept(PathBuf),
+    Temp(tempfile::TempDir),
+}
+
+impl DataDir {
+    pub fn new(given: Option<&Path>) -> anyhow::Result<DataDir> {
+        match given {
+            Some(p) => {
+                std::fs::create_dir_all(p)
+                    .with_context(|| format!("cannot create {}", p.display()))?;
+                Ok(DataDir::Kept(p.to_path_buf()))
+            }
+            None => Ok(DataDir::Temp(
+                tempfile::Builder::new()
+                    .prefix("vltava-bench-")
+                    .tempdir()
+                    .context("cannot create a temporary directory")?,
+            )),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            DataDir::Kept(p) => p,
+            DataDir::Temp(t) => t.path(),
+        }
+    }
+
+    /// A fresh subdirectory for one broker or baseline.
+    pub fn sub(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let p = self.path().join(name);
+        if p.exists() {
+            std::fs::remove_dir_all(&p)?;
+        }
+        std::fs::create_dir_all(&p)?;
+        Ok(p)
+    }
+}

@@ -1,0 +1,395 @@
+//! The measured workload, driven by librdkafka (the `rdkafka` crate) so the figures compare with
+//! other brokers': producers send fixed-size records whose first 8 bytes are the send time (µs
+//! since the epoch); consumers in one group read them and record end-to-end latency.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context};
+use hdrhistogram::Histogram;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::ClientContext;
+
+/// Latency histograms hold microseconds up to one minute, 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    // Constant bounds that hdrhistogram accepts: this cannot fail.
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// What every producer and consumer of a run is configured with.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub bootstrap: String,
+    pub producers: usize,
+    pub consumers: usize,
+    pub partitions: i32,
+    pub record_size_bytes: usize,
+    pub batch_size_bytes: usize,
+    pub linger_ms: u64,
+    pub compression: String,
+    pub acks: String,
+    pub idempotence: bool,
+}
+
+#[derive(Debug)]
+pub struct ProduceResult {
+    pub records: u64,
+    pub failed: u64,
+    pub elapsed: Duration,
+    /// Send → delivery report, µs.
+    pub ack_latency: Histogram<u64>,
+}
+
+impl ProduceResult {
+    pub fn records_per_s(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+struct Delivery {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    ack_latency: Mutex<Histogram<u64>>,
+}
+
+impl ClientContext for Delivery {}
+
+impl ProducerContext for Delivery {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        match r {
+            Ok(m) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+                if let Some(sent) = m.payload().and_then(sent_us) {
+                    if let Ok(mut h) = self.ack_latency.lock() {
+                        let _ = h.record(now_us().saturating_sub(sent).max(1));
+                    }
+                }
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock() {
+                    first.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+    }
+}
+
+fn sent_us(payload: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(payload.get(..8)?.try_into().ok()?))
+}
+
+/// A payload of random upper-case letters, as kafka-producer-perf-test sends.
+fn payload_template(size: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b'A' + (x % 26) as u8
+        })
+        .collect()
+}
+
+/// Sends `records` records to `topic` from `w.producers` threads (sticky partitioning, no keys),
+/// at most `rate_per_s` records/s in all when given. Returns when every record is acknowledged.
+pub fn produce(
+    w: &Workload,
+    topic: &str,
+    records: u64,
+    rate_per_s: Option<f64>,
+) -> anyhow::Result<ProduceResult> {
+    let n = w.producers.max(1) as u64;
+    let mut producers = Vec::new();
+    for i in 0..n {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &w.bootstrap)
+            .set("client.id", format!("vltava-bench-producer-{i}"))
+            .set("acks", &w.acks)
+            .set("linger.ms", w.linger_ms.to_string())
+            .set("batch.size", w.batch_size_bytes.to_string())
+            .set("compression.type", &w.compression)
+            .set("enable.idempotence", w.idempotence.to_string())
+            .set("queue.buffering.max.kbytes", "1048576")
+            .set("message.timeout.ms", "120000");
+        let ctx = Delivery {
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            ack_latency: Mutex::new(latency_histogram()),
+        };
+        let p: BaseProducer<Delivery> = cfg
+            .create_with_context(ctx)
+            .context("cannot create a producer")?;
+        // Connect and learn the topic before the clock starts.
+        p.client()
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .context("producer metadata")?;
+        producers.push(p);
+    }
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = producers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let share = records / n + u64::from((i as u64) < records % n);
+                let rate = rate_per_s.map(|r| r / n as f64);
+                let template = payload_template(w.record_size_bytes, 0x9e37_79b9 + i as u64);
+                s.spawn(move || produce_one(p, topic, share, rate, template, started))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a producer thread panicked"))))
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    for r in results {
+        r?;
+    }
+    let mut out = ProduceResult {
+        records: 0,
+        failed: 0,
+        elapsed,
+        ack_latency: latency_histogram(),
+    };
+    for p in &producers {
+        let ctx = p.context();
+        out.records += ctx.ok.load(Ordering::Relaxed);
+        out.failed += ctx.failed.load(Ordering::Relaxed);
+        if let Ok(h) = ctx.ack_latency.lock() {
+            let _ = out.ack_latency.add(&*h);
+        }
+        if let Ok(e) = ctx.first_error.lock() {
+            if let Some(e) = e.as_ref() {
+                bail!("a record was not delivered: {e}");
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn produce_one(
+    p: &BaseProducer<Delivery>,
+    topic: &str,
+    records: u64,
+    rate_per_s: Option<f64>,
+    mut payload: Vec<u8>,
+    started: Instant,
+) -> anyhow::Result<()> {
+    for i in 0..records {
+        if let Some(rate) = rate_per_s {
+            let due = started + Duration::from_secs_f64(i as f64 / rate);
+            loop {
+                let now = Instant::now();
+                if now >= due {
+                    break;
+                }
+                p.poll(due - now);
+            }
+        }
+        if payload.len() >= 8 {
+            payload[..8].copy_from_slice(&now_us().to_le_bytes());
+        }
+        let mut rec: BaseRecord<'_, (), [u8]> = BaseRecord::to(topic).payload(&payload[..]);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    rec = r;
+                    p.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => bail!("cannot send: {e}"),
+            }
+        }
+        if i % 1024 == 0 {
+            p.poll(Duration::ZERO);
+        }
+    }
+    p.flush(Duration::from_secs(120))
+        .map_err(|e| anyhow!("flush: {e}"))?;
+    Ok(())
+}
+
+#[derive(Debug)]
+pub struct ConsumeResult {
+    pub records: u64,
+    /// Key + value bytes.
+    pub bytes: u64,
+    /// First record to last.
+    pub elapsed: Duration,
+    /// Subscribe to first record (group join, assignment, first fetch).
+    pub first_record_after: Duration,
+    /// Send (the timestamp in the payload) → received, µs.
+    pub e2e_latency: Histogram<u64>,
+}
+
+/// Consumers of one group, polling on their own threads until told to stop.
+pub struct ConsumerGroup {
+    stop: Arc<AtomicBool>,
+    consumed: Arc<AtomicU64>,
+    assigned: Arc<AtomicUsize>,
+    started: Instant,
+    threads: Vec<std::thread::JoinHandle<anyhow::Result<Part>>>,
+}
+
+struct Part {
+    records: u64,
+    bytes: u64,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    e2e: Histogram<u64>,
+}
+
+impl ConsumerGroup {
+    /// `w.consumers` members of `group` subscribe to `topic` from the earliest offset.
+    pub fn start(w: &Workload, topic: &str, group: &str) -> anyhow::Result<ConsumerGroup> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let consumed = Arc::new(AtomicU64::new(0));
+        let assigned = Arc::new(AtomicUsize::new(0));
+        let mut threads = Vec::new();
+        let started = Instant::now();
+        for i in 0..w.consumers.max(1) {
+            let mut cfg = ClientConfig::new();
+            cfg.set("bootstrap.servers", &w.bootstrap)
+                .set("client.id", format!("vltava-bench-consumer-{i}"))
+                .set("group.id", group)
+                .set("auto.offset.reset", "earliest")
+                .set("enable.auto.commit", "true")
+                .set("session.timeout.ms", "10000")
+                .set("heartbeat.interval.ms", "1000")
+                .set("fetch.wait.max.ms", "100");
+            let c: BaseConsumer = cfg.create().context("cannot create a consumer")?;
+            c.subscribe(&[topic]).context("subscribe")?;
+            let (stop, consumed, assigned) = (stop.clone(), consumed.clone(), assigned.clone());
+            threads.push(std::thread::spawn(move || {
+                consume_one(c, stop, consumed, assigned)
+            }));
+        }
+        Ok(ConsumerGroup {
+            stop,
+            consumed,
+            assigned,
+            started,
+            threads,
+        })
+    }
+
+    /// Waits until every partition is assigned to some member.
+    pub fn wait_assigned(&self, partitions: usize, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while self.assigned.load(Ordering::Acquire) < partitions {
+            if Instant::now() > deadline {
+                bail!("the consumer group was not assigned every partition within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    /// Waits until `records` records were consumed (or `timeout` passed), then stops.
+    pub fn finish(self, records: u64, timeout: Duration) -> anyhow::Result<ConsumeResult> {
+        let deadline = Instant::now() + timeout;
+        while self.consumed.load(Ordering::Acquire) < records && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.stop.store(true, Ordering::Release);
+        let mut out = ConsumeResult {
+            records: 0,
+            bytes: 0,
+            elapsed: Duration::ZERO,
+            first_record_after: Duration::ZERO,
+            e2e_latency: latency_histogram(),
+        };
+        let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
+        for t in self.threads {
+            let part = t
+                .join()
+                .unwrap_or_else(|_| Err(anyhow!("a consumer thread panicked")))?;
+            out.records += part.records;
+            out.bytes += part.bytes;
+            let _ = out.e2e_latency.add(&part.e2e);
+            first = match (first, part.first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            last = last.max(part.last);
+        }
+        if out.records < records {
+            bail!(
+                "consumers read {} of {records} records within {timeout:?}",
+                out.records
+            );
+        }
+        if let (Some(f), Some(l)) = (first, last) {
+            out.elapsed = l - f;
+            out.first_record_after = f - self.started;
+        }
+        Ok(out)
+    }
+}
+
+fn consume_one(
+    c: BaseConsumer,
+    stop: Arc<AtomicBool>,
+    consumed: Arc<AtomicU64>,
+    assigned: Arc<AtomicUsize>,
+) -> anyhow::Result<Part> {
+    let mut part = Part {
+        records: 0,
+        bytes: 0,
+        first: None,
+        last: None,
+        e2e: latency_histogram(),
+    };
+    let mut mine = 0usize;
+    // The assignment is looked up every 50 ms at most (it copies a partition list).
+    let mut checked = Instant::now() - Duration::from_secs(1);
+    while !stop.load(Ordering::Acquire) {
+        let polled = c.poll(Duration::from_millis(20));
+        if checked.elapsed() >= Duration::from_millis(50) {
+            checked = Instant::now();
+            let now_assigned = c.assignment().map(|a| a.count()).unwrap_or(0);
+            if now_assigned > mine {
+                assigned.fetch_add(now_assigned - mine, Ordering::AcqRel);
+            } else {
+                assigned.fetch_sub(mine - now_assigned, Ordering::AcqRel);
+            }
+            mine = now_assigned;
+        }
+        let Some(m) = polled else { continue };
+        let m = match m {
+            Ok(m) => m,
+            Err(KafkaError::PartitionEOF(_)) => continue,
+            Err(e) => bail!("consumer error: {e}"),
+        };
+        let now = Instant::now();
+        part.first.get_or_insert(now);
+        part.last = Some(now);
+        let payload = m.payload().unwrap_or_default();
+        part.records += 1;
+        part.bytes += (payload.len() + m.key().map_or(0, <[u8]>::len)) as u64;
+        if let Some(sent) = sent_us(payload) {
+            let _ = part.e2e.record(now_us().saturating_sub(sent).max(1));
+        }
+        consumed.fetch_add(1, Ordering::AcqRel);
+    }
+    c.unsubscribe();
+    Ok(part)
+}

@@ -1,0 +1,88 @@
+"""`vltava bench` runs end to end in a small configuration and reports coherent figures.
+
+No speed is asserted (figures live in BENCHMARKS.md); these tests prove the harness measures what
+it says: the records it reports are in the broker (read back with confluent-kafka), its baselines
+moved the same bytes, and its start-up and recovery scenarios restart a real broker."""
+import json
+import os
+import subprocess
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from conftest import BIN
+from util import watermarks
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def bench(*args, tmp_path, check=True, timeout_s=240):
+    out = tmp_path / "bench.json"
+    cmd = [BIN, "bench", "--data-dir", str(tmp_path / "data"), "--json", str(out), *args]
+    r = subprocess.run(cmd, capture_output=True, timeout=timeout_s)
+    if not check:
+        return r, None
+    assert r.returncode == 0, f"{cmd} failed ({r.returncode}):\n{r.stdout.decode()}\n{r.stderr.decode()[-4000:]}"
+    return r, json.loads(out.read_text())
+
+
+def test_workload_with_its_own_broker_and_baselines(tmp_path):
+    r, rep = bench("--records", "20000", "--partitions", "3", "--producers", "2", "--consumers", "2",
+                   "--e2e-secs", "1", "--e2e-rate", "2000", tmp_path=tmp_path)
+    text = r.stdout.decode()
+    for line in ("produce ", "minimal sink", "consume ", "raw loopback", "e2e ", "broker "):
+        assert line in text, text
+    p, c, e, b = rep["produce"], rep["consume"], rep["e2e"], rep["broker"]
+    assert p["records"] == 20000 and p["records_per_s"] > 0
+    # The broker saw the batches: its own counters, and one fsync at least.
+    assert p["batch_bytes"] >= 20000 * 1024 and p["requests"] >= 1 and p["fsyncs"] >= 1
+    assert p["sink"]["bytes"] == p["batch_bytes"] and p["sink"]["fsyncs"] >= 1
+    assert 0 < p["fraction_of_sink"]
+    assert c["records"] >= 20000 and c["batch_bytes"] >= 20000 * 1024
+    assert 0 < c["fraction_of_loopback"]
+    assert e["records"] == 2000 and e["latency"]["samples"] >= 2000
+    lat = e["latency"]
+    assert 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["p999_ms"] <= lat["max_ms"]
+    assert b["spawned"] and 0 < b["idle_rss_bytes"] <= b["peak_rss_bytes"] and b["cpu_s"] > 0
+    assert rep["workload"]["partitions"] == 3
+
+
+def test_against_an_external_broker_the_records_are_really_there(broker, tmp_path):
+    r, rep = bench("--bootstrap", broker.bootstrap, "--http", f"127.0.0.1:{broker.http_port}",
+                   "--broker-pid", str(broker.proc.pid), "--records", "5000", "--partitions", "2",
+                   "--e2e-secs", "1", "--e2e-rate", "1000", "--no-baselines", tmp_path=tmp_path)
+    assert "sink" not in rep["produce"] and rep["broker"]["spawned"] is False
+    assert rep["broker"]["cpu_s"] > 0
+    topics = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).topics
+    bench_topics = sorted(t for t in topics if t.startswith("bench-"))
+    assert len(bench_topics) == 2, bench_topics
+    counts = {t: sum(hi - lo for lo, hi in watermarks(broker.bootstrap, t, 2)) for t in bench_topics}
+    # The throughput topic holds the 5000 records, the end-to-end one the 1000 sent at 1000/s.
+    assert sorted(counts.values()) == [1000, 5000], counts
+
+
+def test_startup_and_recovery_restart_a_real_broker(tmp_path):
+    _, rep = bench("--scenario", "startup", "--startup-partitions", "250", "--startup-restarts", "2",
+                   tmp_path=tmp_path)
+    s = rep["startup"]
+    assert s["partitions"] == 250 and len(s["restarts_ms"]) == 2 and s["idle_rss_bytes"] > 0
+    # 3 topics of up to 100 partitions, each partition with its own directory.
+    dirs = [d for d in os.listdir(tmp_path / "data" / "startup") if d.startswith("bench-startup-")]
+    assert len(dirs) == 250, len(dirs)
+    _, rep = bench("--scenario", "recovery", "--recovery-mib", "16", tmp_path=tmp_path)
+    rec = rep["recovery"]
+    assert rec["log_bytes"] == 16 * 1024 * 1024 and rec["records"] == 1024 and rec["recovery_ms"] > 0
+
+
+def test_bad_arguments_fail_with_one_line(tmp_path):
+    for args, expect in [
+        (["--record-size", "4"], "--record-size must be at least 8"),
+        (["--partitions", "0"], "must be at least 1"),
+        (["--e2e-rate-fraction", "1.5"], "--e2e-rate-fraction must be in (0, 1]"),
+        (["--scenario", "startup", "--bootstrap", "127.0.0.1:1"], "need a broker the bench starts"),
+        (["--bootstrap", "127.0.0.1:1", "--records", "10"], "did not answer"),
+    ]:
+        r, _ = bench(*args, tmp_path=tmp_path, check=False, timeout_s=120)
+        err = r.stderr.decode().strip().splitlines()
+        assert r.returncode == 1, (args, r.stdout, err)
+        assert err and err[-1].startswith("error: ") and expect in err[-1], (args, err)
