@@ -309,12 +309,21 @@ impl BrokerHandle {
         let state = self.state.clone();
         tokio::task::spawn_blocking(move || {
             state.syncer.stop();
+            let mut clean = true;
             for topic in state.topics.all() {
                 for p in &topic.partitions {
                     sync_partition(p, &state.metrics);
-                    if let Err(e) = p.log().close() {
+                    let mut log = p.log();
+                    if let Err(e) = log.close() {
+                        clean = false;
                         tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "cannot write indexes at shutdown");
                     }
+                    clean &= log.high_watermark() == log.log_end_offset();
+                }
+            }
+            if clean {
+                if let Err(e) = state.topics.mark_clean_shutdown() {
+                    tracing::warn!(error = %e, "cannot record the clean shutdown");
                 }
             }
         })

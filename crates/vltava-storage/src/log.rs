@@ -206,6 +206,15 @@ fn snapshot_path(dir: &Path, base_offset: i64) -> PathBuf {
 impl PartitionLog {
     /// Opens (or creates) the log in `dir`, recovering the active segment.
     pub fn open(dir: &Path) -> io::Result<(PartitionLog, RecoveryReport)> {
+        PartitionLog::open_after(dir, false)
+    }
+
+    /// Opens the log; `clean_shutdown` says the broker stopped cleanly (every segment was
+    /// fsynced at shutdown), so the active segment needs no fdatasync before it is served.
+    pub fn open_after(
+        dir: &Path,
+        clean_shutdown: bool,
+    ) -> io::Result<(PartitionLog, RecoveryReport)> {
         fs::create_dir_all(dir)?;
         let mut bases = list_segment_bases(dir)?;
         if bases.is_empty() {
@@ -251,8 +260,11 @@ impl PartitionLog {
                 "truncated the log's tail at start-up"
             );
         }
-        // Whatever is in the file now is made durable before it is served.
-        active.file().sync_data()?;
+        // Whatever is in the file now is made durable before it is served (after a crash the
+        // page cache may hold bytes the disk does not).
+        if !clean_shutdown || scan.truncated_bytes > 0 {
+            active.file().sync_data()?;
+        }
         report.active = scan;
         segments.push(active);
         let persisted_start = fs::read_to_string(dir.join(LOG_START_FILE))

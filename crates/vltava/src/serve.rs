@@ -187,6 +187,8 @@ fn broker_config(a: &ServeArgs) -> anyhow::Result<BrokerConfig> {
 
 pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    // Installed first: a SIGTERM that arrives during start-up is kept and acted on once started.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let config = broker_config(&a)?;
     let data_dir = config.data_dir.clone();
     // The HTTP API starts first so that liveness answers during recovery; readiness turns 200
@@ -261,7 +263,6 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),

@@ -146,7 +146,7 @@ pub async fn recovery(
             acks: "all".into(),
             idempotence: false,
         };
-        Ok(super::workload::produce(&w, "bench-recovery", records, None)?.records)
+        Ok(super::workload::produce(&w, "bench-recovery", records, None, 0)?.records)
     })
     .await??;
     t.kill();

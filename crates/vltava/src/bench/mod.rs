@@ -97,6 +97,9 @@ pub struct BenchArgs {
     /// Producer linger.ms for the end-to-end latency measurement (a latency-minded setting).
     #[arg(long, default_value_t = 1)]
     pub e2e_linger_ms: u64,
+    /// Warm-up before the end-to-end measurement (sent at the same rate, latency not recorded).
+    #[arg(long, default_value_t = 2)]
+    pub e2e_warmup_secs: u64,
     /// Length of the end-to-end latency measurement.
     #[arg(long, default_value_t = 10)]
     pub e2e_secs: u64,
@@ -302,7 +305,7 @@ async fn run_workload(
     let (m0, s0) = (target.metrics(), target.stats());
     let prod = {
         let (w, topic, n) = (w.clone(), topic.clone(), a.records);
-        blocking(move || workload::produce(&w, &topic, n, None)).await?
+        blocking(move || workload::produce(&w, &topic, n, None, 0)).await?
     };
     let (m1, s1) = (target.metrics(), target.stats());
     let payload_bytes = prod.records * w.record_size_bytes as u64;
@@ -432,16 +435,20 @@ async fn run_workload(
         .max(1.0);
     let e2e_topic = format!("bench-{run_id}-e2e");
     lifecycle::create_topic(&mut admin, &e2e_topic, w.partitions, &[]).await?;
-    let n = ((rate * a.e2e_secs as f64) as u64).max(1);
+    let warmup = ((rate * a.e2e_warmup_secs as f64) as u64).max(0);
+    let n = ((rate * a.e2e_secs as f64) as u64).max(1) + warmup;
     let s4 = target.stats();
     let (eprod, econs) = {
         let (mut w, topic) = (w.clone(), e2e_topic.clone());
+        let warmup_us = a.e2e_warmup_secs * 1_000_000;
         w.linger_ms = a.e2e_linger_ms;
         let group = format!("bench-{run_id}-e2e");
         blocking(move || {
             let group = ConsumerGroup::start(&w, &topic, &group)?;
             group.wait_assigned(w.partitions as usize, Duration::from_secs(60))?;
-            let p = workload::produce(&w, &topic, n, Some(rate))?;
+            let from = workload::now_us() + warmup_us;
+            group.measure_from(from);
+            let p = workload::produce(&w, &topic, n, Some(rate), from)?;
             let c = group.finish(n, Duration::from_secs(120))?;
             Ok((p, c))
         })
@@ -449,12 +456,13 @@ async fn run_workload(
     };
     let s5 = target.stats();
     println!(
-        "e2e       {} records at {:.0} records/s ({:.0}% of the produce throughput; achieved {:.0}/s), linger.ms {}: latency {}",
+        "e2e       {} records at {:.0} records/s ({:.0}% of the produce throughput; achieved {:.0}/s), linger.ms {}, after {} s of warm-up: latency {}",
         eprod.records,
         rate,
         rate / prod.records_per_s().max(1e-9) * 100.0,
         eprod.records_per_s(),
         a.e2e_linger_ms,
+        a.e2e_warmup_secs,
         latency_line(&econs.e2e_latency)
     );
     println!("          ack latency {}", latency_line(&eprod.ack_latency));
@@ -463,6 +471,7 @@ async fn run_workload(
         json!({
             "target_records_per_s": rate,
             "linger_ms": a.e2e_linger_ms,
+            "warmup_s": a.e2e_warmup_secs,
             "records_per_s": eprod.records_per_s(),
             "records": eprod.records,
             "latency": latency(&econs.e2e_latency),

@@ -63,6 +63,8 @@ struct Delivery {
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
     ack_latency: Mutex<Histogram<u64>>,
+    /// Records sent earlier (warm-up) are not in `ack_latency`.
+    measure_from_us: u64,
 }
 
 impl ClientContext for Delivery {}
@@ -73,7 +75,8 @@ impl ProducerContext for Delivery {
         match r {
             Ok(m) => {
                 self.ok.fetch_add(1, Ordering::Relaxed);
-                if let Some(sent) = m.payload().and_then(sent_us) {
+                let sent = m.payload().and_then(sent_us);
+                if let Some(sent) = sent.filter(|s| *s >= self.measure_from_us) {
                     if let Ok(mut h) = self.ack_latency.lock() {
                         let _ = h.record(now_us().saturating_sub(sent).max(1));
                     }
@@ -108,11 +111,13 @@ fn payload_template(size: usize, seed: u64) -> Vec<u8> {
 
 /// Sends `records` records to `topic` from `w.producers` threads (sticky partitioning, no keys),
 /// at most `rate_per_s` records/s in all when given. Returns when every record is acknowledged.
+/// Acknowledgement latency is recorded for records sent from `measure_from_us` on.
 pub fn produce(
     w: &Workload,
     topic: &str,
     records: u64,
     rate_per_s: Option<f64>,
+    measure_from_us: u64,
 ) -> anyhow::Result<ProduceResult> {
     let n = w.producers.max(1) as u64;
     let mut producers = Vec::new();
@@ -132,6 +137,7 @@ pub fn produce(
             failed: AtomicU64::new(0),
             first_error: Mutex::new(None),
             ack_latency: Mutex::new(latency_histogram()),
+            measure_from_us,
         };
         let p: BaseProducer<Delivery> = cfg
             .create_with_context(ctx)
@@ -243,6 +249,9 @@ pub struct ConsumeResult {
 /// Consumers of one group, polling on their own threads until told to stop.
 pub struct ConsumerGroup {
     stop: Arc<AtomicBool>,
+    /// Latency is recorded only for records sent at or after this time (µs since the epoch):
+    /// the warm-up before it is not measured.
+    measure_from_us: Arc<AtomicU64>,
     consumed: Arc<AtomicU64>,
     assigned: Arc<AtomicUsize>,
     started: Instant,
@@ -261,6 +270,7 @@ impl ConsumerGroup {
     /// `w.consumers` members of `group` subscribe to `topic` from the earliest offset.
     pub fn start(w: &Workload, topic: &str, group: &str) -> anyhow::Result<ConsumerGroup> {
         let stop = Arc::new(AtomicBool::new(false));
+        let measure_from_us = Arc::new(AtomicU64::new(0));
         let consumed = Arc::new(AtomicU64::new(0));
         let assigned = Arc::new(AtomicUsize::new(0));
         let mut threads = Vec::new();
@@ -277,13 +287,17 @@ impl ConsumerGroup {
                 .set("fetch.wait.max.ms", "100");
             let c: BaseConsumer = cfg.create().context("cannot create a consumer")?;
             c.subscribe(&[topic]).context("subscribe")?;
-            let (stop, consumed, assigned) = (stop.clone(), consumed.clone(), assigned.clone());
-            threads.push(std::thread::spawn(move || {
-                consume_one(c, stop, consumed, assigned)
-            }));
+            let counters = Counters {
+                stop: stop.clone(),
+                measure_from_us: measure_from_us.clone(),
+                consumed: consumed.clone(),
+                assigned: assigned.clone(),
+            };
+            threads.push(std::thread::spawn(move || consume_one(c, counters)));
         }
         Ok(ConsumerGroup {
             stop,
+            measure_from_us,
             consumed,
             assigned,
             started,
@@ -301,6 +315,11 @@ impl ConsumerGroup {
             std::thread::sleep(Duration::from_millis(5));
         }
         Ok(())
+    }
+
+    /// Records sent before `us` (µs since the epoch) are counted but their latency is not.
+    pub fn measure_from(&self, us: u64) {
+        self.measure_from_us.store(us, Ordering::Release);
     }
 
     /// Waits until `records` records were consumed (or `timeout` passed), then stops.
@@ -345,12 +364,21 @@ impl ConsumerGroup {
     }
 }
 
-fn consume_one(
-    c: BaseConsumer,
+/// What a consumer thread shares with the group.
+struct Counters {
     stop: Arc<AtomicBool>,
+    measure_from_us: Arc<AtomicU64>,
     consumed: Arc<AtomicU64>,
     assigned: Arc<AtomicUsize>,
-) -> anyhow::Result<Part> {
+}
+
+fn consume_one(c: BaseConsumer, k: Counters) -> anyhow::Result<Part> {
+    let Counters {
+        stop,
+        measure_from_us,
+        consumed,
+        assigned,
+    } = k;
     let mut part = Part {
         records: 0,
         bytes: 0,
@@ -386,7 +414,9 @@ fn consume_one(
         part.records += 1;
         part.bytes += (payload.len() + m.key().map_or(0, <[u8]>::len)) as u64;
         if let Some(sent) = sent_us(payload) {
-            let _ = part.e2e.record(now_us().saturating_sub(sent).max(1));
+            if sent >= measure_from_us.load(Ordering::Relaxed) {
+                let _ = part.e2e.record(now_us().saturating_sub(sent).max(1));
+            }
         }
         consumed.fetch_add(1, Ordering::AcqRel);
     }
