@@ -3,7 +3,7 @@
 //! high watermarks. Producers that arrived while a round was running share the next round's
 //! fsync, so the fsync rate stays bounded however many producers there are.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -11,6 +11,9 @@ use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 use crate::topics::Partition;
+
+/// Most fsyncs one round runs at once.
+const SYNC_THREADS: usize = 4;
 
 #[derive(Default)]
 struct Queue {
@@ -80,16 +83,40 @@ impl Syncer {
                 }
                 std::mem::take(&mut q.partitions)
             };
-            let mut moved = false;
-            for p in batch {
+            for p in &batch {
                 // Cleared before taking the work: an append after this point queues again.
                 p.sync_queued.store(false, Ordering::Release);
-                moved |= sync_partition(&p, &self.metrics);
             }
+            let moved = self.sync_all(&batch);
             if moved {
                 self.data_version.send_modify(|v| *v = v.wrapping_add(1));
             }
         }
+    }
+
+    /// fsyncs a round's partitions, several at once when there are several: the file system
+    /// batches concurrent fsyncs into one journal commit, so a round costs about one fsync
+    /// rather than one per partition.
+    fn sync_all(&self, batch: &[Arc<Partition>]) -> bool {
+        if batch.len() == 1 {
+            return sync_partition(&batch[0], &self.metrics);
+        }
+        let next = AtomicUsize::new(0);
+        let moved = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let work = || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(p) = batch.get(i) else { return };
+                if sync_partition(p, &self.metrics) {
+                    moved.store(true, Ordering::Relaxed);
+                }
+            };
+            for _ in 1..batch.len().min(SYNC_THREADS) {
+                s.spawn(work);
+            }
+            work();
+        });
+        moved.into_inner()
     }
 
     /// Syncs everything queued, then stops the thread.
