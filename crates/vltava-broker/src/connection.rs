@@ -291,9 +291,20 @@ async fn read_requests(
             tracing::warn!(%peer, size, max, "closing connection: frame size outside [0, socket.request.max.bytes]");
             return;
         }
-        let mut buf = BytesMut::zeroed(size as usize);
+        // Read into uninitialised capacity: no zeroing of up to max_request_bytes per request.
+        let size = size as usize;
+        let mut buf = BytesMut::with_capacity(size);
+        let fill = async {
+            while buf.len() < size {
+                let left = (size - buf.len()) as u64;
+                if (&mut rd).take(left).read_buf(&mut buf).await? == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        };
         let read = tokio::select! {
-            r = rd.read_exact(&mut buf) => r,
+            r = fill => r,
             _ = shutdown.wait_for(|s| *s) => return,
         };
         if read.is_err() {

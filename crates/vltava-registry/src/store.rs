@@ -53,11 +53,7 @@ impl KafkaStore {
     /// Stops the reader thread and waits for it (before the broker it reads from goes away).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
-        let reader = self
-            .reader
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let reader = self.reader.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(r) = reader {
             let _ = r.join();
         }

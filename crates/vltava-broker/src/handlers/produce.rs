@@ -237,8 +237,7 @@ impl Appended {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
         for p in pending {
             let mut rx = p.partition.subscribe_hw();
-            let durable =
-                tokio::time::timeout_at(deadline, rx.wait_for(|hw| *hw > p.last_offset));
+            let durable = tokio::time::timeout_at(deadline, rx.wait_for(|hw| *hw > p.last_offset));
             if !matches!(durable.await, Ok(Ok(_))) {
                 let r = &mut responses[p.topic_idx].partition_responses[p.part_idx];
                 *r = error_response(

@@ -226,7 +226,9 @@ pub fn loopback(connections: usize, total_bytes: u64) -> anyhow::Result<Duration
         }
         let mut got = 0;
         for r in readers {
-            got += r.join().map_err(|_| anyhow!("a loopback reader panicked"))??;
+            got += r
+                .join()
+                .map_err(|_| anyhow!("a loopback reader panicked"))??;
         }
         if got != total_bytes {
             return Err(anyhow!("loopback moved {got} of {total_bytes} bytes"));

@@ -33,7 +33,8 @@ pub enum Scenario {
 }
 
 #[derive(Args)]
-#[command(after_help = "Unless --bootstrap is given, the bench starts its own `vltava serve` on free
+#[command(
+    after_help = "Unless --bootstrap is given, the bench starts its own `vltava serve` on free
 loopback ports and a temporary data directory (--data-dir to choose the disk), and reads the
 broker's CPU time and memory from /proc.
 
@@ -43,7 +44,8 @@ Examples:
   vltava bench --records 200000 --acks 1 --linger-ms 0 --json result.json
   vltava bench --scenario startup --startup-partitions 10000
   vltava bench --scenario recovery --recovery-mib 10240
-  vltava bench --bootstrap kafka:9092 --broker-pid 4242   # any Kafka-compatible broker")]
+  vltava bench --bootstrap kafka:9092 --broker-pid 4242   # any Kafka-compatible broker"
+)]
 pub struct BenchArgs {
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Scenario::Workload)]
@@ -178,7 +180,12 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     if !(a.e2e_rate_fraction > 0.0 && a.e2e_rate_fraction <= 1.0) {
         bail!("--e2e-rate-fraction must be in (0, 1]");
     }
-    if a.bootstrap.is_some() && matches!(a.scenario, Scenario::Startup | Scenario::Recovery | Scenario::All) {
+    if a.bootstrap.is_some()
+        && matches!(
+            a.scenario,
+            Scenario::Startup | Scenario::Recovery | Scenario::All
+        )
+    {
         bail!("the startup and recovery scenarios restart the broker, so they need a broker the bench starts (no --bootstrap)");
     }
     let dir = DataDir::new(a.data_dir.as_deref())?;
@@ -270,7 +277,12 @@ async fn run_workload(
     let start = target
         .wait_answering(Duration::from_secs(answer_within))
         .await?;
-    let acks = if a.acks == "-1" { "all" } else { a.acks.as_str() }.to_string();
+    let acks = if a.acks == "-1" {
+        "all"
+    } else {
+        a.acks.as_str()
+    }
+    .to_string();
     let w = Workload {
         bootstrap: target.bootstrap.clone(),
         producers: a.producers,
@@ -310,9 +322,15 @@ async fn run_workload(
     let (m1, s1) = (target.metrics(), target.stats());
     let payload_bytes = prod.records * w.record_size_bytes as u64;
     let log_bytes = delta(&m0, &m1, |m| m.sum("vltava_topic_bytes_in_total")) as u64;
-    let requests = delta(&m0, &m1, |m| m.sum_where("vltava_requests_total", "api=\"Produce\""));
+    let requests = delta(&m0, &m1, |m| {
+        m.sum_where("vltava_requests_total", "api=\"Produce\"")
+    });
     let fsyncs = delta(&m0, &m1, |m| m.sum("vltava_fsync_total"));
-    let wire_bytes = if log_bytes > 0 { log_bytes } else { payload_bytes };
+    let wire_bytes = if log_bytes > 0 {
+        log_bytes
+    } else {
+        payload_bytes
+    };
     let request_bytes = if requests > 0.0 {
         (wire_bytes as f64 / requests) as usize
     } else {
@@ -435,7 +453,7 @@ async fn run_workload(
         .max(1.0);
     let e2e_topic = format!("bench-{run_id}-e2e");
     lifecycle::create_topic(&mut admin, &e2e_topic, w.partitions, &[]).await?;
-    let warmup = ((rate * a.e2e_warmup_secs as f64) as u64).max(0);
+    let warmup = (rate * a.e2e_warmup_secs as f64) as u64;
     let n = ((rate * a.e2e_secs as f64) as u64).max(1) + warmup;
     let s4 = target.stats();
     let (eprod, econs) = {

@@ -103,7 +103,10 @@ impl Target {
                 }
             }
             if started.elapsed() > timeout {
-                bail!("the broker at {} did not answer within {timeout:?}", self.bootstrap);
+                bail!(
+                    "the broker at {} did not answer within {timeout:?}",
+                    self.bootstrap
+                );
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -134,7 +137,9 @@ impl Target {
         }
         let _ = child.kill();
         let _ = child.wait();
-        Err(anyhow!("the broker did not stop within {timeout:?} of SIGTERM"))
+        Err(anyhow!(
+            "the broker did not stop within {timeout:?} of SIGTERM"
+        ))
     }
 
     /// SIGKILL: the crash a recovery measurement starts from.
@@ -177,7 +182,9 @@ impl Metrics {
             .filter_map(|l| {
                 let (series, value) = l.rsplit_once(' ')?;
                 let metric = series.split('{').next()?;
-                (metric == name).then(|| value.parse::<f64>().ok()).flatten()
+                (metric == name)
+                    .then(|| value.parse::<f64>().ok())
+                    .flatten()
             })
             .sum()
     }

@@ -162,7 +162,10 @@ pub fn produce(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a producer thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a producer thread panicked")))
+            })
             .collect()
     });
     let elapsed = started.elapsed();
