@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use crate::batch::{self, BatchError, BatchHeader, BatchWalker};
 use crate::cleaner::{
     CleanPlan, CleanResult, CleanStats, CleanerCheckpoint, PlannedSegment, SegmentOutcome,
-    CLEANED_SUFFIX,
+    CHECKPOINT_FILE, CLEANED_SUFFIX,
 };
 use crate::producer_state::{ProducerBatch, ProducerError, ProducerStateTable, SequenceVerdict};
 use crate::segment::{ScanReport, Segment};
@@ -184,19 +184,30 @@ pub struct PartitionLog {
     cleaner: CleanerCheckpoint,
 }
 
-fn list_segment_bases(dir: &Path) -> io::Result<Vec<i64>> {
-    let mut bases = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
-        if let Some(stem) = name.strip_suffix(".log") {
-            if let Ok(base) = stem.parse::<i64>() {
-                bases.push(base);
-            }
+/// The names of the files in `dir` (created when missing): one directory listing per open.
+fn list_files(dir: &Path) -> io::Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir)?;
+            return Ok(Vec::new());
         }
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
     }
+    Ok(names)
+}
+
+fn segment_bases(files: &[String]) -> Vec<i64> {
+    let mut bases: Vec<i64> = files
+        .iter()
+        .filter_map(|n| n.strip_suffix(".log")?.parse::<i64>().ok())
+        .collect();
     bases.sort_unstable();
-    Ok(bases)
+    bases
 }
 
 fn snapshot_path(dir: &Path, base_offset: i64) -> PathBuf {
@@ -215,8 +226,10 @@ impl PartitionLog {
         dir: &Path,
         clean_shutdown: bool,
     ) -> io::Result<(PartitionLog, RecoveryReport)> {
-        fs::create_dir_all(dir)?;
-        let mut bases = list_segment_bases(dir)?;
+        // One listing tells which of the optional files exist, so absent ones cost no open.
+        let files = list_files(dir)?;
+        let has = |name: &str| files.iter().any(|f| f == name);
+        let mut bases = segment_bases(&files);
         if bases.is_empty() {
             Segment::create(dir, 0)?;
             bases.push(0);
@@ -230,7 +243,16 @@ impl PartitionLog {
         for &base in sealed {
             segments.push(Segment::open_sealed(dir, base)?);
         }
-        let mut producers = match fs::read(snapshot_path(dir, active_base)) {
+        let snapshot = snapshot_path(dir, active_base);
+        let snapshot_listed = snapshot
+            .file_name()
+            .is_some_and(|n| has(&n.to_string_lossy()));
+        let snapshot_bytes = if snapshot_listed {
+            fs::read(&snapshot)
+        } else {
+            Err(io::ErrorKind::NotFound.into())
+        };
+        let mut producers = match snapshot_bytes {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 tracing::warn!(dir = %dir.display(), error = %e, "unreadable producer snapshot, starting empty");
                 ProducerStateTable::default()
@@ -267,8 +289,9 @@ impl PartitionLog {
         }
         report.active = scan;
         segments.push(active);
-        let persisted_start = fs::read_to_string(dir.join(LOG_START_FILE))
-            .ok()
+        let persisted_start = has(LOG_START_FILE)
+            .then(|| fs::read_to_string(dir.join(LOG_START_FILE)).ok())
+            .flatten()
             .and_then(|s| s.trim().parse::<i64>().ok());
         let first_base = segments.first().map_or(0, |s| s.base_offset);
         let last = segments.last().map_or((0, 0, 0), |s| {
@@ -278,15 +301,13 @@ impl PartitionLog {
         // below its first segment's base (reads there return the next batch).
         let log_start_offset = persisted_start.unwrap_or(first_base).min(last.0);
         // Remove snapshots other than the active segment's, and a cleaning cut short.
-        for entry in fs::read_dir(dir)?.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
+        for name in &files {
             if name.ends_with(CLEANED_SUFFIX) {
-                let _ = fs::remove_file(entry.path());
+                let _ = fs::remove_file(dir.join(name));
             }
             if let Some(stem) = name.strip_suffix(".snapshot") {
                 if stem.parse::<i64>().ok() != Some(active_base) {
-                    let _ = fs::remove_file(entry.path());
+                    let _ = fs::remove_file(dir.join(name));
                 }
             }
         }
@@ -303,7 +324,11 @@ impl PartitionLog {
             // A segment file created (or recovered) here must have its directory entry synced too.
             dir_dirty: true,
             producers,
-            cleaner: CleanerCheckpoint::load(dir),
+            cleaner: if has(CHECKPOINT_FILE) {
+                CleanerCheckpoint::load(dir)
+            } else {
+                CleanerCheckpoint::default()
+            },
         };
         Ok((log, report))
     }
