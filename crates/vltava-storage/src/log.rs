@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::batch::{self, BatchError, BatchHeader, BatchWalker};
 use crate::cleaner::{
@@ -155,13 +155,21 @@ impl ReadPlan {
         let Some(file) = &self.file else {
             return Ok(Bytes::new());
         };
-        let mut buf = BytesMut::zeroed(self.len_bytes as usize);
-        std::os::unix::fs::FileExt::read_exact_at(file.as_ref(), &mut buf, self.position)?;
+        // pread into uninitialised capacity: zeroing the buffer first cost as much as the read.
+        let len = self.len_bytes as usize;
+        let mut buf: Vec<u8> = Vec::with_capacity(len);
+        while buf.len() < len {
+            let at = self.position + buf.len() as u64;
+            let n = rustix::io::pread(file.as_ref(), rustix::buffer::spare_capacity(&mut buf), at)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
         let mut walker = BatchWalker::new(&buf);
         walker.by_ref().for_each(drop);
         let whole = walker.consumed();
         buf.truncate(whole);
-        Ok(buf.freeze())
+        Ok(Bytes::from(buf))
     }
 }
 
