@@ -30,8 +30,9 @@ use tokio::sync::watch;
 use crate::handlers::groups::Caller;
 use crate::handlers::{admin, configs, fetch, groups, metadata, offsets, produce, producer_id};
 use crate::protocol::{
-    api_versions_body, decode_body, decode_header, encode_response, peek_header, supported_range,
-    unsupported_api_versions_response, ProtocolError, MIN_DECODABLE_PRODUCE_VERSION,
+    api_versions_body, decode_body, decode_header, encode_response, encode_response_chunks,
+    peek_header, supported_range, unsupported_api_versions_response, ProtocolError,
+    MIN_DECODABLE_PRODUCE_VERSION,
 };
 use crate::state::{BrokerState, ConnInfo};
 
@@ -41,7 +42,8 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// requests in flight with idempotence; Kafka itself handles one at a time).
 const MAX_IN_FLIGHT: usize = 16;
 
-type Encoded = Result<Option<Bytes>, ProtocolError>;
+/// An encoded response as chunks written back to back (`None`: no response, acks=0).
+type Encoded = Result<Option<Vec<Bytes>>, ProtocolError>;
 
 /// What handling a request gives: the encoded response (`None`: no response, acks=0) now, or a
 /// future that yields it once the request's batches are durable.
@@ -78,7 +80,7 @@ async fn handle(
         if let Some((min, max)) = supported_range(ApiKey::ApiVersions) {
             if v < min || v > max {
                 return Ok(Reply::Now(
-                    unsupported_api_versions_response(corr).map(Some),
+                    unsupported_api_versions_response(corr).map(|b| Some(vec![b])),
                 ));
             }
         }
@@ -104,7 +106,9 @@ async fn handle(
     }
     macro_rules! reply {
         ($resp:expr) => {
-            Ok(Reply::Now(encode_response(key, v, corr, &$resp).map(Some)))
+            Ok(Reply::Now(
+                encode_response(key, v, corr, &$resp).map(|b| Some(vec![b])),
+            ))
         };
     }
     match key {
@@ -120,12 +124,24 @@ async fn handle(
             }
             Ok(Reply::Later(Box::pin(async move {
                 match appended.finish().await {
-                    Some(resp) => encode_response(key, v, corr, &resp).map(Some),
+                    Some(resp) => encode_response(key, v, corr, &resp).map(|b| Some(vec![b])),
                     None => Ok(None),
                 }
             })))
         }
-        ApiKey::Fetch => reply!(fetch::handle(state, body!(FetchRequest), v).await),
+        ApiKey::Fetch => {
+            let resp = fetch::handle(state, body!(FetchRequest), v).await;
+            // The record batches go to the socket from their read buffers, uncopied.
+            let records: Vec<Bytes> = resp
+                .responses
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .filter_map(|p| p.records.clone())
+                .collect();
+            Ok(Reply::Now(
+                encode_response_chunks(key, v, corr, &resp, &records).map(Some),
+            ))
+        }
         ApiKey::ListOffsets => reply!(offsets::list_offsets(state, body!(ListOffsetsRequest), v)),
         ApiKey::OffsetForLeaderEpoch => reply!(offsets::offset_for_leader_epoch(
             state,
@@ -245,9 +261,11 @@ pub async fn serve(
                 .metrics
                 .observe_request(f.api_key, f.started.elapsed().as_secs_f64());
             match result {
-                Ok(Some(resp)) => {
-                    if wr.write_all(&resp).await.is_err() {
-                        return;
+                Ok(Some(chunks)) => {
+                    for c in chunks {
+                        if wr.write_all(&c).await.is_err() {
+                            return;
+                        }
                     }
                 }
                 Ok(None) => {}

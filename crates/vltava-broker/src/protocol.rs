@@ -4,6 +4,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 /// The APIs and versions Vltava implements, and so advertises. Produce is advertised from v0
@@ -141,6 +142,121 @@ pub fn encode_response<R: Encodable + HeaderVersion>(
     Ok(buf.freeze())
 }
 
+/// Byte fields at least this long are sent from their own buffer instead of being copied into
+/// the encoded response.
+const SHARED_MIN_BYTES: usize = 4096;
+
+/// An encode buffer that keeps the given large byte fields (a fetch's record batches) as
+/// references to their `Bytes` instead of copying them: the response becomes a list of chunks
+/// written back to back, and the records go from the read buffer to the socket with no copy.
+struct ChunkedBuf<'a> {
+    done: Vec<Bytes>,
+    done_len: usize,
+    cur: BytesMut,
+    shared: &'a [Bytes],
+}
+
+impl ChunkedBuf<'_> {
+    /// Joins everything into `cur` (only if an encoder seeks back, which response bodies don't).
+    fn flatten(&mut self) {
+        if self.done.is_empty() {
+            return;
+        }
+        let mut all = BytesMut::with_capacity(self.done_len + self.cur.len());
+        for c in self.done.drain(..) {
+            all.extend_from_slice(&c);
+        }
+        all.extend_from_slice(&self.cur);
+        self.cur = all;
+        self.done_len = 0;
+    }
+
+    fn into_chunks(mut self) -> Vec<Bytes> {
+        if !self.cur.is_empty() {
+            self.done.push(self.cur.freeze());
+        }
+        self.done
+    }
+}
+
+// SAFETY: every method delegates to `BytesMut`, whose `BufMut` implementation upholds the
+// trait's contract; `put_slice` only appends (to `cur` or as a whole chunk).
+unsafe impl BufMut for ChunkedBuf<'_> {
+    fn remaining_mut(&self) -> usize {
+        self.cur.remaining_mut()
+    }
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        // SAFETY: the caller guarantees `cnt` bytes of `chunk_mut()` (which is `cur`'s) were
+        // initialised, exactly `BytesMut::advance_mut`'s requirement.
+        unsafe { self.cur.advance_mut(cnt) }
+    }
+    fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+        self.cur.chunk_mut()
+    }
+    fn put_slice(&mut self, src: &[u8]) {
+        if src.len() >= SHARED_MIN_BYTES {
+            let found = self
+                .shared
+                .iter()
+                .find(|b| b.as_ptr() == src.as_ptr() && b.len() == src.len());
+            if let Some(b) = found {
+                let head = self.cur.split().freeze();
+                self.done_len += head.len() + b.len();
+                if !head.is_empty() {
+                    self.done.push(head);
+                }
+                self.done.push(b.clone());
+                return;
+            }
+        }
+        self.cur.extend_from_slice(src);
+    }
+}
+
+impl ByteBufMut for ChunkedBuf<'_> {
+    fn offset(&self) -> usize {
+        self.done_len + self.cur.len()
+    }
+    fn seek(&mut self, offset: usize) {
+        self.flatten();
+        self.cur.seek(offset);
+    }
+    fn range(&mut self, r: std::ops::Range<usize>) -> &mut [u8] {
+        self.flatten();
+        self.cur.range(r)
+    }
+}
+
+/// Like [`encode_response`], but the byte fields in `shared` (record batches read for a fetch)
+/// are not copied: the response is the returned chunks, in order.
+pub fn encode_response_chunks<R: Encodable + HeaderVersion>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+    shared: &[Bytes],
+) -> Result<Vec<Bytes>, ProtocolError> {
+    let err = |e: anyhow::Error| ProtocolError::Encode {
+        key,
+        version,
+        reason: e.to_string(),
+    };
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let hv = R::header_version(version);
+    let size = header.compute_size(hv).map_err(err)? + body.compute_size(version).map_err(err)?;
+    let shared_len: usize = shared.iter().map(Bytes::len).sum();
+    let mut buf = ChunkedBuf {
+        done: Vec::new(),
+        done_len: 0,
+        cur: BytesMut::with_capacity((4 + size).saturating_sub(shared_len).max(64)),
+        shared,
+    };
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, hv).map_err(err)?;
+    body.encode(&mut buf, version).map_err(err)?;
+    Ok(buf.into_chunks())
+}
+
 /// The ApiVersions body listing [`SUPPORTED_APIS`].
 pub fn api_versions_body(error_code: i16, only_api_versions: bool) -> ApiVersionsResponse {
     let api_keys = SUPPORTED_APIS
@@ -198,5 +314,47 @@ mod tests {
         assert_eq!(&frame[10..14], &1i32.to_be_bytes());
         assert_eq!(&frame[14..16], &18i16.to_be_bytes());
         assert_eq!(frame.len(), 4 + 4 + 2 + 4 + 6);
+    }
+
+    #[test]
+    fn chunked_fetch_responses_equal_the_copied_encoding_and_share_the_records() {
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        use kafka_protocol::messages::FetchResponse;
+        let big = Bytes::from(vec![7u8; 100_000]);
+        let small = Bytes::from_static(b"tiny");
+        for version in [4i16, 11, 12, 16] {
+            let resp =
+                FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                    .with_topic(kafka_protocol::messages::TopicName(
+                        kafka_protocol::protocol::StrBytes::from_static_str("t"),
+                    ))
+                    .with_partitions(vec![
+                        PartitionData::default()
+                            .with_partition_index(0)
+                            .with_records(Some(big.clone())),
+                        PartitionData::default()
+                            .with_partition_index(1)
+                            .with_records(Some(small.clone())),
+                        PartitionData::default()
+                            .with_partition_index(2)
+                            .with_records(Some(big.clone())),
+                    ])]);
+            let whole = encode_response(ApiKey::Fetch, version, 9, &resp).unwrap();
+            let chunks = encode_response_chunks(
+                ApiKey::Fetch,
+                version,
+                9,
+                &resp,
+                &[big.clone(), small.clone()],
+            )
+            .unwrap();
+            let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+            assert_eq!(joined, whole.to_vec(), "version {version}");
+            let shared = chunks.iter().filter(|c| c.as_ptr() == big.as_ptr()).count();
+            assert_eq!(
+                shared, 2,
+                "both big record sets are sent from their own buffer"
+            );
+        }
     }
 }
