@@ -96,8 +96,12 @@ fn sent_us(payload: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(payload.get(..8)?.try_into().ok()?))
 }
 
-/// A payload of random upper-case letters, as kafka-producer-perf-test sends.
-fn payload_template(size: usize, seed: u64) -> Vec<u8> {
+/// Random upper-case letters, as kafka-producer-perf-test sends. Each record is a window of a
+/// pool this large at a random offset, so records in one batch do not repeat each other and
+/// compressed figures reflect the letters' entropy, not a repeated record.
+const PAYLOAD_POOL_BYTES: usize = 16 * 1024 * 1024;
+
+fn random_letters(size: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..size)
         .map(|_| {
@@ -156,8 +160,9 @@ pub fn produce(
             .map(|(i, p)| {
                 let share = records / n + u64::from((i as u64) < records % n);
                 let rate = rate_per_s.map(|r| r / n as f64);
-                let template = payload_template(w.record_size_bytes, 0x9e37_79b9 + i as u64);
-                s.spawn(move || produce_one(p, topic, share, rate, template, started))
+                let size = w.record_size_bytes;
+                let pool = random_letters(PAYLOAD_POOL_BYTES.max(2 * size), 0x9e37_79b9 + i as u64);
+                s.spawn(move || produce_one(p, topic, share, rate, (pool, size), started))
             })
             .collect();
         handles
@@ -199,9 +204,11 @@ fn produce_one(
     topic: &str,
     records: u64,
     rate_per_s: Option<f64>,
-    mut payload: Vec<u8>,
+    (pool, size): (Vec<u8>, usize),
     started: Instant,
 ) -> anyhow::Result<()> {
+    let mut payload = vec![0u8; size];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     for i in 0..records {
         if let Some(rate) = rate_per_s {
             let due = started + Duration::from_secs_f64(i as f64 / rate);
@@ -213,6 +220,11 @@ fn produce_one(
                 p.poll(due - now);
             }
         }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let at = (x % (pool.len() - size + 1) as u64) as usize;
+        payload.copy_from_slice(&pool[at..at + size]);
         if payload.len() >= 8 {
             payload[..8].copy_from_slice(&now_us().to_le_bytes());
         }
