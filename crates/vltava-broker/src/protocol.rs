@@ -127,6 +127,20 @@ pub fn encode_response<R: Encodable + HeaderVersion>(
     correlation_id: i32,
     body: &R,
 ) -> Result<Bytes, ProtocolError> {
+    let buf = encode_with(key, version, correlation_id, body, |size| {
+        BytesMut::with_capacity(4 + size)
+    })?;
+    Ok(buf.freeze())
+}
+
+/// Encodes size, header and body into the buffer `make(size)` returns.
+fn encode_with<R: Encodable + HeaderVersion, B: ByteBufMut>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+    make: impl FnOnce(usize) -> B,
+) -> Result<B, ProtocolError> {
     let err = |e: anyhow::Error| ProtocolError::Encode {
         key,
         version,
@@ -135,11 +149,11 @@ pub fn encode_response<R: Encodable + HeaderVersion>(
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let hv = R::header_version(version);
     let size = header.compute_size(hv).map_err(err)? + body.compute_size(version).map_err(err)?;
-    let mut buf = BytesMut::with_capacity(4 + size);
+    let mut buf = make(size);
     buf.put_i32(size as i32);
     header.encode(&mut buf, hv).map_err(err)?;
     body.encode(&mut buf, version).map_err(err)?;
-    Ok(buf.freeze())
+    Ok(buf)
 }
 
 /// Byte fields at least this long are sent from their own buffer instead of being copied into
@@ -236,24 +250,13 @@ pub fn encode_response_chunks<R: Encodable + HeaderVersion>(
     body: &R,
     shared: &[Bytes],
 ) -> Result<Vec<Bytes>, ProtocolError> {
-    let err = |e: anyhow::Error| ProtocolError::Encode {
-        key,
-        version,
-        reason: e.to_string(),
-    };
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let hv = R::header_version(version);
-    let size = header.compute_size(hv).map_err(err)? + body.compute_size(version).map_err(err)?;
     let shared_len: usize = shared.iter().map(Bytes::len).sum();
-    let mut buf = ChunkedBuf {
+    let buf = encode_with(key, version, correlation_id, body, |size| ChunkedBuf {
         done: Vec::new(),
         done_len: 0,
         cur: BytesMut::with_capacity((4 + size).saturating_sub(shared_len).max(64)),
         shared,
-    };
-    buf.put_i32(size as i32);
-    header.encode(&mut buf, hv).map_err(err)?;
-    body.encode(&mut buf, version).map_err(err)?;
+    })?;
     Ok(buf.into_chunks())
 }
 
