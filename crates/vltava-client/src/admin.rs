@@ -1033,6 +1033,96 @@ impl Client {
         Ok(())
     }
 
+    /// The new offsets `target` gives `group` on the selected partitions (with `all_committed`,
+    /// also every partition it has committed). Offsets outside a log move to its nearest end, as
+    /// Kafka's tool does. Refuses groups with live members (they would overwrite the reset).
+    /// Nothing is changed: apply the plan with [`Client::commit`].
+    pub async fn plan_offset_reset(
+        &mut self,
+        group: &str,
+        topics: &[TopicSelection],
+        all_committed: bool,
+        target: ResetTarget,
+    ) -> Result<Vec<ResetRow>> {
+        match self.describe_group(group).await {
+            Ok(d) if !d.is_inactive() => {
+                return Err(ClientError::Kafka {
+                    code: 68,
+                    message: format!(
+                        "group '{group}' has {} active member(s) (state {}); stop its consumers before resetting offsets",
+                        d.members.len(),
+                        d.state
+                    ),
+                })
+            }
+            Ok(_) => {}
+            Err(e) if e.code() == Some(69) => {}
+            Err(e) => return Err(e),
+        }
+        let committed = self.committed(group).await?;
+        let current: HashMap<Tp, i64> = committed
+            .iter()
+            .map(|o| ((o.topic.clone(), o.partition), o.offset))
+            .collect();
+        let mut tps: Vec<Tp> = Vec::new();
+        if all_committed {
+            tps.extend(committed.iter().map(|o| (o.topic.clone(), o.partition)));
+        }
+        for (t, parts) in topics {
+            let meta = self.topic(t).await?;
+            match parts {
+                Some(ps) => {
+                    meta.check_partitions(ps)?;
+                    tps.extend(ps.iter().map(|p| (t.clone(), *p)));
+                }
+                None => tps.extend(meta.partitions.iter().map(|m| (t.clone(), m.partition))),
+            }
+        }
+        tps.sort();
+        tps.dedup();
+        if tps.is_empty() {
+            return Err(ClientError::Other(format!(
+                "group '{group}' has no committed offsets; name the topics to reset"
+            )));
+        }
+        let range: HashMap<Tp, (i64, i64)> = self
+            .watermarks_of(&tps)
+            .await?
+            .into_iter()
+            .map(|w| ((w.topic, w.partition), (w.earliest, w.latest)))
+            .collect();
+        let by_time = match target {
+            ResetTarget::Time(ts) => {
+                let q: Vec<_> = tps.iter().map(|(t, p)| (t.clone(), *p, ts)).collect();
+                self.list_offsets(&q).await?
+            }
+            _ => HashMap::new(),
+        };
+        Ok(tps
+            .into_iter()
+            .map(|tp| {
+                let (lo, hi) = range.get(&tp).copied().unwrap_or((0, 0));
+                let cur = current.get(&tp).copied();
+                let new = match target {
+                    ResetTarget::Earliest => lo,
+                    ResetTarget::Latest => hi,
+                    ResetTarget::Offset(o) => o,
+                    ResetTarget::Shift(n) => cur.unwrap_or(lo).saturating_add(n),
+                    ResetTarget::Time(_) => match by_time.get(&tp).map(|o| o.offset) {
+                        Some(o) if o >= 0 => o,
+                        _ => hi,
+                    },
+                };
+                ResetRow {
+                    topic: tp.0,
+                    partition: tp.1,
+                    current_offset: cur,
+                    new_offset: new.clamp(lo, hi),
+                }
+            })
+            .collect())
+    }
+
     /// Deletes a group and its offsets.
     pub async fn delete_group(&mut self, group: &str) -> Result<()> {
         let node = self.coordinator(group).await?;
@@ -1066,6 +1156,31 @@ impl Client {
         Ok(())
     }
 }
+
+/// Where [`Client::plan_offset_reset`] moves a group's offsets (`kafka-consumer-groups
+/// --reset-offsets --to-earliest | --to-latest | --to-offset | --to-datetime | --shift-by`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetTarget {
+    Earliest,
+    Latest,
+    Offset(i64),
+    /// The first offset at or after this timestamp (epoch ms); the end when there is none.
+    Time(i64),
+    Shift(i64),
+}
+
+/// One partition of an offset-reset plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResetRow {
+    pub topic: String,
+    pub partition: i32,
+    /// The committed offset now, if any.
+    pub current_offset: Option<i64>,
+    pub new_offset: i64,
+}
+
+/// A topic and the partitions to reset (`None`: all of them).
+pub type TopicSelection = (String, Option<Vec<i32>>);
 
 /// The partitions in a classic consumer-protocol assignment (empty when it does not parse).
 pub fn parse_assignment(bytes: &[u8]) -> Vec<Tp> {

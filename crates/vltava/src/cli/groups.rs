@@ -1,11 +1,10 @@
 //! `vltava groups`: list, describe (with lag), reset-offsets, delete.
 
-use std::collections::HashMap;
 
 use anyhow::bail;
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
-use vltava_client::{Client, GroupLag};
+use vltava_client::{Client, GroupLag, ResetTarget};
 
 use super::{now_ms, parse_time_ms, print_json, topic_partitions, ClientArgs, Table};
 
@@ -115,19 +114,19 @@ pub async fn run(a: GroupsArgs) -> anyhow::Result<()> {
             execute,
         } => {
             let target = if to_earliest {
-                Target::Earliest
+                ResetTarget::Earliest
             } else if to_latest {
-                Target::Latest
+                ResetTarget::Latest
             } else if let Some(o) = to_offset {
-                Target::Offset(o)
+                ResetTarget::Offset(o)
             } else if let Some(t) = to_datetime {
-                Target::Time(parse_time_ms(&t, now_ms())?)
+                ResetTarget::Time(parse_time_ms(&t, now_ms())?)
             } else if let Some(n) = shift_by {
-                Target::Shift(n)
+                ResetTarget::Shift(n)
             } else if let Some(d) = by_duration {
                 let d = humantime::parse_duration(d.trim_start_matches('-'))
                     .map_err(|e| anyhow::anyhow!("--by-duration '{d}': {e}"))?;
-                Target::Time(now_ms() - d.as_millis() as i64)
+                ResetTarget::Time(now_ms() - d.as_millis() as i64)
             } else {
                 bail!("give one of --to-earliest, --to-latest, --to-offset, --to-datetime, --shift-by, --by-duration");
             };
@@ -247,95 +246,26 @@ impl Render for GroupLag {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Target {
-    Earliest,
-    Latest,
-    Offset(i64),
-    Time(i64),
-    Shift(i64),
-}
-
 async fn reset(
     c: &mut Client,
     group: &str,
     topics: &[String],
     all_topics: bool,
-    target: Target,
+    target: ResetTarget,
     execute: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let desc = match c.describe_group(group).await {
-        Ok(d) => Some(d),
-        Err(e) if e.code() == Some(69) => None,
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(d) = &desc {
-        if !d.is_inactive() {
-            bail!(
-                "group '{group}' has {} active member(s) (state {}); stop its consumers before resetting offsets",
-                d.members.len(),
-                d.state
-            );
-        }
-    }
-    let committed = c.committed(group).await?;
-    let current: HashMap<(String, i32), i64> = committed
-        .iter()
-        .map(|o| ((o.topic.clone(), o.partition), o.offset))
-        .collect();
-    let mut tps: Vec<(String, i32)> = Vec::new();
-    if all_topics {
-        tps = committed
-            .iter()
-            .map(|o| (o.topic.clone(), o.partition))
-            .collect();
-        if tps.is_empty() {
-            bail!("group '{group}' has no committed offsets; name the topics with --topic");
-        }
-    }
+    let mut selection = Vec::new();
     for spec in topics {
-        let (t, parts) = topic_partitions(spec)?;
-        let meta = c.topic(&t).await?;
-        match parts {
-            Some(ps) => {
-                meta.check_partitions(&ps)?;
-                tps.extend(ps.into_iter().map(|p| (t.clone(), p)));
-            }
-            None => tps.extend(meta.partitions.iter().map(|m| (t.clone(), m.partition))),
-        }
+        selection.push(topic_partitions(spec)?);
     }
-    tps.sort();
-    tps.dedup();
-    let wms = c.watermarks_of(&tps).await?;
-    let range: HashMap<(String, i32), (i64, i64)> = wms
-        .iter()
-        .map(|w| ((w.topic.clone(), w.partition), (w.earliest, w.latest)))
+    let rows = c
+        .plan_offset_reset(group, &selection, all_topics, target)
+        .await?;
+    let plan: Vec<(String, i32, Option<i64>, i64)> = rows
+        .into_iter()
+        .map(|r| (r.topic, r.partition, r.current_offset, r.new_offset))
         .collect();
-    let by_time = match target {
-        Target::Time(ts) => {
-            let q: Vec<_> = tps.iter().map(|(t, p)| (t.clone(), *p, ts)).collect();
-            c.list_offsets(&q).await?
-        }
-        _ => HashMap::new(),
-    };
-    let mut plan: Vec<(String, i32, Option<i64>, i64)> = Vec::new();
-    for tp in &tps {
-        let (lo, hi) = range.get(tp).copied().unwrap_or((0, 0));
-        let cur = current.get(tp).copied();
-        let new = match target {
-            Target::Earliest => lo,
-            Target::Latest => hi,
-            Target::Offset(o) => o,
-            Target::Shift(n) => cur.unwrap_or(lo).saturating_add(n),
-            Target::Time(_) => match by_time.get(tp).map(|o| o.offset) {
-                Some(o) if o >= 0 => o,
-                _ => hi,
-            },
-        };
-        // As Kafka's tool does: offsets outside the log are moved to its nearest end.
-        plan.push((tp.0.clone(), tp.1, cur, new.clamp(lo, hi)));
-    }
     if execute {
         let offsets: Vec<(String, i32, i64)> = plan
             .iter()
