@@ -9,9 +9,11 @@
 // The OpenAPI document is one large `json!` literal.
 #![recursion_limit = "512"]
 
+mod console;
 mod consumers;
 mod error;
 mod openapi;
+mod registry;
 mod status;
 mod v3;
 
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::FutureProducer;
@@ -46,6 +48,8 @@ pub struct HttpConfig {
     pub max_consumer_instances: usize,
     /// Timeout of each Kafka request made for an HTTP request.
     pub kafka_timeout_ms: u64,
+    /// The Schema Registry the console shows and decodes records with (`http://host:port`).
+    pub registry_url: Option<String>,
 }
 
 impl HttpConfig {
@@ -57,6 +61,7 @@ impl HttpConfig {
             consumer_idle_timeout_ms: 300_000,
             max_consumer_instances: 100,
             kafka_timeout_ms: 10_000,
+            registry_url: None,
         }
     }
 }
@@ -70,6 +75,7 @@ pub(crate) struct AppState {
     /// Made on first use, so that nothing connects before the broker is up.
     producer: std::sync::OnceLock<FutureProducer>,
     consumers: consumers::Registry,
+    registry: registry::RegistryLink,
 }
 
 impl AppState {
@@ -135,6 +141,11 @@ impl HttpServer {
         let addr = listener.local_addr()?;
         let state = Arc::new(AppState {
             base_url: format!("http://{addr}"),
+            registry: registry::RegistryLink::new(
+                cfg.registry_url.clone(),
+                cfg.max_body_bytes,
+                cfg.kafka_timeout_ms,
+            ),
             consumers: consumers::Registry::new(
                 cfg.max_consumer_instances,
                 cfg.consumer_idle_timeout_ms,
@@ -171,6 +182,11 @@ impl HttpServer {
         *self.state.broker.write().unwrap_or_else(|p| p.into_inner()) = Some(broker);
     }
 
+    /// The Schema Registry the console uses, once it serves (`http://host:port`).
+    pub fn set_registry(&self, url: Option<String>) {
+        self.state.registry.set_url(url);
+    }
+
     /// Stops accepting requests, closes consumer instances and waits for the server task.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -181,7 +197,19 @@ impl HttpServer {
 
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(console::index))
+        .route("/console/app.js", get(console::app_js))
+        .route("/console/style.css", get(console::style_css))
+        .route("/api", get(index))
+        .route("/api/topics/{topic}", get(console::topic))
+        .route("/api/topics/{topic}/configs", post(console::alter_configs))
+        .route("/api/topics/{topic}/messages", get(console::messages))
+        .route(
+            "/api/groups/{group}",
+            get(console::group).delete(console::delete_group),
+        )
+        .route("/api/groups/{group}/reset", post(console::reset))
+        .route("/api/registry/{*path}", any(registry::proxy))
         .route("/health/live", get(status::live))
         .route("/health/ready", get(status::ready))
         .route("/status", get(status::status))
@@ -251,6 +279,7 @@ async fn index(State(s): State<Arc<AppState>>) -> Json<serde_json::Value> {
         "name": "vltava",
         "version": env!("CARGO_PKG_VERSION"),
         "links": {
+            "console": format!("{}/", s.base_url),
             "status": format!("{}/status", s.base_url),
             "metrics": format!("{}/metrics", s.base_url),
             "openapi": format!("{}/openapi.json", s.base_url),

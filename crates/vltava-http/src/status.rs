@@ -106,8 +106,17 @@ pub async fn status(State(s): State<Arc<AppState>>) -> ApiResult<Json<serde_json
             })
         })
         .collect();
+    let m = &broker.metrics;
+    let totals = json!({
+        "bytes_in": counter_sum(&m.bytes_in),
+        "records_in": counter_sum(&m.records_in),
+        "bytes_out": counter_sum(&m.bytes_out),
+        "records_out": counter_sum(&m.records_out),
+        "connections_active": m.connections_active.get(),
+    });
     Ok(Json(json!({
         "node_id": broker.config.node_id,
+        "totals": totals,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_ms": s.started.elapsed().as_millis() as u64,
         "kafka": kafka,
@@ -116,6 +125,16 @@ pub async fn status(State(s): State<Arc<AppState>>) -> ApiResult<Json<serde_json
         "topics": topics,
         "groups": groups,
     })))
+}
+
+/// The sum of a counter over all its labels.
+fn counter_sum(v: &prometheus::IntCounterVec) -> u64 {
+    use prometheus::core::Collector;
+    v.collect()
+        .iter()
+        .flat_map(|f| f.get_metric())
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
 }
 
 /// Prometheus text format: the broker's registry plus consumer lag computed as a client would.

@@ -99,6 +99,10 @@ pub struct ServeArgs {
     /// The Kafka cluster whose `_schemas` topic the registry uses [default: this broker].
     #[arg(long, env = "VLTAVA_REGISTRY_BOOTSTRAP")]
     registry_bootstrap: Option<String>,
+    /// The Schema Registry the web console shows and decodes records with, as http://HOST:PORT
+    /// [default: the one this process serves].
+    #[arg(long, env = "VLTAVA_CONSOLE_REGISTRY_URL")]
+    console_registry_url: Option<String>,
     /// Log filter, e.g. info or vltava_broker=debug.
     #[arg(long, env = "VLTAVA_LOG", default_value = "info")]
     pub log: String,
@@ -260,6 +264,18 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(r) = &registry {
         println!("  Schema Registry: http://{}", r.addr);
+    }
+    if let Some(h) = &http {
+        let own_registry = registry.as_ref().map(|r| {
+            let ip = if r.addr.ip().is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                r.addr.ip()
+            };
+            format!("http://{}", SocketAddr::new(ip, r.addr.port()))
+        });
+        h.set_registry(a.console_registry_url.clone().or(own_registry));
+        println!("  Web console: http://{}/", h.addr);
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();

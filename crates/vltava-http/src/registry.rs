@@ -1,0 +1,370 @@
+//! The Schema Registry as the console sees it: `/api/registry/*` forwarded to the registry (so the
+//! browser needs one origin), and record keys and values decoded through it (Confluent's wire
+//! format: magic byte 0, a 4-byte schema id, then the Avro datum or the JSON text).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderValue, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+/// Most schemas kept decoded; the cache is cleared when it would grow beyond.
+const MAX_CACHED_SCHEMAS: usize = 1024;
+/// Deepest chain of schema references followed.
+const MAX_REFERENCE_DEPTH: usize = 8;
+
+pub(crate) struct RegistryLink {
+    url: Mutex<Option<String>>,
+    http: HyperClient<HttpConnector, Full<Bytes>>,
+    schemas: Mutex<HashMap<u32, Arc<Decoder>>>,
+    max_body_bytes: usize,
+    timeout_ms: u64,
+}
+
+/// A schema ready to decode payloads with.
+pub(crate) enum Decoder {
+    Avro {
+        schema: apache_avro::Schema,
+        named: Vec<apache_avro::Schema>,
+    },
+    Json,
+    /// A schema type the console shows but does not decode (Protobuf): the payload is shown in hex.
+    Other(String),
+}
+
+impl RegistryLink {
+    pub fn new(url: Option<String>, max_body_bytes: usize, timeout_ms: u64) -> RegistryLink {
+        RegistryLink {
+            url: Mutex::new(url),
+            http: HyperClient::builder(TokioExecutor::new()).build_http(),
+            schemas: Mutex::new(HashMap::new()),
+            max_body_bytes,
+            timeout_ms,
+        }
+    }
+
+    pub fn set_url(&self, url: Option<String>) {
+        *self.url.lock().unwrap_or_else(|p| p.into_inner()) = url;
+        self.schemas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    pub fn url(&self) -> Option<String> {
+        self.url.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// One request to the registry: its status, content type and body.
+    pub async fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+    ) -> ApiResult<(StatusCode, Option<HeaderValue>, Bytes)> {
+        let base = self.url().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                50303,
+                "no schema registry is configured (vltava serve --registry)",
+            )
+        })?;
+        let uri = format!("{}{}", base.trim_end_matches('/'), path_and_query);
+        let mut req = Request::builder().method(method).uri(&uri);
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| ApiError::bad_request(format!("bad registry request {uri}: {e}")))?;
+        let unreachable = |e: String| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                50204,
+                format!("schema registry {base}: {e}"),
+            )
+        };
+        let resp = tokio::time::timeout(
+            Duration::from_millis(self.timeout_ms),
+            self.http.request(req),
+        )
+        .await
+        .map_err(|_| unreachable(format!("no answer in {} ms", self.timeout_ms)))?
+        .map_err(|e| unreachable(e.to_string()))?;
+        let status = resp.status();
+        let ct = resp.headers().get(header::CONTENT_TYPE).cloned();
+        let body = Limited::new(resp.into_body(), self.max_body_bytes)
+            .collect()
+            .await
+            .map_err(|e| unreachable(format!("reading the answer: {e}")))?
+            .to_bytes();
+        Ok((status, ct, body))
+    }
+
+    async fn get_json(&self, path: &str) -> ApiResult<Value> {
+        let (status, _, body) = self.request(Method::GET, path, None, Bytes::new()).await?;
+        if !status.is_success() {
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                50204,
+                format!(
+                    "schema registry answered {status} to GET {path}: {}",
+                    String::from_utf8_lossy(&body)
+                ),
+            ));
+        }
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                50204,
+                format!("schema registry GET {path}: {e}"),
+            )
+        })
+    }
+
+    /// The decoder of schema `id`, fetched once.
+    pub async fn decoder(&self, id: u32) -> ApiResult<Arc<Decoder>> {
+        if let Some(d) = self
+            .schemas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+        {
+            return Ok(d.clone());
+        }
+        let doc = self.get_json(&format!("/schemas/ids/{id}")).await?;
+        let decoder = Arc::new(self.build_decoder(&doc).await?);
+        let mut cache = self.schemas.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_CACHED_SCHEMAS {
+            cache.clear();
+        }
+        cache.insert(id, decoder.clone());
+        Ok(decoder)
+    }
+
+    async fn build_decoder(&self, doc: &Value) -> ApiResult<Decoder> {
+        let kind = doc["schemaType"].as_str().unwrap_or("AVRO").to_string();
+        let text = doc["schema"].as_str().unwrap_or_default().to_string();
+        match kind.as_str() {
+            "AVRO" => {
+                let mut named = Vec::new();
+                self.referenced(doc, &mut named, 0).await?;
+                let (schema, named) = apache_avro::Schema::parse_str_with_list(&text, &named)
+                    .map_err(|e| {
+                        ApiError::new(
+                            StatusCode::BAD_GATEWAY,
+                            50204,
+                            format!("registry schema does not parse: {e}"),
+                        )
+                    })?;
+                Ok(Decoder::Avro { schema, named })
+            }
+            "JSON" => Ok(Decoder::Json),
+            other => Ok(Decoder::Other(other.to_string())),
+        }
+    }
+
+    /// The texts of the schemas `doc` references, dependencies first.
+    async fn referenced(&self, doc: &Value, out: &mut Vec<String>, depth: usize) -> ApiResult<()> {
+        let Some(refs) = doc["references"].as_array() else {
+            return Ok(());
+        };
+        if depth >= MAX_REFERENCE_DEPTH {
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                50204,
+                "schema references nest too deeply",
+            ));
+        }
+        for r in refs {
+            let (Some(subject), Some(version)) = (r["subject"].as_str(), r["version"].as_i64())
+            else {
+                continue;
+            };
+            let d = self
+                .get_json(&format!(
+                    "/subjects/{}/versions/{version}",
+                    encode_path(subject)
+                ))
+                .await?;
+            Box::pin(self.referenced(&d, out, depth + 1)).await?;
+            if let Some(t) = d["schema"].as_str() {
+                if !out.iter().any(|o| o == t) {
+                    out.push(t.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Percent-encodes a path segment (subjects may hold any character).
+pub(crate) fn encode_path(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `ANY /api/registry/{*path}`: forwarded to the registry with its query and body; the
+/// registry's answer comes back as it is.
+pub async fn proxy(
+    State(s): State<Arc<AppState>>,
+    method: Method,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+    req: Request<Body>,
+) -> ApiResult<Response> {
+    let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+    let body = crate::read_body(&s, req.into_body()).await?;
+    let mut target = format!("/{}", path.trim_start_matches('/'));
+    if let Some(q) = query {
+        target.push('?');
+        target.push_str(&q);
+    }
+    let (status, ct, body) = s
+        .registry
+        .request(method, &target, content_type, body)
+        .await?;
+    let mut resp = (status, body).into_response();
+    if let Some(ct) = ct {
+        resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    Ok(resp)
+}
+
+/// How the console shows a key or value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Schema Registry framing when present, else JSON, else UTF-8 text, else hex.
+    Auto,
+    Json,
+    Text,
+    Hex,
+}
+
+impl Format {
+    pub fn parse(s: Option<&str>) -> ApiResult<Format> {
+        match s.unwrap_or("auto") {
+            "auto" | "" => Ok(Format::Auto),
+            "json" => Ok(Format::Json),
+            "text" => Ok(Format::Text),
+            "hex" => Ok(Format::Hex),
+            other => Err(ApiError::bad_request(format!(
+                "unknown format '{other}' (auto, json, text or hex)"
+            ))),
+        }
+    }
+}
+
+/// Longest key or value text sent to the browser; longer ones are cut (and marked so).
+const MAX_SHOWN_BYTES: usize = 64 * 1024;
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len().min(MAX_SHOWN_BYTES) * 2);
+    for b in bytes.iter().take(MAX_SHOWN_BYTES) {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn text(bytes: &[u8]) -> Value {
+    let cut = &bytes[..bytes.len().min(MAX_SHOWN_BYTES)];
+    Value::String(String::from_utf8_lossy(cut).into_owned())
+}
+
+/// `{"format": ..., "data": ..., "schema_id"?: ..., "truncated"?: true, "error"?: ...}`.
+pub async fn decode(link: &RegistryLink, bytes: Option<&[u8]>, format: Format) -> Value {
+    let Some(bytes) = bytes else {
+        return json!({"format": "null", "data": null});
+    };
+    let mut out = match format {
+        Format::Hex => json!({"format": "hex", "data": hex(bytes)}),
+        Format::Text => json!({"format": "text", "data": text(bytes)}),
+        Format::Json => match serde_json::from_slice::<Value>(bytes) {
+            Ok(v) => json!({"format": "json", "data": v}),
+            Err(e) => {
+                json!({"format": "text", "data": text(bytes), "error": format!("not JSON: {e}")})
+            }
+        },
+        Format::Auto => decode_auto(link, bytes).await,
+    };
+    if bytes.len() > MAX_SHOWN_BYTES && out["format"] != "avro" && out["format"] != "json" {
+        out["truncated"] = json!(true);
+    }
+    out["size_bytes"] = json!(bytes.len());
+    out
+}
+
+async fn decode_auto(link: &RegistryLink, bytes: &[u8]) -> Value {
+    if bytes.len() >= 5 && bytes[0] == 0 && link.url().is_some() {
+        let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+        match link.decoder(id).await {
+            Ok(d) => {
+                let payload = &bytes[5..];
+                match &*d {
+                    Decoder::Avro { schema, named } => {
+                        let mut r = payload;
+                        let decoded = apache_avro::from_avro_datum_schemata(
+                            schema,
+                            named.iter().collect(),
+                            &mut r,
+                            None,
+                        )
+                        .map_err(|e| e.to_string())
+                        .and_then(|v| Value::try_from(v).map_err(|e| e.to_string()));
+                        return match decoded {
+                            Ok(v) => json!({"format": "avro", "schema_id": id, "data": v}),
+                            Err(e) => json!({"format": "hex", "schema_id": id, "data": hex(bytes),
+                                             "error": format!("not Avro of schema {id}: {e}")}),
+                        };
+                    }
+                    Decoder::Json => {
+                        return match serde_json::from_slice::<Value>(payload) {
+                            Ok(v) => json!({"format": "json-schema", "schema_id": id, "data": v}),
+                            Err(e) => json!({"format": "hex", "schema_id": id, "data": hex(bytes),
+                                             "error": format!("not JSON: {e}")}),
+                        };
+                    }
+                    Decoder::Other(kind) => {
+                        return json!({"format": "hex", "schema_id": id, "data": hex(bytes),
+                                      "error": format!("{kind} payloads are shown as hex")});
+                    }
+                }
+            }
+            // Not a registry payload after all (or the registry is down): fall through.
+            Err(e) => {
+                if std::str::from_utf8(bytes).is_err() {
+                    return json!({"format": "hex", "data": hex(bytes), "error": e.message});
+                }
+            }
+        }
+    }
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        let t = s.trim_start();
+        if t.starts_with('{') || t.starts_with('[') {
+            if let Ok(v) = serde_json::from_str::<Value>(s) {
+                return json!({"format": "json", "data": v});
+            }
+        }
+        return json!({"format": "text", "data": text(bytes)});
+    }
+    json!({"format": "hex", "data": hex(bytes)})
+}
