@@ -1,6 +1,5 @@
 //! `vltava groups`: list, describe (with lag), reset-offsets, delete.
 
-
 use anyhow::bail;
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
