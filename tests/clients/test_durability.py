@@ -227,3 +227,91 @@ def test_sigterm_exits_zero_and_keeps_everything(broker_factory):
     b.start()
     check_order_and_count(read_all(b.bootstrap, "term", 2, 1000), 1000)
     wait_until(lambda: "ready" in b.log(), 5, what="start-up line")
+
+
+def test_sigterm_answers_long_polling_fetches_instead_of_waiting_them_out(broker_factory):
+    """A consumer long-polling an idle topic (fetch.wait.max.ms 60 s) must not hold shutdown until
+    its wait ends: the broker answers it at once and drains without hitting the drain deadline."""
+    from confluent_kafka import Consumer
+    b = broker_factory()
+    create(b.bootstrap, "idle", 1)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "idle-poller", "auto.offset.reset": "earliest",
+                  "fetch.wait.max.ms": 60000, "socket.timeout.ms": 120000})
+    try:
+        c.assign([__import__("confluent_kafka").TopicPartition("idle", 0, 0)])
+        # librdkafka keeps a fetch outstanding while it has an assigned partition; wait until the
+        # broker has counted one.
+        def fetching():
+            c.poll(0.1)
+            import requests
+            text = requests.get(f"{b.http}/metrics", timeout=5).text
+            return any(line.startswith('vltava_requests_total{api="Fetch"') and not line.endswith(" 0")
+                       for line in text.splitlines())
+        wait_until(fetching, 20, what="a Fetch request")
+        assert b.terminate(timeout_s=30) == 0
+    finally:
+        c.close()
+    log = b.log()
+    assert "stopped cleanly" in log
+    assert "connections still open after the drain period" not in log
+
+
+def test_a_second_broker_on_the_same_data_dir_refuses_to_start(broker_factory):
+    import subprocess
+    first = broker_factory()
+    second = broker_factory(start=False)
+    second.data_dir, second.log_path = first.data_dir, first.log_path + ".second"
+    r = subprocess.run(second.command(), capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "in use by another Vltava process" in r.stderr + r.stdout
+    # The first broker is untouched and still serves.
+    p = Producer({"bootstrap.servers": first.bootstrap})
+    p.produce("still-here", value=b"x")
+    assert p.flush(10) == 0
+
+
+def test_sigterm_answers_joins_waiting_for_a_rebalance(broker_factory):
+    """A JoinGroup waiting for a dead member's session to expire (45 s here) is answered at
+    shutdown (COORDINATOR_NOT_AVAILABLE, which clients retry) instead of holding the drain."""
+    import subprocess
+    import sys
+    import threading
+    import requests
+    from confluent_kafka import Consumer
+    b = broker_factory()
+    create(b.bootstrap, "rebal", 1)
+    conf = {"bootstrap.servers": b.bootstrap, "group.id": "slow-rebalance", "session.timeout.ms": 45000,
+            "heartbeat.interval.ms": 1000, "auto.offset.reset": "earliest"}
+    member_a = subprocess.Popen([sys.executable, "-c", f"""
+from confluent_kafka import Consumer
+c = Consumer({conf!r})
+c.subscribe(["rebal"])
+while True:
+    c.poll(0.2)
+"""])
+    try:
+        def stable():
+            r = requests.get(f"{b.http}/api/groups/slow-rebalance", timeout=5)
+            return r.status_code == 200 and r.json()["state"] == "Stable" and len(r.json()["members"]) == 1
+        wait_until(stable, 30, what="member A in the group")
+        member_a.kill()
+        member_a.wait(10)
+        b_consumer = Consumer(conf)
+        b_consumer.subscribe(["rebal"])
+        stop = threading.Event()
+        poller = threading.Thread(target=lambda: [b_consumer.poll(0.2) for _ in iter(stop.is_set, True)])
+        poller.start()
+        try:
+            wait_until(lambda: requests.get(f"{b.http}/api/groups/slow-rebalance", timeout=5).json()["state"]
+                       == "PreparingRebalance", 30, what="a join waiting for member A")
+            assert b.terminate(timeout_s=30) == 0
+        finally:
+            stop.set()
+            poller.join(30)
+            b_consumer.close()
+    finally:
+        if member_a.poll() is None:
+            member_a.kill()
+    log = b.log()
+    assert "stopped cleanly" in log
+    assert "connections still open after the drain period" not in log

@@ -288,6 +288,8 @@ impl BrokerHandle {
     /// writes the active segments' indexes.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
+        self.state.stopping.send_replace(true);
+        self.state.groups.abandon_waiters();
         let drained = async {
             loop {
                 let notified = self.connections.zero.notified();

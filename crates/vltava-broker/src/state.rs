@@ -38,10 +38,39 @@ pub struct BrokerState {
     pub listeners: Vec<ListenerInfo>,
     /// Schema ids registered per subject, for topics with schema validation.
     pub schema_ids: std::sync::Mutex<crate::record_check::SchemaIds>,
+    /// True once shutdown began: long-polling fetches answer at once instead of waiting.
+    pub stopping: tokio::sync::watch::Sender<bool>,
+    /// `<data-dir>/.lock`, locked exclusively for the broker's life: a second broker on the same
+    /// directory refuses to start (as Kafka's `.lock`).
+    _data_dir_lock: std::fs::File,
+}
+
+/// Locks `<data_dir>/.lock` (created if missing) or says which directory is in use.
+fn lock_data_dir(data_dir: &std::path::Path) -> io::Result<std::fs::File> {
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "data directory {} is in use by another Vltava process (it holds {})",
+                data_dir.display(),
+                path.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 impl BrokerState {
     pub fn open(config: BrokerConfig, listeners: Vec<ListenerInfo>) -> io::Result<BrokerState> {
+        let lock = lock_data_dir(&config.data_dir)?;
         let topics = TopicRegistry::open(&config.data_dir)?;
         let metrics = Arc::new(Metrics::new());
         let producer_ids = ProducerIdAllocator::open(&config.data_dir)?;
@@ -64,6 +93,8 @@ impl BrokerState {
             groups,
             listeners,
             schema_ids: Default::default(),
+            stopping: tokio::sync::watch::channel(false).0,
+            _data_dir_lock: lock,
         })
     }
 

@@ -99,6 +99,13 @@ impl GroupService {
         }
     }
 
+    /// Shutdown: JoinGroup and SyncGroup requests waiting for a rebalance are answered at once
+    /// with COORDINATOR_NOT_AVAILABLE (clients retry against the restarted coordinator) instead of
+    /// holding the connection drain until the rebalance ends.
+    pub fn abandon_waiters(&self) {
+        let _ = self.with(|i| i.waiters.clear());
+    }
+
     pub async fn join(&self, req: JoinRequest, now_ms: i64) -> JoinResult {
         let member_id = req.member_id.clone();
         let (tx, rx) = oneshot::channel();

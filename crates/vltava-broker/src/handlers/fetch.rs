@@ -151,18 +151,23 @@ async fn wait_and_build(state: &BrokerState, req: &FetchRequest, version: i16) -
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = req.min_bytes.max(0) as usize;
     let mut data_version = state.syncer.subscribe();
+    let mut stopping = state.stopping.subscribe();
     loop {
         data_version.borrow_and_update();
         let (resp, total, any_error) = build(state, req, version);
-        if total >= min_bytes || any_error || req.topics.is_empty() {
+        if total >= min_bytes || any_error || req.topics.is_empty() || *stopping.borrow() {
             return resp;
         }
-        match tokio::time::timeout_at(deadline, data_version.changed()).await {
-            Ok(Ok(())) => continue,
-            // The broker is stopping.
-            Ok(Err(_)) => return resp,
-            // Deadline: answer with what there is now.
-            Err(_) => return build(state, req, version).0,
+        tokio::select! {
+            woken = tokio::time::timeout_at(deadline, data_version.changed()) => match woken {
+                Ok(Ok(())) => continue,
+                // The syncer is gone: the broker is stopping.
+                Ok(Err(_)) => return resp,
+                // Deadline: answer with what there is now.
+                Err(_) => return build(state, req, version).0,
+            },
+            // Shutdown: answer now so that the connection can drain.
+            _ = stopping.wait_for(|s| *s) => return build(state, req, version).0,
         }
     }
 }
