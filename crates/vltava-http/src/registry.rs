@@ -39,8 +39,93 @@ pub(crate) enum Decoder {
         named: Vec<apache_avro::Schema>,
     },
     Json,
-    /// A schema type the console shows but does not decode (Protobuf): the payload is shown in hex.
+    Protobuf {
+        pool: prost_reflect::DescriptorPool,
+        /// The registered schema's file in `pool`.
+        file: String,
+    },
+    /// A schema type the console does not know: the payload is shown in hex.
     Other(String),
+}
+
+/// The name the registered Protobuf schema gets (its references keep their own names).
+const MAIN_PROTO: &str = "__registered__.proto";
+
+/// Serves a schema's `.proto` text and its references' to the Protobuf compiler; Google's
+/// well-known types come from protox.
+struct ProtoFiles(HashMap<String, String>);
+
+impl protox::file::FileResolver for ProtoFiles {
+    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+        match self.0.get(name) {
+            Some(src) => protox::file::File::from_source(name, src),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+fn compile_proto(
+    text: &str,
+    refs: Vec<(String, String)>,
+) -> Result<prost_reflect::DescriptorPool, String> {
+    let mut files: HashMap<String, String> = refs.into_iter().collect();
+    files.insert(MAIN_PROTO.to_string(), text.to_string());
+    let mut chain = protox::file::ChainFileResolver::new();
+    chain.add(ProtoFiles(files));
+    chain.add(protox::file::GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(chain);
+    compiler.include_imports(true);
+    compiler.open_file(MAIN_PROTO).map_err(|e| e.to_string())?;
+    Ok(compiler.descriptor_pool())
+}
+
+/// Reads one zig-zag varint (Confluent's message-index encoding).
+fn read_zigzag(buf: &mut &[u8]) -> Option<i64> {
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = buf.split_first()?;
+        *buf = rest;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(((v >> 1) as i64) ^ -((v & 1) as i64));
+        }
+    }
+    None
+}
+
+/// Decodes a Confluent Protobuf payload (message indexes, then the message) to JSON.
+fn decode_protobuf(
+    pool: &prost_reflect::DescriptorPool,
+    file: &str,
+    payload: &[u8],
+) -> Result<Value, String> {
+    let mut buf = payload;
+    let count = read_zigzag(&mut buf).ok_or("truncated message indexes")?;
+    let indexes: Vec<i64> = if count == 0 {
+        vec![0]
+    } else {
+        if !(1..=64).contains(&count) {
+            return Err(format!("{count} message indexes"));
+        }
+        (0..count)
+            .map(|_| read_zigzag(&mut buf).ok_or("truncated message indexes"))
+            .collect::<Result<_, _>>()?
+    };
+    let fd = pool.get_file_by_name(file).ok_or("schema file missing")?;
+    let mut msg = usize::try_from(indexes[0])
+        .ok()
+        .and_then(|i| fd.messages().nth(i))
+        .ok_or_else(|| format!("no message {} in the schema", indexes[0]))?;
+    for &i in &indexes[1..] {
+        msg = usize::try_from(i)
+            .ok()
+            .and_then(|i| msg.child_messages().nth(i))
+            .ok_or_else(|| format!("no nested message {i} in {}", msg.full_name()))?;
+    }
+    let name = msg.full_name().to_string();
+    let m = prost_reflect::DynamicMessage::decode(msg, buf)
+        .map_err(|e| format!("not a {name}: {e}"))?;
+    serde_json::to_value(&m).map_err(|e| e.to_string())
 }
 
 impl RegistryLink {
@@ -159,8 +244,9 @@ impl RegistryLink {
         let text = doc["schema"].as_str().unwrap_or_default().to_string();
         match kind.as_str() {
             "AVRO" => {
-                let mut named = Vec::new();
-                self.referenced(doc, &mut named, 0).await?;
+                let mut refs = Vec::new();
+                self.referenced(doc, &mut refs, 0).await?;
+                let named: Vec<&str> = refs.iter().map(|(_, t)| t.as_str()).collect();
                 let (schema, named) = apache_avro::Schema::parse_str_with_list(&text, &named)
                     .map_err(|e| {
                         ApiError::new(
@@ -172,12 +258,32 @@ impl RegistryLink {
                 Ok(Decoder::Avro { schema, named })
             }
             "JSON" => Ok(Decoder::Json),
+            "PROTOBUF" => {
+                let mut refs = Vec::new();
+                self.referenced(doc, &mut refs, 0).await?;
+                let pool = compile_proto(&text, refs).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        50204,
+                        format!("registry schema does not compile: {e}"),
+                    )
+                })?;
+                Ok(Decoder::Protobuf {
+                    pool,
+                    file: MAIN_PROTO.to_string(),
+                })
+            }
             other => Ok(Decoder::Other(other.to_string())),
         }
     }
 
-    /// The texts of the schemas `doc` references, dependencies first.
-    async fn referenced(&self, doc: &Value, out: &mut Vec<String>, depth: usize) -> ApiResult<()> {
+    /// The names and texts of the schemas `doc` references, dependencies first.
+    async fn referenced(
+        &self,
+        doc: &Value,
+        out: &mut Vec<(String, String)>,
+        depth: usize,
+    ) -> ApiResult<()> {
         let Some(refs) = doc["references"].as_array() else {
             return Ok(());
         };
@@ -189,8 +295,11 @@ impl RegistryLink {
             ));
         }
         for r in refs {
-            let (Some(subject), Some(version)) = (r["subject"].as_str(), r["version"].as_i64())
-            else {
+            let (Some(name), Some(subject), Some(version)) = (
+                r["name"].as_str(),
+                r["subject"].as_str(),
+                r["version"].as_i64(),
+            ) else {
                 continue;
             };
             let d = self
@@ -201,8 +310,8 @@ impl RegistryLink {
                 .await?;
             Box::pin(self.referenced(&d, out, depth + 1)).await?;
             if let Some(t) = d["schema"].as_str() {
-                if !out.iter().any(|o| o == t) {
-                    out.push(t.to_string());
+                if !out.iter().any(|(n, _)| n == name) {
+                    out.push((name.to_string(), t.to_string()));
                 }
             }
         }
@@ -306,7 +415,7 @@ pub async fn decode(link: &RegistryLink, bytes: Option<&[u8]>, format: Format) -
         },
         Format::Auto => decode_auto(link, bytes).await,
     };
-    if bytes.len() > MAX_SHOWN_BYTES && out["format"] != "avro" && out["format"] != "json" {
+    if bytes.len() > MAX_SHOWN_BYTES && (out["format"] == "hex" || out["format"] == "text") {
         out["truncated"] = json!(true);
     }
     out["size_bytes"] = json!(bytes.len());
@@ -341,6 +450,13 @@ async fn decode_auto(link: &RegistryLink, bytes: &[u8]) -> Value {
                             Ok(v) => json!({"format": "json-schema", "schema_id": id, "data": v}),
                             Err(e) => json!({"format": "hex", "schema_id": id, "data": hex(bytes),
                                              "error": format!("not JSON: {e}")}),
+                        };
+                    }
+                    Decoder::Protobuf { pool, file } => {
+                        return match decode_protobuf(pool, file, payload) {
+                            Ok(v) => json!({"format": "protobuf", "schema_id": id, "data": v}),
+                            Err(e) => json!({"format": "hex", "schema_id": id, "data": hex(bytes),
+                                             "error": format!("not Protobuf of schema {id}: {e}")}),
                         };
                     }
                     Decoder::Other(kind) => {
