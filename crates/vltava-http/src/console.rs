@@ -368,9 +368,9 @@ pub async fn messages(
         ));
     }
     if from == From::Newest {
-        out.sort_by(|a, b| (b.0, b.2, b.1).cmp(&(a.0, a.2, a.1)));
+        out.sort_by_key(|m| std::cmp::Reverse((m.0, m.2, m.1)));
     } else {
-        out.sort_by(|a, b| (a.0, a.2, a.1).cmp(&(b.0, b.2, b.1)));
+        out.sort_by_key(|m| (m.0, m.2, m.1));
     }
     out.truncate(limit);
     let partitions: Vec<Value> = wms
