@@ -51,7 +51,9 @@ def committed(bs, group, topic, partitions):
 def test_health_and_status_reflect_a_new_topic(broker_factory):
     b = broker_factory()
     assert requests.get(f"{b.http}/health/live", timeout=5).json() == {"status": "live"}
-    assert requests.get(f"{b.http}/health/ready", timeout=5).status_code == 200
+    # The Kafka port opens before recovery ends; readiness follows it.
+    wait_until(lambda: requests.get(f"{b.http}/health/ready", timeout=5).status_code == 200, 15,
+               what="/health/ready 200")
     create_topic(b.bootstrap, "fresh-topic", 4)
     st = requests.get(f"{b.http}/status", timeout=10).json()
     assert st["node_id"] == 1 and st["kafka"] == "connected"

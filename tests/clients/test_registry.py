@@ -28,7 +28,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro.schema import parse_schema, to_parsing_canonical_form
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
 
-from conftest import port_open, run_node
+from conftest import port_open, run_node, wait_until
 from util import read_messages
 
 pytestmark = pytest.mark.timeout(240)
@@ -733,7 +733,9 @@ def test_error_codes(broker_factory):
 
 def test_no_registry_flag(broker_factory):
     b = broker_factory("--no-registry")
-    assert requests.get(f"{b.http}/health/ready", timeout=5).status_code == 200
+    # The Kafka port opens before recovery ends; readiness follows it.
+    wait_until(lambda: requests.get(f"{b.http}/health/ready", timeout=5).status_code == 200, 15,
+               what="/health/ready 200")
     assert not port_open(b.registry_port)
     create_topic(b.bootstrap, "plain")
     produce_ok(b.bootstrap, "plain", [(b"k", b"v")])
