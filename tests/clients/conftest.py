@@ -175,3 +175,10 @@ def run(cmd, timeout_s=120, input_bytes=None, check=True):
     if check:
         assert r.returncode == 0, f"{cmd} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
     return r
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Says where the console's screenshots are (CI keeps that folder as an artefact)."""
+    shots = os.environ.get("VLTAVA_SCREENSHOT_DIR", os.path.join(REPO, "target", "console-screenshots"))
+    if os.path.isdir(shots) and os.listdir(shots):
+        terminalreporter.write_line(f"console screenshots ({len(os.listdir(shots))} files): {shots}")

@@ -20,7 +20,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from conftest import REPO, run, run_node, wait_until
 
-SHOT_DIR = os.environ.get("VLTAVA_SCREENSHOT_DIR", os.path.join(REPO, "target", "console-screenshots"))
+SHOT_DIR = os.environ.get("VLTAVA_SCREENSHOT_DIR", os.path.join(REPO, "target", "console-screenshots"))  # noqa: E501 (also in conftest)
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 PAYMENT_V1 = {"type": "record", "name": "Payment", "namespace": "shop",
