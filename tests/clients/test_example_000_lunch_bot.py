@@ -19,6 +19,7 @@ import pytest
 from confluent_kafka import Producer
 
 from conftest import REPO, wait_until
+from util import ExampleProcs
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -55,45 +56,12 @@ ORDERS_WORD = {1: "заказ", 2: "заказа", 3: "заказа", 4: "зак
 COMBO = ["Суп + Основное блюдо", 400, [["Щи", "суп"], ["Гуляш", "основное"]]]
 
 
-class Procs:
-    """The example's processes: output to files, stopped by PID at teardown."""
-
-    def __init__(self, tmp_path):
-        self.tmp_path = tmp_path
-        self.procs = []
-
-    def start(self, name, args, env):
-        log = open(self.tmp_path / f"{name}.log", "ab")
-        p = subprocess.Popen([sys.executable, *args], cwd=EXAMPLE, env=env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        self.procs.append((name, p))
-        return p
-
-    def log(self, name):
-        path = self.tmp_path / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop_all(self):
-        for _, p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for _, p in self.procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
-
-
 @pytest.fixture
 def procs(tmp_path, request):
-    ps = Procs(tmp_path)
+    ps = ExampleProcs(tmp_path, EXAMPLE)
     yield ps
     ps.stop_all()
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        for name, _ in ps.procs:
-            print(f"--- {name} output ---\n{ps.log(name)[-6000:]}")
+    ps.print_logs_if_failed(request)
 
 
 def read_jsonl(path):

@@ -1,5 +1,8 @@
 """Helpers shared by the real-client tests: a group-less confluent-kafka reader (the independent
 cross-check) and the assertions every round trip makes."""
+import signal
+import subprocess
+import sys
 import time
 from collections import defaultdict
 
@@ -101,3 +104,41 @@ def watermarks(bootstrap, topic, partitions):
         return [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in range(partitions)]
     finally:
         c.close()
+
+
+class ExampleProcs:
+    """An example's processes (Python programs run in `cwd`): output to files in `tmp_path`,
+    stopped by PID (SIGTERM, then SIGKILL) at teardown."""
+
+    def __init__(self, tmp_path, cwd):
+        self.tmp_path = tmp_path
+        self.cwd = cwd
+        self.procs = []
+
+    def start(self, name, args, env):
+        log = open(self.tmp_path / f"{name}.log", "ab")
+        p = subprocess.Popen([sys.executable, *args], cwd=self.cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.procs.append((name, p))
+        return p
+
+    def log(self, name):
+        path = self.tmp_path / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop_all(self):
+        for _, p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for _, p in self.procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)
+
+    def print_logs_if_failed(self, request):
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            for name, _ in self.procs:
+                print(f"--- {name} output ---\n{self.log(name)[-6000:]}")
