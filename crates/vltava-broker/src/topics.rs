@@ -208,17 +208,23 @@ impl TopicRegistry {
     pub fn open(data_dir: &Path) -> io::Result<TopicRegistry> {
         fs::create_dir_all(data_dir)?;
         let meta_path = data_dir.join("meta.json");
-        let meta: MetaFile = match fs::read(&meta_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{} is not valid: {e}", meta_path.display()),
-                )
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => MetaFile {
-                cluster_id: new_cluster_id(),
-                topics: BTreeMap::new(),
-            },
+        let (meta, fresh): (MetaFile, bool) = match fs::read(&meta_path) {
+            Ok(bytes) => (
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{} is not valid: {e}", meta_path.display()),
+                    )
+                })?,
+                false,
+            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (
+                MetaFile {
+                    cluster_id: new_cluster_id(),
+                    topics: BTreeMap::new(),
+                },
+                true,
+            ),
             Err(e) => return Err(e),
         };
         // Written at a clean shutdown, removed before anything is served: its presence means
@@ -248,7 +254,11 @@ impl TopicRegistry {
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
         };
-        reg.persist()?;
+        // A new data directory records its cluster id; an existing meta.json is already what
+        // the registry holds.
+        if fresh {
+            reg.persist()?;
+        }
         reg.remove_orphan_dirs();
         Ok(reg)
     }
@@ -260,7 +270,8 @@ impl TopicRegistry {
             return;
         };
         for entry in entries.flatten() {
-            if !entry.path().is_dir() {
+            // The type comes with the directory listing (no stat per entry).
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().to_string();

@@ -210,11 +210,15 @@ impl Segment {
         self.max_timestamp_ms = -1;
         self.offset_of_max_timestamp = -1;
         self.bytes_since_index_entry = 0;
-        let mut buf = Vec::new();
+        let mut reader = ScanReader::default();
         let mut pos = 0u64;
         while pos < file_len {
             let bad = |why: String| Some(why);
-            let problem = match self.read_header_at(pos)? {
+            let header = reader
+                .get(&self.file, file_len, pos, BATCH_HEADER_BYTES)?
+                .and_then(|b| BatchHeader::parse(b).ok())
+                .filter(|h| h.magic == 2);
+            let problem = match header {
                 None => bad(format!("torn batch header at position {pos}")),
                 Some(h) if pos + h.size_bytes() as u64 > file_len => bad(format!(
                     "batch at position {pos} claims {} bytes, only {} remain",
@@ -227,9 +231,9 @@ impl Segment {
                 )),
                 Some(h) => {
                     let valid = if truncate {
-                        buf.resize(h.size_bytes(), 0);
-                        self.file.read_exact_at(&mut buf, pos)?;
-                        batch::check_stored(&buf).is_some()
+                        reader
+                            .get(&self.file, file_len, pos, h.size_bytes())?
+                            .is_some_and(|b| batch::check_stored(b).is_some())
                     } else {
                         true
                     };
@@ -449,3 +453,40 @@ impl Segment {
 
 /// Bytes of log between two offset index entries (Kafka's index.interval.bytes default).
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
+
+/// Most bytes a segment scan reads at once.
+const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Reads a segment front to back in chunks of up to [`SCAN_CHUNK_BYTES`] (a batch larger than
+/// that is read whole), so that scanning a small active segment at start-up costs one `pread`
+/// instead of two per batch.
+#[derive(Default)]
+struct ScanReader {
+    buf: Vec<u8>,
+    /// File position of `buf[0]`.
+    start: u64,
+}
+
+impl ScanReader {
+    /// `len` bytes at `pos`, or `None` when the file (of `file_len` bytes) ends first.
+    fn get(
+        &mut self,
+        file: &File,
+        file_len: u64,
+        pos: u64,
+        len: usize,
+    ) -> io::Result<Option<&[u8]>> {
+        let end = pos.saturating_add(len as u64);
+        if end > file_len {
+            return Ok(None);
+        }
+        if pos < self.start || end > self.start + self.buf.len() as u64 {
+            let want = (len.max(SCAN_CHUNK_BYTES) as u64).min(file_len - pos) as usize;
+            self.buf.resize(want, 0);
+            file.read_exact_at(&mut self.buf, pos)?;
+            self.start = pos;
+        }
+        let off = (pos - self.start) as usize;
+        Ok(Some(&self.buf[off..off + len]))
+    }
+}
