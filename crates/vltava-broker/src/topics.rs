@@ -4,7 +4,7 @@
 //! overrides; it is replaced atomically (write, fsync, rename, fsync the directory) on every
 //! change. Partition logs live in `<data-dir>/<topic>-<partition>/`, as in Kafka.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
+use vltava_storage::log::list_files;
 use vltava_storage::PartitionLog;
 
 use crate::topic_config::TopicConfig;
@@ -56,8 +57,20 @@ pub struct Partition {
 }
 
 impl Partition {
-    fn open(dir: &Path, topic: &str, index: i32, clean: bool) -> io::Result<Arc<Partition>> {
-        let (log, report) = PartitionLog::open_after(dir, clean)?;
+    fn open(
+        dir: &Path,
+        topic: &str,
+        index: i32,
+        clean: bool,
+        listed: Option<Vec<String>>,
+    ) -> io::Result<Arc<Partition>> {
+        let (log, report) = match listed {
+            // The listing recorded at shutdown saves one per partition; should it not match
+            // the directory (someone changed it while the broker was stopped), list it.
+            Some(files) => PartitionLog::open_listed(dir, clean, Some(files))
+                .or_else(|_| PartitionLog::open_after(dir, false))?,
+            None => PartitionLog::open_after(dir, clean)?,
+        };
         if report.active.truncated_bytes > 0 {
             tracing::warn!(
                 topic,
@@ -159,15 +172,27 @@ const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 const OPEN_THREADS: usize = 8;
 
 /// Opens every partition of `topics` on `OPEN_THREADS` threads; the result is in topic order.
+/// What a clean shutdown records in its marker: the files of every partition directory, so that
+/// the next start needs no directory listing per partition.
+#[derive(Serialize, Deserialize, Default)]
+struct CleanShutdown {
+    partition_files: HashMap<String, Vec<String>>,
+}
+
 fn open_partitions(
     data_dir: &Path,
     topics: &BTreeMap<String, TopicMeta>,
     clean: bool,
+    mut listed: HashMap<String, Vec<String>>,
 ) -> io::Result<Vec<Vec<Arc<Partition>>>> {
-    let jobs: Vec<(usize, &str, i32)> = topics
+    let jobs: Vec<(usize, &str, i32, Mutex<Option<Vec<String>>>)> = topics
         .iter()
         .enumerate()
         .flat_map(|(t, (name, tm))| (0..tm.partitions).map(move |p| (t, name.as_str(), p)))
+        .map(|(t, name, p)| {
+            let files = listed.remove(&format!("{name}-{p}"));
+            (t, name, p, Mutex::new(files))
+        })
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots: Vec<Mutex<Option<io::Result<Arc<Partition>>>>> =
@@ -176,16 +201,17 @@ fn open_partitions(
         for _ in 0..OPEN_THREADS.min(jobs.len()) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&(_, name, p)) = jobs.get(i) else {
+                let Some((_, name, p, files)) = jobs.get(i) else {
                     return;
                 };
-                let r = Partition::open(&partition_dir(data_dir, name, p), name, p, clean);
+                let files = files.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let r = Partition::open(&partition_dir(data_dir, name, *p), name, *p, clean, files);
                 *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             });
         }
     });
     let mut out: Vec<Vec<Arc<Partition>>> = topics.values().map(|_| Vec::new()).collect();
-    for ((t, _, _), slot) in jobs.iter().zip(slots) {
+    for ((t, _, _, _), slot) in jobs.iter().zip(slots) {
         let opened = slot
             .into_inner()
             .unwrap_or_else(|e| e.into_inner())
@@ -199,7 +225,18 @@ impl TopicRegistry {
     /// Records that every partition was fsynced and closed (the last thing a clean shutdown
     /// does), so the next start skips the per-partition fdatasync.
     pub fn mark_clean_shutdown(&self) -> io::Result<()> {
-        let f = File::create(self.data_dir.join(CLEAN_SHUTDOWN_FILE))?;
+        let mut marker = CleanShutdown::default();
+        for t in self.read().values() {
+            for p in &t.partitions {
+                let dir = partition_dir(&self.data_dir, &t.name, p.index);
+                marker
+                    .partition_files
+                    .insert(format!("{}-{}", t.name, p.index), list_files(&dir)?);
+            }
+        }
+        let bytes = serde_json::to_vec(&marker).map_err(io::Error::other)?;
+        let mut f = File::create(self.data_dir.join(CLEAN_SHUTDOWN_FILE))?;
+        std::io::Write::write_all(&mut f, &bytes)?;
         f.sync_all()?;
         File::open(&self.data_dir)?.sync_all()
     }
@@ -230,8 +267,18 @@ impl TopicRegistry {
         // Written at a clean shutdown, removed before anything is served: its presence means
         // every partition was fsynced and closed.
         let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
-        let clean = marker.exists();
-        let opened = open_partitions(data_dir, &meta.topics, clean)?;
+        let (clean, listed) = match fs::read(&marker) {
+            // An unreadable or older (empty) marker still says the shutdown was clean.
+            Ok(bytes) => (
+                true,
+                serde_json::from_slice::<CleanShutdown>(&bytes)
+                    .map(|m| m.partition_files)
+                    .unwrap_or_default(),
+            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (false, HashMap::new()),
+            Err(e) => return Err(e),
+        };
+        let opened = open_partitions(data_dir, &meta.topics, clean, listed)?;
         if clean {
             fs::remove_file(&marker)?;
             File::open(data_dir)?.sync_all()?;
@@ -351,7 +398,7 @@ impl TopicRegistry {
             let dir = partition_dir(&self.data_dir, name, p);
             // A leftover directory from an earlier topic of this name holds nothing of ours.
             let _ = fs::remove_dir_all(&dir);
-            parts.push(Partition::open(&dir, name, p, false)?);
+            parts.push(Partition::open(&dir, name, p, false, None)?);
         }
         let topic = Arc::new(Topic {
             name: name.to_string(),
@@ -422,7 +469,7 @@ impl TopicRegistry {
         for p in old.partitions.len() as i32..count {
             let dir = partition_dir(&self.data_dir, name, p);
             let _ = fs::remove_dir_all(&dir);
-            partitions.push(Partition::open(&dir, name, p, false)?);
+            partitions.push(Partition::open(&dir, name, p, false, None)?);
         }
         let new = Arc::new(Topic {
             name: old.name.clone(),

@@ -193,7 +193,7 @@ pub struct PartitionLog {
 }
 
 /// The names of the files in `dir` (created when missing): one directory listing per open.
-fn list_files(dir: &Path) -> io::Result<Vec<String>> {
+pub fn list_files(dir: &Path) -> io::Result<Vec<String>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -234,8 +234,21 @@ impl PartitionLog {
         dir: &Path,
         clean_shutdown: bool,
     ) -> io::Result<(PartitionLog, RecoveryReport)> {
+        PartitionLog::open_listed(dir, clean_shutdown, None)
+    }
+
+    /// As [`PartitionLog::open_after`], with the names of the files in `dir` when the caller
+    /// knows them (recorded at a clean shutdown), which saves the directory listing.
+    pub fn open_listed(
+        dir: &Path,
+        clean_shutdown: bool,
+        listed: Option<Vec<String>>,
+    ) -> io::Result<(PartitionLog, RecoveryReport)> {
         // One listing tells which of the optional files exist, so absent ones cost no open.
-        let files = list_files(dir)?;
+        let files = match listed {
+            Some(files) => files,
+            None => list_files(dir)?,
+        };
         let has = |name: &str| files.iter().any(|f| f == name);
         let mut bases = segment_bases(&files);
         if bases.is_empty() {
