@@ -179,13 +179,17 @@ struct CleanShutdown {
     partition_files: HashMap<String, Vec<String>>,
 }
 
+/// One partition to open: topic index, topic name, partition, its recorded file names (taken by
+/// the thread that opens it).
+type OpenJob<'a> = (usize, &'a str, i32, Mutex<Option<Vec<String>>>);
+
 fn open_partitions(
     data_dir: &Path,
     topics: &BTreeMap<String, TopicMeta>,
     clean: bool,
     mut listed: HashMap<String, Vec<String>>,
 ) -> io::Result<Vec<Vec<Arc<Partition>>>> {
-    let jobs: Vec<(usize, &str, i32, Mutex<Option<Vec<String>>>)> = topics
+    let jobs: Vec<OpenJob<'_>> = topics
         .iter()
         .enumerate()
         .flat_map(|(t, (name, tm))| (0..tm.partitions).map(move |p| (t, name.as_str(), p)))
