@@ -151,6 +151,16 @@ def broker_factory(request):
 
 
 @pytest.fixture
+def procs(tmp_path, request):
+    """The processes of the example in the test module's EXAMPLE folder, stopped at teardown."""
+    from util import ExampleProcs
+    ps = ExampleProcs(tmp_path, request.module.EXAMPLE)
+    yield ps
+    ps.stop_all()
+    ps.print_logs_if_failed(request)
+
+
+@pytest.fixture
 def broker(broker_factory):
     return broker_factory("--default-partitions", "6")
 

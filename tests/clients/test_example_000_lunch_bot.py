@@ -19,7 +19,6 @@ import pytest
 from confluent_kafka import Producer
 
 from conftest import REPO, wait_until
-from util import ExampleProcs
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -54,14 +53,6 @@ CAFE_1_TEXT = """📋 Столовая №1 — Заказ на 2025-12-08
 Итого: 2 заказа, 1050₽"""
 ORDERS_WORD = {1: "заказ", 2: "заказа", 3: "заказа", 4: "заказа", 5: "заказов"}
 COMBO = ["Суп + Основное блюдо", 400, [["Щи", "суп"], ["Гуляш", "основное"]]]
-
-
-@pytest.fixture
-def procs(tmp_path, request):
-    ps = ExampleProcs(tmp_path, EXAMPLE)
-    yield ps
-    ps.stop_all()
-    ps.print_logs_if_failed(request)
 
 
 def read_jsonl(path):

@@ -18,21 +18,12 @@ import sys
 import pytest
 
 from conftest import REPO, wait_until
-from util import ExampleProcs
 
 pytestmark = pytest.mark.timeout(90)
 
 EXAMPLE = os.path.join(REPO, "examples", "003-fastapi-template")
 BATCH_SIZE = 25
 RETRY_BASE_S, RETRY_MAX_S = 0.25, 2.0
-
-
-@pytest.fixture
-def procs(tmp_path, request):
-    ps = ExampleProcs(tmp_path, EXAMPLE)
-    yield ps
-    ps.stop_all()
-    ps.print_logs_if_failed(request)
 
 
 def read_jsonl(path):
