@@ -79,6 +79,9 @@ fn main() -> ExitCode {
             init_logging(&std::env::var("VLTAVA_LOG").unwrap_or_else(|_| "warn,rdkafka=off".into()))
         }
     }
+    if matches!(cli.command, Command::Serve(_)) {
+        tune_allocator();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -113,3 +116,26 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Keeps the broker's request and fetch buffers in the heap between requests. glibc's defaults
+/// hand a freed buffer of a megabyte or more back to the kernel (munmap, or trimming the heap),
+/// so every produce request and fetch read faulted in and zeroed fresh pages — on a VM whose
+/// host reclaims freed guest memory, a first touch costs microseconds per page. With these,
+/// buffers below 32 MiB come from the heap and up to 64 MiB of free heap is kept per arena, in
+/// at most four arenas: bounded extra memory after a burst, no page faults in steady state.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    const MMAP_THRESHOLD_BYTES: libc::c_int = 32 << 20;
+    const TRIM_THRESHOLD_BYTES: libc::c_int = 64 << 20;
+    const ARENAS: libc::c_int = 4;
+    // SAFETY: mallopt only changes allocator parameters and is thread-safe; it runs before the
+    // runtime starts. A refused value (0) leaves glibc's default, which is correct, only slower.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES);
+        libc::mallopt(libc::M_ARENA_MAX, ARENAS);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}

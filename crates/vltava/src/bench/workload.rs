@@ -217,7 +217,17 @@ fn produce_one(
                 if now >= due {
                     break;
                 }
-                p.poll(due - now);
+                // librdkafka's poll rounds its timeout down to whole milliseconds, so a shorter
+                // wait through it would spin and take a core from the broker being measured.
+                // Sleep instead: records that fall due meanwhile go out back to back, as a
+                // rate limiter's permits would.
+                let wait = due - now;
+                if wait >= Duration::from_millis(1) {
+                    p.poll(wait);
+                } else {
+                    p.poll(Duration::ZERO);
+                    std::thread::sleep(wait);
+                }
             }
         }
         x ^= x << 13;
