@@ -63,6 +63,20 @@ def test_against_an_external_broker_the_records_are_really_there(broker, tmp_pat
     assert sorted(counts.values()) == [1000, 5000], counts
 
 
+def test_e2e_rate_is_a_fraction_of_the_measured_end_to_end_maximum(broker, tmp_path):
+    _, rep = bench("--bootstrap", broker.bootstrap, "--broker-pid", str(broker.proc.pid),
+                   "--records", "4000", "--partitions", "2", "--e2e-secs", "1", "--e2e-warmup-secs", "0",
+                   "--e2e-rate-fraction", "0.1", "--no-baselines", tmp_path=tmp_path)
+    mx, e = rep["e2e_max"], rep["e2e"]
+    assert mx["records"] == 2000 and mx["records_per_s"] > 0
+    assert e["target_records_per_s"] == pytest.approx(0.1 * mx["records_per_s"])
+    # The unpaced run's records went through its own topic, next to the throughput and e2e ones.
+    topics = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).topics
+    probe = [t for t in topics if t.startswith("bench-") and t.endswith("-e2e-max")]
+    assert len(probe) == 1, sorted(topics)
+    assert sum(hi - lo for lo, hi in watermarks(broker.bootstrap, probe[0], 2)) == 2000
+
+
 def test_startup_and_recovery_restart_a_real_broker(tmp_path):
     _, rep = bench("--scenario", "startup", "--startup-partitions", "250", "--startup-restarts", "2",
                    tmp_path=tmp_path)
