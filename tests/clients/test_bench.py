@@ -30,7 +30,7 @@ def test_workload_with_its_own_broker_and_baselines(tmp_path):
     r, rep = bench("--records", "20000", "--partitions", "3", "--producers", "2", "--consumers", "2",
                    "--e2e-secs", "1", "--e2e-warmup-secs", "1", "--e2e-rate", "2000", tmp_path=tmp_path)
     text = r.stdout.decode()
-    for line in ("produce ", "minimal sink", "consume ", "raw loopback", "e2e ", "broker "):
+    for line in ("produce ", "minimal sink", "consume ", "raw loopback", "e2e ", "broker ", "clients "):
         assert line in text, text
     p, c, e, b = rep["produce"], rep["consume"], rep["e2e"], rep["broker"]
     assert p["records"] == 20000 and p["records_per_s"] > 0
@@ -46,6 +46,8 @@ def test_workload_with_its_own_broker_and_baselines(tmp_path):
     assert 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["p999_ms"] <= lat["max_ms"]
     assert b["spawned"] and 0 < b["idle_rss_bytes"] <= b["peak_rss_bytes"] and b["cpu_s"] > 0
     assert rep["workload"]["partitions"] == 3
+    # The clients' own CPU, per phase: they produced and consumed 20 MB, which takes some.
+    assert rep["clients"]["produce_cpu_s"] > 0 and rep["clients"]["consume_cpu_s"] > 0
 
 
 def test_against_an_external_broker_the_records_are_really_there(broker, tmp_path):

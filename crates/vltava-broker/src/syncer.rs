@@ -3,7 +3,7 @@
 //! high watermarks. Producers that arrived while a round was running share the next round's
 //! fsync, so the fsync rate stays bounded however many producers there are.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -26,8 +26,30 @@ pub struct Syncer {
     wake: Condvar,
     /// Bumped after every round that moved a high watermark: fetch long-polls wait on it.
     data_version: watch::Sender<u64>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The syncer thread, and its helpers.
+    threads: Mutex<Threads>,
+    /// A round's partitions, shared with the helper threads.
+    round: Mutex<Round>,
+    /// Signals helpers that a round has partitions left, and the syncer that one finished.
+    round_changed: Condvar,
     metrics: Arc<Metrics>,
+}
+
+#[derive(Default)]
+struct Threads {
+    syncer: Option<JoinHandle<()>>,
+    helpers: Vec<JoinHandle<()>>,
+}
+
+/// The partitions of the round in progress. Helpers are long-lived threads: spawning threads
+/// per round cost a clone, a stack and TLB shoot-downs on exit, a thousand times a second.
+#[derive(Default)]
+struct Round {
+    todo: Vec<Arc<Partition>>,
+    /// Partitions taken but not yet synced.
+    running: usize,
+    moved: bool,
+    stopping: bool,
 }
 
 /// Counters for the metrics endpoint and tests.
@@ -42,17 +64,32 @@ impl Syncer {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             data_version,
-            thread: Mutex::new(None),
+            threads: Mutex::new(Threads::default()),
+            round: Mutex::new(Round::default()),
+            round_changed: Condvar::new(),
             metrics,
         });
+        let (mut syncer, mut helpers) = (None, Vec::new());
         let worker = s.clone();
-        let handle = std::thread::Builder::new()
+        match std::thread::Builder::new()
             .name("vltava-syncer".into())
-            .spawn(move || worker.run());
-        match handle {
-            Ok(h) => *s.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(h),
+            .spawn(move || worker.run())
+        {
+            Ok(h) => syncer = Some(h),
             Err(e) => tracing::error!(error = %e, "cannot start the syncer thread"),
         }
+        // Without helpers a round still completes: the syncer thread takes every partition.
+        for i in 1..SYNC_THREADS {
+            let helper = s.clone();
+            match std::thread::Builder::new()
+                .name(format!("vltava-sync-{i}"))
+                .spawn(move || helper.help())
+            {
+                Ok(h) => helpers.push(h),
+                Err(e) => tracing::warn!(error = %e, "cannot start a sync helper thread"),
+            }
+        }
+        *s.threads.lock().unwrap_or_else(|p| p.into_inner()) = Threads { syncer, helpers };
         s
     }
 
@@ -87,7 +124,7 @@ impl Syncer {
                 // Cleared before taking the work: an append after this point queues again.
                 p.sync_queued.store(false, Ordering::Release);
             }
-            let moved = self.sync_all(&batch);
+            let moved = self.sync_all(batch);
             if moved {
                 self.data_version.send_modify(|v| *v = v.wrapping_add(1));
             }
@@ -96,27 +133,59 @@ impl Syncer {
 
     /// fsyncs a round's partitions, several at once when there are several: the file system
     /// batches concurrent fsyncs into one journal commit, so a round costs about one fsync
-    /// rather than one per partition.
-    fn sync_all(&self, batch: &[Arc<Partition>]) -> bool {
+    /// rather than one per partition. The syncer thread works through the round too and returns
+    /// when every partition of it is synced.
+    fn sync_all(&self, batch: Vec<Arc<Partition>>) -> bool {
         if batch.len() == 1 {
             return sync_partition(&batch[0], &self.metrics);
         }
-        let next = AtomicUsize::new(0);
-        let moved = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            let work = || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(p) = batch.get(i) else { return };
-                if sync_partition(p, &self.metrics) {
-                    moved.store(true, Ordering::Relaxed);
-                }
-            };
-            for _ in 1..batch.len().min(SYNC_THREADS) {
-                s.spawn(work);
+        let mut r = self.round.lock().unwrap_or_else(|p| p.into_inner());
+        r.todo = batch;
+        r.moved = false;
+        self.round_changed.notify_all();
+        loop {
+            if let Some(p) = r.todo.pop() {
+                r.running += 1;
+                drop(r);
+                let moved = sync_partition(&p, &self.metrics);
+                r = self.round.lock().unwrap_or_else(|p| p.into_inner());
+                r.running -= 1;
+                r.moved |= moved;
+            } else if r.running > 0 {
+                r = self
+                    .round_changed
+                    .wait(r)
+                    .unwrap_or_else(|p| p.into_inner());
+            } else {
+                return r.moved;
             }
-            work();
-        });
-        moved.into_inner()
+        }
+    }
+
+    /// A helper thread: takes partitions of the current round until the syncer stops.
+    fn help(&self) {
+        let mut r = self.round.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(p) = r.todo.pop() {
+                r.running += 1;
+                drop(r);
+                let moved = sync_partition(&p, &self.metrics);
+                r = self.round.lock().unwrap_or_else(|p| p.into_inner());
+                r.running -= 1;
+                r.moved |= moved;
+                if r.running == 0 && r.todo.is_empty() {
+                    // The syncer thread may be waiting for this last partition.
+                    self.round_changed.notify_all();
+                }
+            } else if r.stopping {
+                return;
+            } else {
+                r = self
+                    .round_changed
+                    .wait(r)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+        }
     }
 
     /// Syncs everything queued, then stops the thread.
@@ -126,8 +195,18 @@ impl Syncer {
             q.stopping = true;
         }
         self.wake.notify_all();
-        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(h) = handle {
+        let Threads { syncer, helpers } =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        // The syncer thread first: it finishes the queued rounds, which may use the helpers.
+        if let Some(h) = syncer {
+            let _ = h.join();
+        }
+        self.round
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stopping = true;
+        self.round_changed.notify_all();
+        for h in helpers {
             let _ = h.join();
         }
     }
@@ -157,4 +236,111 @@ pub fn sync_partition(p: &Partition, metrics: &Metrics) -> bool {
     };
     p.publish_hw(hw);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use bytes::BytesMut;
+    use indexmap::IndexMap;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    use super::*;
+    use crate::topic_config::TopicConfig;
+    use crate::topics::TopicRegistry;
+
+    fn batch(records: usize) -> Vec<u8> {
+        let records: Vec<Record> = (0..records)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32 - 1,
+                timestamp: 1_700_000_000_000,
+                key: None,
+                value: Some(bytes::Bytes::from(vec![b'x'; 100])),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .expect("encode");
+        buf.to_vec()
+    }
+
+    /// Rounds of many partitions, queued from several threads, are all synced by the syncer
+    /// and its helpers, and every high watermark reaches its log end; stop joins every thread.
+    #[test]
+    fn every_queued_partition_is_synced_and_published() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reg = TopicRegistry::open(dir.path()).expect("open");
+        let topic = reg
+            .create("t", 8, TopicConfig::default())
+            .expect("create")
+            .expect("new topic");
+        let cfg = topic.config.log_config();
+        let syncer = Syncer::start(Arc::new(Metrics::new()));
+        // One round of all eight, queued at once: the helpers share it.
+        {
+            let mut q = syncer.queue.lock().expect("queue");
+            for p in &topic.partitions {
+                p.log().append(&mut batch(3), &cfg, 0).expect("append");
+                p.sync_queued.store(true, Ordering::Release);
+                q.partitions.push(p.clone());
+            }
+        }
+        syncer.wake.notify_one();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (topic, syncer, cfg) = (&topic, &syncer, &cfg);
+                s.spawn(move || {
+                    for j in 0..50 {
+                        let p = &topic.partitions[(t + j) % topic.partitions.len()];
+                        let mut b = batch(3);
+                        p.log().append(&mut b, cfg, 0).expect("append");
+                        syncer.request(p);
+                    }
+                });
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let ends: Vec<i64> = topic
+            .partitions
+            .iter()
+            .map(|p| p.log().log_end_offset())
+            .collect();
+        assert_eq!(ends.iter().sum::<i64>(), (8 + 4 * 50) * 3, "{ends:?}");
+        for (p, &end) in topic.partitions.iter().zip(&ends) {
+            assert!(end > 0, "partition {} had appends", p.index);
+            while p.high_watermark() < end {
+                assert!(
+                    Instant::now() < deadline,
+                    "partition {} not published",
+                    p.index
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        syncer.stop();
+        let fsyncs = syncer.metrics.fsyncs.get();
+        assert!(
+            fsyncs >= 8,
+            "at least one fsync per partition, got {fsyncs}"
+        );
+    }
 }

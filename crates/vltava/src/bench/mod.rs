@@ -316,12 +316,12 @@ async fn run_workload(
     lifecycle::create_topic(&mut admin, &topic, w.partitions, &[]).await?;
 
     // 1. Produce at full speed.
-    let (m0, s0) = (target.metrics(), target.stats());
+    let (m0, s0, c0) = (target.metrics(), target.stats(), own_stats());
     let prod = {
         let (w, topic, n) = (w.clone(), topic.clone(), a.records);
         blocking(move || workload::produce(&w, &topic, n, None, 0)).await?
     };
-    let (m1, s1) = (target.metrics(), target.stats());
+    let (m1, s1, c1) = (target.metrics(), target.stats(), own_stats());
     let payload_bytes = prod.records * w.record_size_bytes as u64;
     let log_bytes = delta(&m0, &m1, |m| m.sum("vltava_topic_bytes_in_total")) as u64;
     let requests = delta(&m0, &m1, |m| {
@@ -395,7 +395,7 @@ async fn run_workload(
     report.insert("produce".into(), produce);
 
     // 2. Consume everything from the page cache with a new group.
-    let s2 = target.stats();
+    let (s2, c2) = (target.stats(), own_stats());
     let m2 = target.metrics();
     let cons = {
         let (w, topic, n) = (w.clone(), topic.clone(), prod.records);
@@ -405,7 +405,7 @@ async fn run_workload(
         })
         .await?
     };
-    let (m3, s3) = (target.metrics(), target.stats());
+    let (m3, s3, c3) = (target.metrics(), target.stats(), own_stats());
     let read_bytes = match delta(&m2, &m3, |m| m.sum("vltava_topic_bytes_out_total")) as u64 {
         0 => cons.bytes,
         n => n,
@@ -470,7 +470,7 @@ async fn run_workload(
     lifecycle::create_topic(&mut admin, &e2e_topic, w.partitions, &[]).await?;
     let warmup = (rate * a.e2e_warmup_secs as f64) as u64;
     let n = ((rate * a.e2e_secs as f64) as u64).max(1) + warmup;
-    let s4 = target.stats();
+    let (s4, c4) = (target.stats(), own_stats());
     let (eprod, econs) = {
         let (mut w, topic) = (w.clone(), e2e_topic.clone());
         let warmup_us = a.e2e_warmup_secs * 1_000_000;
@@ -487,7 +487,7 @@ async fn run_workload(
         })
         .await?
     };
-    let s5 = target.stats();
+    let (s5, c5) = (target.stats(), own_stats());
     println!(
         "e2e       {} records at {:.0} records/s ({:.0}% of the produce-only throughput; achieved {:.0}/s), linger.ms {}, after {} s of warm-up: latency {}",
         eprod.records,
@@ -525,6 +525,17 @@ async fn run_workload(
             cpu_delta(s4, s5).unwrap_or(0.0),
         );
     }
+    let clients = [cpu_delta(c0, c1), cpu_delta(c2, c3), cpu_delta(c4, c5)];
+    println!(
+        "clients   CPU of this process (producers, consumers, librdkafka threads): produce {:.2} s, consume {:.2} s, e2e {:.2} s",
+        clients[0].unwrap_or(0.0),
+        clients[1].unwrap_or(0.0),
+        clients[2].unwrap_or(0.0),
+    );
+    report.insert(
+        "clients".into(),
+        json!({"produce_cpu_s": clients[0], "consume_cpu_s": clients[1], "e2e_cpu_s": clients[2]}),
+    );
     report.insert(
         "broker".into(),
         json!({
@@ -578,4 +589,9 @@ async fn e2e_max_rate(
         Ok(n as f64 / started.elapsed().as_secs_f64().max(1e-9))
     })
     .await
+}
+
+/// This process's CPU time: the bench's clients (and nothing else while a phase runs).
+fn own_stats() -> Option<ProcStats> {
+    ProcStats::read(std::process::id()).ok()
 }
