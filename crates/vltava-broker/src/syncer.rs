@@ -145,12 +145,7 @@ impl Syncer {
         self.round_changed.notify_all();
         loop {
             if let Some(p) = r.todo.pop() {
-                r.running += 1;
-                drop(r);
-                let moved = sync_partition(&p, &self.metrics);
-                r = self.round.lock().unwrap_or_else(|p| p.into_inner());
-                r.running -= 1;
-                r.moved |= moved;
+                r = self.sync_taken(r, &p);
             } else if r.running > 0 {
                 r = self
                     .round_changed
@@ -162,17 +157,28 @@ impl Syncer {
         }
     }
 
+    /// Syncs `p`, just taken from the round, without holding the round's lock; counts it as
+    /// running meanwhile.
+    fn sync_taken<'a>(
+        &'a self,
+        mut r: std::sync::MutexGuard<'a, Round>,
+        p: &Partition,
+    ) -> std::sync::MutexGuard<'a, Round> {
+        r.running += 1;
+        drop(r);
+        let moved = sync_partition(p, &self.metrics);
+        let mut r = self.round.lock().unwrap_or_else(|p| p.into_inner());
+        r.running -= 1;
+        r.moved |= moved;
+        r
+    }
+
     /// A helper thread: takes partitions of the current round until the syncer stops.
     fn help(&self) {
         let mut r = self.round.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(p) = r.todo.pop() {
-                r.running += 1;
-                drop(r);
-                let moved = sync_partition(&p, &self.metrics);
-                r = self.round.lock().unwrap_or_else(|p| p.into_inner());
-                r.running -= 1;
-                r.moved |= moved;
+                r = self.sync_taken(r, &p);
                 if r.running == 0 && r.todo.is_empty() {
                     // The syncer thread may be waiting for this last partition.
                     self.round_changed.notify_all();
