@@ -30,8 +30,10 @@ pub struct Syncer {
     threads: Mutex<Threads>,
     /// A round's partitions, shared with the helper threads.
     round: Mutex<Round>,
-    /// Signals helpers that a round has partitions left, and the syncer that one finished.
-    round_changed: Condvar,
+    /// Wakes a helper: the round has a partition for it (or the syncer is stopping).
+    work_ready: Condvar,
+    /// Wakes the syncer thread: a helper finished the round's last partition.
+    round_done: Condvar,
     metrics: Arc<Metrics>,
 }
 
@@ -66,7 +68,8 @@ impl Syncer {
             data_version,
             threads: Mutex::new(Threads::default()),
             round: Mutex::new(Round::default()),
-            round_changed: Condvar::new(),
+            work_ready: Condvar::new(),
+            round_done: Condvar::new(),
             metrics,
         });
         let (mut syncer, mut helpers) = (None, Vec::new());
@@ -140,17 +143,18 @@ impl Syncer {
             return sync_partition(&batch[0], &self.metrics);
         }
         let mut r = self.round.lock().unwrap_or_else(|p| p.into_inner());
+        // Wake only the helpers the round can use; the syncer thread takes a partition too.
+        let helpers = batch.len().min(SYNC_THREADS) - 1;
         r.todo = batch;
         r.moved = false;
-        self.round_changed.notify_all();
+        for _ in 0..helpers {
+            self.work_ready.notify_one();
+        }
         loop {
             if let Some(p) = r.todo.pop() {
                 r = self.sync_taken(r, &p);
             } else if r.running > 0 {
-                r = self
-                    .round_changed
-                    .wait(r)
-                    .unwrap_or_else(|p| p.into_inner());
+                r = self.round_done.wait(r).unwrap_or_else(|p| p.into_inner());
             } else {
                 return r.moved;
             }
@@ -181,15 +185,12 @@ impl Syncer {
                 r = self.sync_taken(r, &p);
                 if r.running == 0 && r.todo.is_empty() {
                     // The syncer thread may be waiting for this last partition.
-                    self.round_changed.notify_all();
+                    self.round_done.notify_one();
                 }
             } else if r.stopping {
                 return;
             } else {
-                r = self
-                    .round_changed
-                    .wait(r)
-                    .unwrap_or_else(|p| p.into_inner());
+                r = self.work_ready.wait(r).unwrap_or_else(|p| p.into_inner());
             }
         }
     }
@@ -211,7 +212,7 @@ impl Syncer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .stopping = true;
-        self.round_changed.notify_all();
+        self.work_ready.notify_all();
         for h in helpers {
             let _ = h.join();
         }
