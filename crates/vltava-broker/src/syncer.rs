@@ -1,8 +1,12 @@
-//! Group commit. Appends write to the page cache and queue their partition here; one thread
-//! takes everything queued, fsyncs it without holding any partition's lock, then publishes the new
-//! high watermarks. Producers that arrived while a round was running share the next round's
-//! fsync, so the fsync rate stays bounded however many producers there are.
+//! Group commit. Appends write to the page cache and queue their partition here; a few sync
+//! threads take queued partitions one at a time, fsync each without holding its lock, and
+//! publish its new high watermark. A partition has at most one fsync in flight: appends that
+//! arrive during it are covered by the partition's next fsync, started as soon as this one ends
+//! (the thread re-queues the partition). Partitions do not wait for each other, and concurrent
+//! fsyncs of different partitions share the file system's journal commits, so the fsync rate
+//! stays bounded by partitions x disk latency however many producers there are.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -12,51 +16,23 @@ use tokio::sync::watch;
 use crate::metrics::Metrics;
 use crate::topics::Partition;
 
-/// Most fsyncs one round runs at once.
+/// Sync threads: most fsyncs in flight at once.
 const SYNC_THREADS: usize = 4;
 
 #[derive(Default)]
 struct Queue {
-    partitions: Vec<Arc<Partition>>,
+    /// Each partition at most once: its `sync_queued` flag is set while it is here or syncing.
+    partitions: VecDeque<Arc<Partition>>,
     stopping: bool,
 }
 
 pub struct Syncer {
     queue: Mutex<Queue>,
     wake: Condvar,
-    /// Bumped after every round that moved a high watermark: fetch long-polls wait on it.
+    /// Bumped after every fsync that moved a high watermark: fetch long-polls wait on it.
     data_version: watch::Sender<u64>,
-    /// The syncer thread, and its helpers.
-    threads: Mutex<Threads>,
-    /// A round's partitions, shared with the helper threads.
-    round: Mutex<Round>,
-    /// Wakes a helper: the round has a partition for it (or the syncer is stopping).
-    work_ready: Condvar,
-    /// Wakes the syncer thread: a helper finished the round's last partition.
-    round_done: Condvar,
+    threads: Mutex<Vec<JoinHandle<()>>>,
     metrics: Arc<Metrics>,
-}
-
-#[derive(Default)]
-struct Threads {
-    syncer: Option<JoinHandle<()>>,
-    helpers: Vec<JoinHandle<()>>,
-}
-
-/// The partitions of the round in progress. Helpers are long-lived threads: spawning threads
-/// per round cost a clone, a stack and TLB shoot-downs on exit, a thousand times a second.
-#[derive(Default)]
-struct Round {
-    todo: Vec<Arc<Partition>>,
-    /// Partitions taken but not yet synced.
-    running: usize,
-    moved: bool,
-    stopping: bool,
-}
-
-/// Counters for the metrics endpoint and tests.
-pub struct SyncStats {
-    pub rounds: u64,
 }
 
 impl Syncer {
@@ -66,33 +42,21 @@ impl Syncer {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             data_version,
-            threads: Mutex::new(Threads::default()),
-            round: Mutex::new(Round::default()),
-            work_ready: Condvar::new(),
-            round_done: Condvar::new(),
+            threads: Mutex::new(Vec::new()),
             metrics,
         });
-        let (mut syncer, mut helpers) = (None, Vec::new());
-        let worker = s.clone();
-        match std::thread::Builder::new()
-            .name("vltava-syncer".into())
-            .spawn(move || worker.run())
-        {
-            Ok(h) => syncer = Some(h),
-            Err(e) => tracing::error!(error = %e, "cannot start the syncer thread"),
-        }
-        // Without helpers a round still completes: the syncer thread takes every partition.
-        for i in 1..SYNC_THREADS {
-            let helper = s.clone();
+        let mut threads = Vec::new();
+        for i in 0..SYNC_THREADS {
+            let worker = s.clone();
             match std::thread::Builder::new()
                 .name(format!("vltava-sync-{i}"))
-                .spawn(move || helper.help())
+                .spawn(move || worker.run())
             {
-                Ok(h) => helpers.push(h),
-                Err(e) => tracing::warn!(error = %e, "cannot start a sync helper thread"),
+                Ok(h) => threads.push(h),
+                Err(e) => tracing::error!(error = %e, "cannot start a sync thread"),
             }
         }
-        *s.threads.lock().unwrap_or_else(|p| p.into_inner()) = Threads { syncer, helpers };
+        *s.threads.lock().unwrap_or_else(|p| p.into_inner()) = threads;
         s
     }
 
@@ -100,120 +64,65 @@ impl Syncer {
         self.data_version.subscribe()
     }
 
-    /// Queues `p` for the next fsync round (once, however many appends it had).
+    /// Queues `p` for an fsync (once, however many appends it had; not while one is running,
+    /// whose thread queues it again if needed).
     pub fn request(&self, p: &Arc<Partition>) {
         if p.sync_queued.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.push(p.clone());
+    }
+
+    fn push(&self, p: Arc<Partition>) {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        q.partitions.push(p.clone());
+        q.partitions.push_back(p);
         drop(q);
         self.wake.notify_one();
     }
 
     fn run(&self) {
         loop {
-            let batch = {
+            let p = {
                 let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-                while q.partitions.is_empty() && !q.stopping {
+                loop {
+                    if let Some(p) = q.partitions.pop_front() {
+                        break p;
+                    }
+                    if q.stopping {
+                        return;
+                    }
                     q = self.wake.wait(q).unwrap_or_else(|p| p.into_inner());
                 }
-                if q.partitions.is_empty() && q.stopping {
-                    return;
-                }
-                std::mem::take(&mut q.partitions)
             };
-            for p in &batch {
-                // Cleared before taking the work: an append after this point queues again.
-                p.sync_queued.store(false, Ordering::Release);
-            }
-            let moved = self.sync_all(batch);
-            if moved {
+            if sync_partition(&p, &self.metrics) {
                 self.data_version.send_modify(|v| *v = v.wrapping_add(1));
             }
-        }
-    }
-
-    /// fsyncs a round's partitions, several at once when there are several: the file system
-    /// batches concurrent fsyncs into one journal commit, so a round costs about one fsync
-    /// rather than one per partition. The syncer thread works through the round too and returns
-    /// when every partition of it is synced.
-    fn sync_all(&self, batch: Vec<Arc<Partition>>) -> bool {
-        if batch.len() == 1 {
-            return sync_partition(&batch[0], &self.metrics);
-        }
-        let mut r = self.round.lock().unwrap_or_else(|p| p.into_inner());
-        // Wake only the helpers the round can use; the syncer thread takes a partition too.
-        let helpers = batch.len().min(SYNC_THREADS) - 1;
-        r.todo = batch;
-        r.moved = false;
-        for _ in 0..helpers {
-            self.work_ready.notify_one();
-        }
-        loop {
-            if let Some(p) = r.todo.pop() {
-                r = self.sync_taken(r, &p);
-            } else if r.running > 0 {
-                r = self.round_done.wait(r).unwrap_or_else(|p| p.into_inner());
-            } else {
-                return r.moved;
-            }
-        }
-    }
-
-    /// Syncs `p`, just taken from the round, without holding the round's lock; counts it as
-    /// running meanwhile.
-    fn sync_taken<'a>(
-        &'a self,
-        mut r: std::sync::MutexGuard<'a, Round>,
-        p: &Partition,
-    ) -> std::sync::MutexGuard<'a, Round> {
-        r.running += 1;
-        drop(r);
-        let moved = sync_partition(p, &self.metrics);
-        let mut r = self.round.lock().unwrap_or_else(|p| p.into_inner());
-        r.running -= 1;
-        r.moved |= moved;
-        r
-    }
-
-    /// A helper thread: takes partitions of the current round until the syncer stops.
-    fn help(&self) {
-        let mut r = self.round.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(p) = r.todo.pop() {
-                r = self.sync_taken(r, &p);
-                if r.running == 0 && r.todo.is_empty() {
-                    // The syncer thread may be waiting for this last partition.
-                    self.round_done.notify_one();
+            // Appends during the fsync left the flag set and did not queue: queue them now.
+            // Decided under the log's lock, which appends hold while writing, so an append
+            // either is seen here or finds the flag clear and queues the partition itself.
+            let again = {
+                let log = p.log();
+                let again = log.needs_sync();
+                if !again {
+                    p.sync_queued.store(false, Ordering::Release);
                 }
-            } else if r.stopping {
-                return;
-            } else {
-                r = self.work_ready.wait(r).unwrap_or_else(|p| p.into_inner());
+                again
+            };
+            if again {
+                self.push(p);
             }
         }
     }
 
-    /// Syncs everything queued, then stops the thread.
+    /// Syncs everything queued (and what those fsyncs leave to sync), then stops the threads.
     pub fn stop(&self) {
         {
             let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             q.stopping = true;
         }
         self.wake.notify_all();
-        let Threads { syncer, helpers } =
-            std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
-        // The syncer thread first: it finishes the queued rounds, which may use the helpers.
-        if let Some(h) = syncer {
-            let _ = h.join();
-        }
-        self.round
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .stopping = true;
-        self.work_ready.notify_all();
-        for h in helpers {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for h in threads {
             let _ = h.join();
         }
     }
@@ -290,8 +199,9 @@ mod tests {
         buf.to_vec()
     }
 
-    /// Rounds of many partitions, queued from several threads, are all synced by the syncer
-    /// and its helpers, and every high watermark reaches its log end; stop joins every thread.
+    /// Partitions queued at once and appends from several threads (some during a partition's
+    /// fsync, which then queues it again) are all synced, and every high watermark reaches its
+    /// log end; stop joins every thread.
     #[test]
     fn every_queued_partition_is_synced_and_published() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -302,16 +212,16 @@ mod tests {
             .expect("new topic");
         let cfg = topic.config.log_config();
         let syncer = Syncer::start(Arc::new(Metrics::new()));
-        // One round of all eight, queued at once: the helpers share it.
+        // All eight queued at once: the sync threads share them.
         {
             let mut q = syncer.queue.lock().expect("queue");
             for p in &topic.partitions {
                 p.log().append(&mut batch(3), &cfg, 0).expect("append");
                 p.sync_queued.store(true, Ordering::Release);
-                q.partitions.push(p.clone());
+                q.partitions.push_back(p.clone());
             }
         }
-        syncer.wake.notify_one();
+        syncer.wake.notify_all();
         std::thread::scope(|s| {
             for t in 0..4 {
                 let (topic, syncer, cfg) = (&topic, &syncer, &cfg);

@@ -494,18 +494,28 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// What must be synced to make everything appended so far durable; `None` if it already is.
-    pub fn sync_work(&mut self) -> Option<SyncWork> {
+    /// The point a sync now would make durable.
+    fn end_point(&self) -> DurablePoint {
         let a = self.active();
-        let active_file = a.file().clone();
-        let point = DurablePoint {
+        DurablePoint {
             offset: a.next_offset(),
             segment_base: a.base_offset,
             position: a.size_bytes(),
-        };
-        if point == self.durable && self.unsynced.is_empty() && !self.dir_dirty {
+        }
+    }
+
+    /// Whether anything appended (or a segment created or removed) is not yet durable.
+    pub fn needs_sync(&self) -> bool {
+        self.end_point() != self.durable || !self.unsynced.is_empty() || self.dir_dirty
+    }
+
+    /// What must be synced to make everything appended so far durable; `None` if it already is.
+    pub fn sync_work(&mut self) -> Option<SyncWork> {
+        if !self.needs_sync() {
             return None;
         }
+        let active_file = self.active().file().clone();
+        let point = self.end_point();
         let mut files = std::mem::take(&mut self.unsynced);
         files.push(active_file);
         let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
