@@ -31,7 +31,7 @@ use crate::handlers::groups::Caller;
 use crate::handlers::{admin, configs, fetch, groups, metadata, offsets, produce, producer_id};
 use crate::protocol::{
     api_versions_body, decode_body, decode_header, encode_response, encode_response_chunks,
-    peek_header, supported_range, unsupported_api_versions_response, ProtocolError,
+    peek_header, supported_range, unsupported_api_versions_response, Chunk, ProtocolError,
     MIN_DECODABLE_PRODUCE_VERSION,
 };
 use crate::state::{BrokerState, ConnInfo};
@@ -43,7 +43,7 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 const MAX_IN_FLIGHT: usize = 16;
 
 /// An encoded response as chunks written back to back (`None`: no response, acks=0).
-type Encoded = Result<Option<Vec<Bytes>>, ProtocolError>;
+type Encoded = Result<Option<Vec<Chunk>>, ProtocolError>;
 
 /// What handling a request gives: the encoded response (`None`: no response, acks=0) now, or a
 /// future that yields it once the request's batches are durable.
@@ -80,7 +80,7 @@ async fn handle(
         if let Some((min, max)) = supported_range(ApiKey::ApiVersions) {
             if v < min || v > max {
                 return Ok(Reply::Now(
-                    unsupported_api_versions_response(corr).map(|b| Some(vec![b])),
+                    unsupported_api_versions_response(corr).map(|b| Some(vec![Chunk::Bytes(b)])),
                 ));
             }
         }
@@ -107,7 +107,7 @@ async fn handle(
     macro_rules! reply {
         ($resp:expr) => {
             Ok(Reply::Now(
-                encode_response(key, v, corr, &$resp).map(|b| Some(vec![b])),
+                encode_response(key, v, corr, &$resp).map(|b| Some(vec![Chunk::Bytes(b)])),
             ))
         };
     }
@@ -124,22 +124,18 @@ async fn handle(
             }
             Ok(Reply::Later(Box::pin(async move {
                 match appended.finish().await {
-                    Some(resp) => encode_response(key, v, corr, &resp).map(|b| Some(vec![b])),
+                    Some(resp) => {
+                        encode_response(key, v, corr, &resp).map(|b| Some(vec![Chunk::Bytes(b)]))
+                    }
                     None => Ok(None),
                 }
             })))
         }
         ApiKey::Fetch => {
-            let resp = fetch::handle(state, body!(FetchRequest), v).await;
-            // The record batches go to the socket from their read buffers, uncopied.
-            let records: Vec<Bytes> = resp
-                .responses
-                .iter()
-                .flat_map(|t| t.partitions.iter())
-                .filter_map(|p| p.records.clone())
-                .collect();
+            let f = fetch::handle(state, body!(FetchRequest), v).await;
+            // The record batches go to the socket from their files or read buffers, uncopied.
             Ok(Reply::Now(
-                encode_response_chunks(key, v, corr, &resp, &records).map(Some),
+                encode_response_chunks(key, v, corr, &f.resp, &f.shared).map(Some),
             ))
         }
         ApiKey::ListOffsets => reply!(offsets::list_offsets(state, body!(ListOffsetsRequest), v)),
@@ -262,10 +258,9 @@ pub async fn serve(
                 .observe_request(f.api_key, f.started.elapsed().as_secs_f64());
             match result {
                 Ok(Some(chunks)) => {
-                    for c in chunks {
-                        if wr.write_all(&c).await.is_err() {
-                            return;
-                        }
+                    if let Err(e) = write_chunks(&mut wr, chunks).await {
+                        tracing::debug!(%peer, error = %e, "closing connection");
+                        return;
                     }
                 }
                 Ok(None) => {}
@@ -283,6 +278,40 @@ pub async fn serve(
         // The writer failed or hit an unparseable request: close at once.
         _ = &mut writer => {}
     }
+}
+
+/// Writes a response's chunks in order: bytes with `write_all`, file ranges with `sendfile`
+/// from the page cache. A file shorter than its range (cannot happen: segments only shrink at
+/// recovery, before any connection) is an error, and the caller closes the connection, since
+/// the frame's length is already sent.
+async fn write_chunks(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    chunks: Vec<Chunk>,
+) -> std::io::Result<()> {
+    for c in chunks {
+        match c {
+            Chunk::Bytes(b) => wr.write_all(&b).await?,
+            Chunk::File(r) => {
+                let (mut position, end) = (r.position, r.position + r.len_bytes);
+                while position < end {
+                    let sock: &TcpStream = wr.as_ref();
+                    sock.writable().await?;
+                    let left = usize::try_from(end - position).unwrap_or(usize::MAX);
+                    let sent = sock.try_io(tokio::io::Interest::WRITABLE, || {
+                        rustix::fs::sendfile(sock, r.file.as_ref(), Some(&mut position), left)
+                            .map_err(std::io::Error::from)
+                    });
+                    match sent {
+                        Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads frames and starts each request, queueing its reply for the writer. Returns (dropping

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub log_start_offset: IntGaugeVec,
     pub log_end_offset: IntGaugeVec,
     pub cleaner_runs: IntCounter,
+    /// Fetched record batch bytes that went from segment files to sockets (`sendfile`).
+    pub fetch_file_bytes: IntCounter,
     pub cleaner_records_removed: IntCounter,
     pub cleaner_bytes_reclaimed: IntCounter,
     /// Request counter and latency histogram of every API key, made once.
@@ -139,9 +141,14 @@ impl Metrics {
             "vltava_log_cleaner_bytes_reclaimed_total",
             "Bytes of log removed by log compaction",
         );
+        let fetch_file_bytes = counter(
+            "vltava_fetch_file_bytes_total",
+            "Fetched record batch bytes sent from segment files without a copy (sendfile)",
+        );
         Metrics {
             requests,
             per_api,
+            fetch_file_bytes,
             cleaner_runs,
             cleaner_records_removed,
             cleaner_bytes_reclaimed,

@@ -6,6 +6,7 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use vltava_storage::FileRange;
 
 /// The APIs and versions Vltava implements, and so advertises. Produce is advertised from v0
 /// although v0–2 (message formats v0/v1) are refused, as Kafka 4.0 does: older librdkafka decides
@@ -160,14 +161,86 @@ fn encode_with<R: Encodable + HeaderVersion, B: ByteBufMut>(
 /// the encoded response.
 const SHARED_MIN_BYTES: usize = 4096;
 
-/// An encode buffer that keeps the given large byte fields (a fetch's record batches) as
-/// references to their `Bytes` instead of copying them: the response becomes a list of chunks
-/// written back to back, and the records go from the read buffer to the socket with no copy.
+/// A piece of an encoded response, written to the socket in order: bytes, or whole record
+/// batches of a segment file, which go from the page cache to the socket (`sendfile`).
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    Bytes(Bytes),
+    File(FileRange),
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Bytes(b) => b.len(),
+            Chunk::File(r) => r.len_bytes as usize,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A byte field of a response body that goes to the socket from elsewhere: the body holds
+/// `stand_in` (only its address and length matter), and `chunk` is sent in its place.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub stand_in: Bytes,
+    pub chunk: Chunk,
+}
+
+impl Shared {
+    /// Bytes sent from their own buffer.
+    pub fn bytes(b: Bytes) -> Shared {
+        Shared {
+            stand_in: b.clone(),
+            chunk: Chunk::Bytes(b),
+        }
+    }
+
+    /// A file range, if it is short enough to have a stand-in ([`FILE_STAND_IN_MAX_BYTES`]).
+    pub fn file(r: FileRange) -> Option<Shared> {
+        let len = usize::try_from(r.len_bytes).ok()?;
+        let stand_in = stand_in(len)?;
+        Some(Shared {
+            stand_in: Bytes::from_static(stand_in),
+            chunk: Chunk::File(r),
+        })
+    }
+}
+
+/// The longest file range a response can send in place of a byte field.
+pub const FILE_STAND_IN_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// What a response body holds in place of the record batches sent from a file: zeros that are
+/// never read or written (the encoder sees only their address and length). The cell keeps them
+/// in `.bss` rather than in the binary's read-only data, so the pages are never mapped in.
+struct StandIn(std::cell::UnsafeCell<[u8; FILE_STAND_IN_MAX_BYTES]>);
+
+// SAFETY: the bytes are never written, so shared references to them from any thread are sound.
+unsafe impl Sync for StandIn {}
+
+static STAND_IN: StandIn = StandIn(std::cell::UnsafeCell::new([0; FILE_STAND_IN_MAX_BYTES]));
+
+/// The first `len` stand-in bytes, if there are that many.
+fn stand_in(len: usize) -> Option<&'static [u8]> {
+    // SAFETY: nothing ever writes through the cell, so this shared reference never aliases a
+    // mutable one.
+    let all: &'static [u8; FILE_STAND_IN_MAX_BYTES] = unsafe { &*STAND_IN.0.get() };
+    all.get(..len)
+}
+
+/// An encode buffer that keeps the given large byte fields (a fetch's record batches) out of
+/// the encoded bytes: the response becomes a list of chunks written back to back, and the
+/// records go from their read buffer or their file to the socket with no copy.
 struct ChunkedBuf<'a> {
-    done: Vec<Bytes>,
+    done: Vec<Chunk>,
     done_len: usize,
     cur: BytesMut,
-    shared: &'a [Bytes],
+    shared: &'a [Shared],
+    /// Where the next shared field is looked for first: stand-ins of equal length share their
+    /// address, so they are matched in order.
+    next_shared: usize,
 }
 
 impl ChunkedBuf<'_> {
@@ -178,16 +251,35 @@ impl ChunkedBuf<'_> {
         }
         let mut all = BytesMut::with_capacity(self.done_len + self.cur.len());
         for c in self.done.drain(..) {
-            all.extend_from_slice(&c);
+            match c {
+                Chunk::Bytes(b) => all.extend_from_slice(&b),
+                // Unreachable: response bodies never seek back. Were one to, the stand-in's
+                // zeros must not go out in place of records: read them.
+                Chunk::File(r) => {
+                    let mut buf = vec![0u8; r.len_bytes as usize];
+                    if std::os::unix::fs::FileExt::read_exact_at(
+                        r.file.as_ref(),
+                        &mut buf,
+                        r.position,
+                    )
+                    .is_err()
+                    {
+                        tracing::error!(
+                            "cannot read back a file range while re-encoding a response"
+                        );
+                    }
+                    all.extend_from_slice(&buf);
+                }
+            }
         }
         all.extend_from_slice(&self.cur);
         self.cur = all;
         self.done_len = 0;
     }
 
-    fn into_chunks(mut self) -> Vec<Bytes> {
+    fn into_chunks(mut self) -> Vec<Chunk> {
         if !self.cur.is_empty() {
-            self.done.push(self.cur.freeze());
+            self.done.push(Chunk::Bytes(self.cur.freeze()));
         }
         self.done
     }
@@ -209,17 +301,21 @@ unsafe impl BufMut for ChunkedBuf<'_> {
     }
     fn put_slice(&mut self, src: &[u8]) {
         if src.len() >= SHARED_MIN_BYTES {
-            let found = self
-                .shared
-                .iter()
-                .find(|b| b.as_ptr() == src.as_ptr() && b.len() == src.len());
-            if let Some(b) = found {
+            let is =
+                |s: &Shared| s.stand_in.as_ptr() == src.as_ptr() && s.stand_in.len() == src.len();
+            let n = self.shared.len();
+            let found = (0..n)
+                .map(|i| (self.next_shared + i) % n)
+                .find(|&i| is(&self.shared[i]));
+            if let Some(i) = found {
+                self.next_shared = i + 1;
+                let chunk = self.shared[i].chunk.clone();
                 let head = self.cur.split().freeze();
-                self.done_len += head.len() + b.len();
+                self.done_len += head.len() + chunk.len();
                 if !head.is_empty() {
-                    self.done.push(head);
+                    self.done.push(Chunk::Bytes(head));
                 }
-                self.done.push(b.clone());
+                self.done.push(chunk);
                 return;
             }
         }
@@ -242,20 +338,22 @@ impl ByteBufMut for ChunkedBuf<'_> {
 }
 
 /// Like [`encode_response`], but the byte fields in `shared` (record batches read for a fetch)
-/// are not copied: the response is the returned chunks, in order.
+/// are not copied: the response is the returned chunks, in order, with each shared field's
+/// chunk in place of its stand-in.
 pub fn encode_response_chunks<R: Encodable + HeaderVersion>(
     key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &R,
-    shared: &[Bytes],
-) -> Result<Vec<Bytes>, ProtocolError> {
-    let shared_len: usize = shared.iter().map(Bytes::len).sum();
+    shared: &[Shared],
+) -> Result<Vec<Chunk>, ProtocolError> {
+    let shared_len: usize = shared.iter().map(|s| s.stand_in.len()).sum();
     let buf = encode_with(key, version, correlation_id, body, |size| ChunkedBuf {
         done: Vec::new(),
         done_len: 0,
         cur: BytesMut::with_capacity((4 + size).saturating_sub(shared_len).max(64)),
         shared,
+        next_shared: 0,
     })?;
     Ok(buf.into_chunks())
 }
@@ -348,16 +446,94 @@ mod tests {
                 version,
                 9,
                 &resp,
-                &[big.clone(), small.clone()],
+                &[Shared::bytes(big.clone()), Shared::bytes(small.clone())],
             )
             .unwrap();
-            let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
-            assert_eq!(joined, whole.to_vec(), "version {version}");
-            let shared = chunks.iter().filter(|c| c.as_ptr() == big.as_ptr()).count();
+            assert_eq!(join(&chunks), whole.to_vec(), "version {version}");
+            let shared = chunks
+                .iter()
+                .filter(|c| matches!(c, Chunk::Bytes(b) if b.as_ptr() == big.as_ptr()))
+                .count();
             assert_eq!(
                 shared, 2,
                 "both big record sets are sent from their own buffer"
             );
         }
+    }
+
+    /// The chunks' bytes back to back, file ranges read from their files.
+    fn join(chunks: &[Chunk]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in chunks {
+            match c {
+                Chunk::Bytes(b) => out.extend_from_slice(b),
+                Chunk::File(r) => {
+                    let mut buf = vec![0u8; r.len_bytes as usize];
+                    std::os::unix::fs::FileExt::read_exact_at(
+                        r.file.as_ref(),
+                        &mut buf,
+                        r.position,
+                    )
+                    .unwrap();
+                    out.extend_from_slice(&buf);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn file_ranges_of_equal_length_go_out_in_place_of_their_stand_ins_in_order() {
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        use kafka_protocol::messages::FetchResponse;
+        use std::io::Write;
+        let mut f = tempfile::tempfile().unwrap();
+        let (a, b) = (vec![1u8; 70_000], vec![2u8; 70_000]);
+        f.write_all(&a).unwrap();
+        f.write_all(&b).unwrap();
+        let file = std::sync::Arc::new(f);
+        let range = |position: u64| FileRange {
+            file: file.clone(),
+            position,
+            len_bytes: 70_000,
+            records: 1,
+        };
+        let shared = [
+            Shared::file(range(0)).unwrap(),
+            Shared::file(range(70_000)).unwrap(),
+        ];
+        assert_eq!(shared[0].stand_in.as_ptr(), shared[1].stand_in.as_ptr());
+        let body = |records: [Bytes; 2]| {
+            let [r0, r1] = records;
+            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                .with_topic(kafka_protocol::messages::TopicName(
+                    kafka_protocol::protocol::StrBytes::from_static_str("t"),
+                ))
+                .with_partitions(vec![
+                    PartitionData::default()
+                        .with_partition_index(0)
+                        .with_records(Some(r0)),
+                    PartitionData::default()
+                        .with_partition_index(1)
+                        .with_records(Some(r1)),
+                ])])
+        };
+        let stand_ins = body([shared[0].stand_in.clone(), shared[1].stand_in.clone()]);
+        let chunks = encode_response_chunks(ApiKey::Fetch, 12, 3, &stand_ins, &shared).unwrap();
+        let real = body([Bytes::from(a), Bytes::from(b)]);
+        let whole = encode_response(ApiKey::Fetch, 12, 3, &real).unwrap();
+        assert_eq!(join(&chunks), whole.to_vec());
+        assert_eq!(
+            chunks
+                .iter()
+                .filter(|c| matches!(c, Chunk::File(_)))
+                .count(),
+            2
+        );
+        let too_long = FileRange {
+            len_bytes: FILE_STAND_IN_MAX_BYTES as u64 + 1,
+            ..range(0)
+        };
+        assert!(Shared::file(too_long).is_none());
     }
 }

@@ -12,6 +12,6 @@ pub mod records;
 pub mod segment;
 
 pub use log::{
-    AppendError, AppendOutcome, DurablePoint, LogConfig, PartitionLog, ReadError, ReadPlan,
-    RecoveryReport, SyncWork,
+    AppendError, AppendOutcome, DurablePoint, FileRange, LogConfig, PartitionLog, ReadData,
+    ReadError, ReadPlan, RecoveryReport, SyncWork,
 };

@@ -132,6 +132,26 @@ impl SyncWork {
     }
 }
 
+/// Most batch headers [`ReadPlan::resolve`] reads to find the whole batches of a range.
+pub const MAX_HEADER_READS: usize = 32;
+
+/// Whole batches of a segment file, to be sent from the file as they are.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len_bytes: u64,
+    /// Records in the range's batches (from their headers).
+    pub records: u64,
+}
+
+/// What a read plan resolves to.
+#[derive(Debug, Clone)]
+pub enum ReadData {
+    Memory(Bytes),
+    File(FileRange),
+}
+
 /// A read decided under the log's lock and performed outside it.
 pub struct ReadPlan {
     file: Option<Arc<File>>,
@@ -149,6 +169,48 @@ impl ReadPlan {
     }
     pub fn len_bytes(&self) -> u64 {
         self.len_bytes
+    }
+
+    /// Resolves the plan for sending: a range of the segment file that can go to a socket
+    /// without passing through memory (`sendfile`) when the planned range is at least
+    /// `min_file_bytes` and its whole batches are found within [`MAX_HEADER_READS`] header
+    /// reads; otherwise the bytes, read and trimmed as [`ReadPlan::execute`] does. Either way
+    /// the result is whole batches, always keeping the first.
+    pub fn resolve(&self, min_file_bytes: u64) -> io::Result<ReadData> {
+        let Some(file) = &self.file else {
+            return Ok(ReadData::Memory(Bytes::new()));
+        };
+        if self.len_bytes < min_file_bytes.max(1) {
+            return self.execute().map(ReadData::Memory);
+        }
+        let end = self.position + self.len_bytes;
+        let (mut pos, mut records, mut batches) = (self.position, 0u64, 0usize);
+        let mut hdr = [0u8; batch::BATCH_HEADER_BYTES];
+        while pos + batch::BATCH_HEADER_BYTES as u64 <= end {
+            if batches == MAX_HEADER_READS {
+                // Many small batches: one read of the range costs less than a read per header.
+                return self.execute().map(ReadData::Memory);
+            }
+            std::os::unix::fs::FileExt::read_exact_at(file.as_ref(), &mut hdr, pos)?;
+            let Ok(h) = BatchHeader::parse(&hdr) else {
+                break;
+            };
+            if pos + h.size_bytes() as u64 > end {
+                break;
+            }
+            records += h.records_count.max(0) as u64;
+            pos += h.size_bytes() as u64;
+            batches += 1;
+        }
+        if batches == 0 {
+            return self.execute().map(ReadData::Memory);
+        }
+        Ok(ReadData::File(FileRange {
+            file: file.clone(),
+            position: self.position,
+            len_bytes: pos - self.position,
+            records,
+        }))
     }
     /// Reads the planned range and trims it to whole batches (always keeping the first).
     pub fn execute(&self) -> io::Result<Bytes> {
@@ -894,6 +956,57 @@ mod tests {
         assert!(matches!(
             log.read(6, 10, true),
             Err(ReadError::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn resolve_gives_whole_batches_from_the_file_or_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        let cfg = LogConfig::default();
+        let mut sizes = Vec::new();
+        for i in 0..40 {
+            let mut b = make_batch(3, i * 10, None);
+            sizes.push(b.len() as u64);
+            log.append(&mut b, &cfg, 0).unwrap();
+        }
+        sync(&mut log);
+        let whole = |n: usize| sizes[..n].iter().sum::<u64>();
+        let file_range = |d: ReadData| match d {
+            ReadData::File(r) => r,
+            ReadData::Memory(b) => panic!("read into memory ({} bytes)", b.len()),
+        };
+
+        // A range ending inside the fifth batch: four whole batches from the file, as
+        // `execute` would have trimmed them, with their records counted from the headers.
+        let budget = whole(4) + sizes[4] / 2;
+        let plan = log.read(0, budget, true).unwrap();
+        assert_eq!(plan.len_bytes(), budget);
+        let r = file_range(plan.resolve(1).unwrap());
+        assert_eq!((r.position, r.len_bytes, r.records), (0, whole(4), 12));
+        let mut from_file = vec![0u8; r.len_bytes as usize];
+        std::os::unix::fs::FileExt::read_exact_at(r.file.as_ref(), &mut from_file, 0).unwrap();
+        assert_eq!(from_file, plan.execute().unwrap());
+
+        // Below the threshold, or more batches than headers worth reading: memory, trimmed alike.
+        for (budget, min) in [(budget, budget + 1), (whole(40), 1)] {
+            let plan = log.read(0, budget, true).unwrap();
+            match plan.resolve(min).unwrap() {
+                ReadData::Memory(b) => assert_eq!(b, plan.execute().unwrap()),
+                ReadData::File(r) => panic!("sent from the file: {r:?}"),
+            }
+        }
+        const { assert!(40 > MAX_HEADER_READS) };
+
+        // From the middle, the first batch kept even when it is larger than the budget.
+        let r = file_range(log.read(6, 1, true).unwrap().resolve(1).unwrap());
+        assert_eq!(
+            (r.position, r.len_bytes, r.records),
+            (whole(2), sizes[2], 3)
+        );
+        assert!(matches!(
+            log.read(120, 1 << 20, true).unwrap().resolve(1).unwrap(),
+            ReadData::Memory(b) if b.is_empty()
         ));
     }
 

@@ -7,9 +7,10 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
-use vltava_storage::{ReadError, ReadPlan};
+use vltava_storage::{ReadData, ReadError, ReadPlan};
 
 use super::code;
+use crate::protocol::{Chunk, Shared};
 use crate::state::BrokerState;
 
 /// The longest a fetch may long-poll, whatever the client asks.
@@ -24,8 +25,23 @@ fn partition_error(index: i32, err: E) -> PartitionData {
         .with_log_start_offset(-1)
 }
 
-/// One pass over the requested partitions. Returns the response and the bytes it carries.
-fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+/// Record batches at least this long go from the segment file to the socket (`sendfile`)
+/// instead of through a read buffer; shorter ones are read (one `pread` beats a header read per
+/// batch plus the send).
+const SEND_FROM_FILE_MIN_BYTES: u64 = 64 * 1024;
+
+/// A fetch response and what goes to the socket in place of its record fields.
+pub struct FetchReply {
+    pub resp: FetchResponse,
+    /// Each partition's records, in response order: the body holds their stand-ins.
+    pub shared: Vec<Shared>,
+    /// Bytes and records sent, per topic (for the metrics).
+    sent: Vec<(String, u64, u64)>,
+}
+
+/// One pass over the requested partitions. Returns the reply, the bytes it carries and whether
+/// a partition failed.
+fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchReply, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let max_bytes = if req.max_bytes <= 0 {
@@ -35,12 +51,15 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchRespons
     };
     let read_committed = req.isolation_level == 1;
     let mut topics = Vec::with_capacity(req.topics.len());
+    let mut shared = Vec::new();
+    let mut sent = Vec::new();
     for ft in &req.topics {
         let topic = if version >= 13 {
             state.topics.get_by_id(ft.topic_id)
         } else {
             state.topics.get(ft.topic.0.as_str())
         };
+        let (mut topic_bytes, mut topic_records) = (0u64, 0u64);
         let mut parts = Vec::with_capacity(ft.partitions.len());
         for fp in &ft.partitions {
             let Some(partition) = topic.as_ref().and_then(|t| {
@@ -64,8 +83,8 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchRespons
                 (plan, log.high_watermark(), log.log_start_offset())
             };
             let (plan, hw, log_start) = planned;
-            let data = match plan.map(|p: ReadPlan| p.execute()) {
-                Ok(Ok(bytes)) => bytes,
+            let data = match plan.map(|p: ReadPlan| resolve(&p)) {
+                Ok(Ok(data)) => data,
                 Ok(Err(e)) | Err(ReadError::Io(e)) => {
                     tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "read failed");
                     any_error = true;
@@ -83,7 +102,10 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchRespons
                     continue;
                 }
             };
-            total += data.len();
+            let (records, count) = data;
+            total += records.stand_in.len();
+            topic_bytes += records.stand_in.len() as u64;
+            topic_records += count;
             parts.push(
                 PartitionData::default()
                     .with_partition_index(fp.partition)
@@ -91,8 +113,14 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchRespons
                     .with_last_stable_offset(hw)
                     .with_log_start_offset(log_start)
                     .with_aborted_transactions(read_committed.then(Vec::new))
-                    .with_records(Some(data)),
+                    .with_records(Some(records.stand_in.clone())),
             );
+            shared.push(records);
+        }
+        if topic_bytes > 0 {
+            if let Some(t) = &topic {
+                sent.push((t.name.clone(), topic_bytes, topic_records));
+            }
         }
         topics.push(
             FetchableTopicResponse::default()
@@ -101,52 +129,57 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchRespons
                 .with_partitions(parts),
         );
     }
-    (
-        FetchResponse::default().with_responses(topics),
-        total,
-        any_error,
-    )
+    let reply = FetchReply {
+        resp: FetchResponse::default().with_responses(topics),
+        shared,
+        sent,
+    };
+    (reply, total, any_error)
+}
+
+/// Performs a read plan: a file range to send as is when it is long enough, else bytes.
+/// Returns the records to send and how many records they hold.
+fn resolve(plan: &ReadPlan) -> std::io::Result<(Shared, u64)> {
+    if let ReadData::File(r) = plan.resolve(SEND_FROM_FILE_MIN_BYTES)? {
+        let records = r.records;
+        if let Some(shared) = Shared::file(r) {
+            return Ok((shared, records));
+        }
+    }
+    let bytes = plan.execute()?;
+    let records = vltava_storage::batch::BatchWalker::new(&bytes)
+        .map(|(_, h)| h.records_count.max(0) as u64)
+        .sum();
+    Ok((Shared::bytes(bytes), records))
 }
 
 /// Counts the bytes and records a fetch response carries, per topic.
-fn count_out(state: &BrokerState, resp: &FetchResponse) {
-    for t in &resp.responses {
-        let name = if t.topic.0.is_empty() {
-            match state.topics.get_by_id(t.topic_id) {
-                Some(topic) => topic.name.clone(),
-                None => continue,
-            }
-        } else {
-            t.topic.0.to_string()
-        };
-        let (mut bytes, mut records) = (0u64, 0u64);
-        for p in &t.partitions {
-            if let Some(data) = &p.records {
-                bytes += data.len() as u64;
-                records += vltava_storage::batch::BatchWalker::new(data)
-                    .map(|(_, h)| h.records_count.max(0) as u64)
-                    .sum::<u64>();
-            }
-        }
-        if bytes > 0 {
-            let m = &state.metrics;
-            m.bytes_out
-                .with_label_values(&[name.as_str()])
-                .inc_by(bytes);
-            m.records_out
-                .with_label_values(&[name.as_str()])
-                .inc_by(records);
-        }
+fn count_out(state: &BrokerState, reply: &FetchReply) {
+    let m = &state.metrics;
+    let from_files: usize = reply
+        .shared
+        .iter()
+        .filter(|s| matches!(s.chunk, Chunk::File(_)))
+        .map(|s| s.chunk.len())
+        .sum();
+    m.fetch_file_bytes.inc_by(from_files as u64);
+    for (name, bytes, records) in &reply.sent {
+        m.bytes_out
+            .with_label_values(&[name.as_str()])
+            .inc_by(*bytes);
+        m.records_out
+            .with_label_values(&[name.as_str()])
+            .inc_by(*records);
     }
 }
 
-pub async fn handle(state: &BrokerState, req: FetchRequest, version: i16) -> FetchResponse {
-    let resp = wait_and_build(state, &req, version).await;
-    count_out(state, &resp);
-    resp
+pub async fn handle(state: &BrokerState, req: FetchRequest, version: i16) -> FetchReply {
+    let reply = wait_and_build(state, &req, version).await;
+    count_out(state, &reply);
+    reply
 }
 
-async fn wait_and_build(state: &BrokerState, req: &FetchRequest, version: i16) -> FetchResponse {
+async fn wait_and_build(state: &BrokerState, req: &FetchRequest, version: i16) -> FetchReply {
     let wait_ms = (req.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT_MS);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = req.min_bytes.max(0) as usize;
