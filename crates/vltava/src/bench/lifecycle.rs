@@ -153,6 +153,8 @@ pub async fn recovery(
             compression: "none".into(),
             acks: "all".into(),
             idempotence: false,
+            producer_props: Vec::new(),
+            consumer_props: Vec::new(),
         };
         Ok(super::workload::produce(&w, "bench-recovery", records, None, 0)?.records)
     })

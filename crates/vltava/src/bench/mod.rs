@@ -116,6 +116,13 @@ pub struct BenchArgs {
     /// Skip the sink and loopback baselines.
     #[arg(long)]
     pub no_baselines: bool,
+    /// Extra librdkafka producer property, `key=value` (repeatable; applied last, as
+    /// kafka-producer-perf-test's --producer-props).
+    #[arg(long = "producer-prop", value_parser = parse_prop)]
+    pub producer_props: Vec<(String, String)>,
+    /// Extra librdkafka consumer property, `key=value` (repeatable; applied last).
+    #[arg(long = "consumer-prop", value_parser = parse_prop)]
+    pub consumer_props: Vec<(String, String)>,
     /// Partitions on disk for the start-up scenario (topics of 100).
     #[arg(long, default_value_t = 10_000)]
     pub startup_partitions: u32,
@@ -128,6 +135,13 @@ pub struct BenchArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+fn parse_prop(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
 }
 
 fn mb_per_s(bytes: u64, d: Duration) -> f64 {
@@ -296,6 +310,8 @@ async fn run_workload(
         compression: format!("{:?}", a.compression).to_lowercase(),
         acks,
         idempotence: a.idempotence,
+        producer_props: a.producer_props.clone(),
+        consumer_props: a.consumer_props.clone(),
     };
     println!(
         "vltava bench: {} producer(s), {} consumer(s), {} partitions, {}-byte records, batch.size {}, linger.ms {}, compression {}, acks {}{}; broker {}",

@@ -41,6 +41,9 @@ pub struct Workload {
     pub compression: String,
     pub acks: String,
     pub idempotence: bool,
+    /// Extra librdkafka properties, applied after the ones above.
+    pub producer_props: Vec<(String, String)>,
+    pub consumer_props: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -136,6 +139,9 @@ pub fn produce(
             .set("enable.idempotence", w.idempotence.to_string())
             .set("queue.buffering.max.kbytes", "1048576")
             .set("message.timeout.ms", "120000");
+        for (k, v) in &w.producer_props {
+            cfg.set(k, v);
+        }
         let ctx = Delivery {
             ok: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -314,6 +320,9 @@ impl ConsumerGroup {
                 .set("session.timeout.ms", "10000")
                 .set("heartbeat.interval.ms", "1000")
                 .set("fetch.wait.max.ms", "100");
+            for (k, v) in &w.consumer_props {
+                cfg.set(k, v);
+            }
             let c: BaseConsumer = cfg.create().context("cannot create a consumer")?;
             c.subscribe(&[topic]).context("subscribe")?;
             let counters = Counters {
