@@ -15,6 +15,8 @@ use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
+use super::batch_queue::BatchQueue;
+
 /// Latency histograms hold microseconds up to one minute, 3 significant digits.
 pub fn latency_histogram() -> Histogram<u64> {
     // Constant bounds that hdrhistogram accepts: this cannot fail.
@@ -424,40 +426,77 @@ fn consume_one(c: BaseConsumer, k: Counters) -> anyhow::Result<Part> {
         last: None,
         e2e: latency_histogram(),
     };
-    let mut mine = 0usize;
+    let mut batches = BatchQueue::new(&c)?;
+    let mut mine: Vec<(String, i32)> = Vec::new();
     // The assignment is looked up every 50 ms at most (it copies a partition list).
     let mut checked = Instant::now() - Duration::from_secs(1);
     while !stop.load(Ordering::Acquire) {
-        let polled = c.poll(Duration::from_millis(20));
         if checked.elapsed() >= Duration::from_millis(50) {
             checked = Instant::now();
-            let now_assigned = c.assignment().map(|a| a.count()).unwrap_or(0);
-            if now_assigned > mine {
-                assigned.fetch_add(now_assigned - mine, Ordering::AcqRel);
-            } else {
-                assigned.fetch_sub(mine - now_assigned, Ordering::AcqRel);
+            let now_assigned: Vec<(String, i32)> = c
+                .assignment()
+                .map(|a| {
+                    a.elements()
+                        .iter()
+                        .map(|e| (e.topic().to_string(), e.partition()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if now_assigned != mine {
+                batches.route(&now_assigned);
+                if now_assigned.len() > mine.len() {
+                    assigned.fetch_add(now_assigned.len() - mine.len(), Ordering::AcqRel);
+                } else {
+                    assigned.fetch_sub(mine.len() - now_assigned.len(), Ordering::AcqRel);
+                }
+                mine = now_assigned;
             }
-            mine = now_assigned;
         }
-        let Some(m) = polled else { continue };
-        let m = match m {
-            Ok(m) => m,
-            Err(KafkaError::PartitionEOF(_)) => continue,
-            Err(e) => bail!("consumer error: {e}"),
+        // Group events, and records of partitions not (yet) routed to the batch queue.
+        let polled = c.poll(if mine.is_empty() {
+            Duration::from_millis(20)
+        } else {
+            Duration::ZERO
+        });
+        let measure_from = measure_from_us.load(Ordering::Relaxed);
+        let mut n = 0u64;
+        let mut take = |payload: &[u8], key_len_bytes: usize, now: Instant, part: &mut Part| {
+            part.first.get_or_insert(now);
+            part.last = Some(now);
+            part.records += 1;
+            part.bytes += (payload.len() + key_len_bytes) as u64;
+            if let Some(sent) = sent_us(payload) {
+                if sent >= measure_from {
+                    let _ = part.e2e.record(now_us().saturating_sub(sent).max(1));
+                }
+            }
+            n += 1;
         };
-        let now = Instant::now();
-        part.first.get_or_insert(now);
-        part.last = Some(now);
-        let payload = m.payload().unwrap_or_default();
-        part.records += 1;
-        part.bytes += (payload.len() + m.key().map_or(0, <[u8]>::len)) as u64;
-        if let Some(sent) = sent_us(payload) {
-            if sent >= measure_from_us.load(Ordering::Relaxed) {
-                let _ = part.e2e.record(now_us().saturating_sub(sent).max(1));
+        match polled {
+            None | Some(Err(KafkaError::PartitionEOF(_))) => {}
+            Some(Err(e)) => bail!("consumer error: {e}"),
+            Some(Ok(m)) => {
+                let payload = m.payload().unwrap_or_default();
+                take(
+                    payload,
+                    m.key().map_or(0, <[u8]>::len),
+                    Instant::now(),
+                    &mut part,
+                );
             }
         }
-        consumed.fetch_add(1, Ordering::AcqRel);
+        if !mine.is_empty() {
+            let mut now = None;
+            batches.read(20, |r| {
+                let at = *now.get_or_insert_with(Instant::now);
+                take(r.payload, r.key_len_bytes, at, &mut part);
+            })?;
+        }
+        if n > 0 {
+            consumed.fetch_add(n, Ordering::AcqRel);
+        }
     }
+    drop(batches);
     c.unsubscribe();
     Ok(part)
 }
