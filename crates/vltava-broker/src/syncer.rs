@@ -216,7 +216,7 @@ mod tests {
         {
             let mut q = syncer.queue.lock().expect("queue");
             for p in &topic.partitions {
-                p.log().append(&mut batch(3), &cfg, 0).expect("append");
+                p.log().append(&batch(3), &cfg, 0).expect("append");
                 p.sync_queued.store(true, Ordering::Release);
                 q.partitions.push_back(p.clone());
             }
@@ -228,8 +228,8 @@ mod tests {
                 s.spawn(move || {
                     for j in 0..50 {
                         let p = &topic.partitions[(t + j) % topic.partitions.len()];
-                        let mut b = batch(3);
-                        p.log().append(&mut b, cfg, 0).expect("append");
+                        let b = batch(3);
+                        p.log().append(&b, cfg, 0).expect("append");
                         syncer.request(p);
                     }
                 });

@@ -216,11 +216,18 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 /// Marks the batch as LogAppendTime with `now_ms` as its max timestamp and recomputes the CRC,
 /// as Kafka's `DefaultRecordBatch.setMaxTimestamp(LOG_APPEND_TIME, now)`.
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-    let attrs = be_i16(batch, ATTRIBUTES_AT) | ATTR_LOG_APPEND_TIME;
-    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attrs.to_be_bytes());
-    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    let (header, body) = batch.split_at_mut(BATCH_HEADER_BYTES);
+    set_log_append_time_split(header, body, now_ms);
+}
+
+/// [`set_log_append_time`] for a batch held in two parts: its header (the first
+/// [`BATCH_HEADER_BYTES`], rewritten here) and the records after it.
+pub fn set_log_append_time_split(header: &mut [u8], records: &[u8], now_ms: i64) {
+    let attrs = be_i16(header, ATTRIBUTES_AT) | ATTR_LOG_APPEND_TIME;
+    header[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attrs.to_be_bytes());
+    header[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[ATTRIBUTES_AT..]), records);
+    header[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Sets the record count and the batch length (from the buffer's size) of a rebuilt batch and

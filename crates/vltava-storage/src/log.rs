@@ -450,9 +450,12 @@ impl PartitionLog {
 
     /// Validates `batch` (as received), assigns offsets, applies the topic's timestamp type and
     /// the idempotent-producer rules, and writes it to the active segment (not yet synced).
+    /// Appends one batch as the client sent it. The batch is not copied: the fields the log
+    /// rewrites are all in its header, which is rewritten in a copy and written before the
+    /// records in one vectored write.
     pub fn append(
         &mut self,
-        batch: &mut [u8],
+        batch: &[u8],
         cfg: &LogConfig,
         now_ms: i64,
     ) -> Result<AppendOutcome, AppendError> {
@@ -489,15 +492,21 @@ impl PartitionLog {
         }
         self.maybe_roll(batch.len() as u64, h.last_offset_delta, cfg, now_ms)?;
         let base_offset = self.log_end_offset();
-        batch::set_base_offset(batch, base_offset);
-        batch::set_partition_leader_epoch(batch, 0);
+        // `validate` checked the batch holds at least a header.
+        let (header, records) = batch.split_at(batch::BATCH_HEADER_BYTES);
+        let mut header: [u8; batch::BATCH_HEADER_BYTES] = header
+            .try_into()
+            .map_err(|_| BatchError::Corrupt("batch shorter than its header".into()))?;
+        batch::set_base_offset(&mut header, base_offset);
+        batch::set_partition_leader_epoch(&mut header, 0);
         let mut log_append_time_ms = -1;
         if cfg.log_append_time {
-            batch::set_log_append_time(batch, now_ms);
+            batch::set_log_append_time_split(&mut header, records, now_ms);
             log_append_time_ms = now_ms;
         }
-        let stored = BatchHeader::parse(batch)?;
-        self.active_mut().append(batch, &stored, now_ms)?;
+        let stored = BatchHeader::parse(&header)?;
+        self.active_mut()
+            .append_parts(&header, records, &stored, now_ms)?;
         if idempotent {
             let ts = if cfg.log_append_time {
                 now_ms
@@ -942,8 +951,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
         let cfg = LogConfig::default();
-        let a = log.append(&mut make_batch(3, 1000, None), &cfg, 0).unwrap();
-        let b = log.append(&mut make_batch(2, 2000, None), &cfg, 0).unwrap();
+        let a = log.append(&make_batch(3, 1000, None), &cfg, 0).unwrap();
+        let b = log.append(&make_batch(2, 2000, None), &cfg, 0).unwrap();
         assert_eq!((a.base_offset, a.last_offset), (0, 2));
         assert_eq!((b.base_offset, b.last_offset), (3, 4));
         assert_eq!(log.high_watermark(), 0);
@@ -966,9 +975,9 @@ mod tests {
         let cfg = LogConfig::default();
         let mut sizes = Vec::new();
         for i in 0..40 {
-            let mut b = make_batch(3, i * 10, None);
+            let b = make_batch(3, i * 10, None);
             sizes.push(b.len() as u64);
-            log.append(&mut b, &cfg, 0).unwrap();
+            log.append(&b, &cfg, 0).unwrap();
         }
         sync(&mut log);
         let whole = |n: usize| sizes[..n].iter().sum::<u64>();
@@ -1017,8 +1026,7 @@ mod tests {
         {
             let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
             for i in 0..5 {
-                log.append(&mut make_batch(2, i * 10, None), &cfg, 0)
-                    .unwrap();
+                log.append(&make_batch(2, i * 10, None), &cfg, 0).unwrap();
             }
             sync(&mut log);
         }
@@ -1044,7 +1052,7 @@ mod tests {
         };
         let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
         for i in 0..10 {
-            log.append(&mut make_batch(1, i, None), &cfg, 0).unwrap();
+            log.append(&make_batch(1, i, None), &cfg, 0).unwrap();
         }
         sync(&mut log);
         assert!(log.segment_count() > 3);
@@ -1072,13 +1080,10 @@ mod tests {
             ..LogConfig::default()
         };
         let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
-        log.append(&mut make_batch(1, 0, None), &cfg, 10_000)
-            .unwrap();
-        log.append(&mut make_batch(1, 0, None), &cfg, 10_999)
-            .unwrap();
+        log.append(&make_batch(1, 0, None), &cfg, 10_000).unwrap();
+        log.append(&make_batch(1, 0, None), &cfg, 10_999).unwrap();
         assert_eq!(log.segment_count(), 1);
-        log.append(&mut make_batch(1, 0, None), &cfg, 11_000)
-            .unwrap();
+        log.append(&make_batch(1, 0, None), &cfg, 11_000).unwrap();
         assert_eq!(log.segment_count(), 2);
         sync(&mut log);
         let data = log.read(2, 1 << 20, true).unwrap().execute().unwrap();
@@ -1091,16 +1096,16 @@ mod tests {
         let cfg = LogConfig::default();
         let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
         let batch = make_batch(3, 0, Some((7, 0, 0)));
-        let first = log.append(&mut batch.clone(), &cfg, 0).unwrap();
-        let again = log.append(&mut batch.clone(), &cfg, 0).unwrap();
+        let first = log.append(&batch.clone(), &cfg, 0).unwrap();
+        let again = log.append(&batch.clone(), &cfg, 0).unwrap();
         assert!(again.duplicate);
         assert_eq!(again.base_offset, first.base_offset);
         sync(&mut log);
         drop(log);
         let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
-        assert!(log.append(&mut batch.clone(), &cfg, 0).unwrap().duplicate);
+        assert!(log.append(&batch.clone(), &cfg, 0).unwrap().duplicate);
         assert_eq!(log.log_end_offset(), 3);
-        let gap = log.append(&mut make_batch(1, 0, Some((7, 0, 9))), &cfg, 0);
+        let gap = log.append(&make_batch(1, 0, Some((7, 0, 9))), &cfg, 0);
         assert!(matches!(gap, Err(AppendError::Producer(_))));
     }
 
@@ -1109,8 +1114,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = LogConfig::default();
         let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
-        log.append(&mut make_batch(3, 100, None), &cfg, 0).unwrap(); // ts 100..102
-        log.append(&mut make_batch(3, 200, None), &cfg, 0).unwrap(); // ts 200..202
+        log.append(&make_batch(3, 100, None), &cfg, 0).unwrap(); // ts 100..102
+        log.append(&make_batch(3, 200, None), &cfg, 0).unwrap(); // ts 200..202
         sync(&mut log);
         assert_eq!(log.offset_for_timestamp(101).unwrap(), Some((1, 101)));
         assert_eq!(log.offset_for_timestamp(150).unwrap(), Some((3, 200)));
@@ -1131,11 +1136,13 @@ mod tests {
             ..LogConfig::default()
         };
         let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
-        let out = log.append(&mut make_batch(2, 5, None), &cfg, 777).unwrap();
+        let out = log.append(&make_batch(2, 5, None), &cfg, 777).unwrap();
         assert_eq!(out.log_append_time_ms, 777);
         sync(&mut log);
         let data = log.read(0, 1 << 20, true).unwrap().execute().unwrap();
-        assert_eq!(BatchHeader::parse(&data).unwrap().max_timestamp, 777);
+        // The CRC was recomputed over the rewritten header and the records the client sent.
+        let stored = batch::validate(&data).unwrap();
+        assert_eq!(stored.max_timestamp, 777);
         assert_eq!(log.offset_for_timestamp(700).unwrap(), Some((0, 777)));
     }
 
@@ -1193,7 +1200,7 @@ mod tests {
             let key = format!("k{}", i % 4);
             let value = format!("value-{i}");
             let b = make_keyed_batch(&[(Some(key.as_bytes()), Some(value.as_bytes()))], i, None);
-            let out = log.append(&mut b.clone(), &cfg, 0).unwrap();
+            let out = log.append(&b.clone(), &cfg, 0).unwrap();
             assert_eq!(out.base_offset, i);
             latest.insert(key.into_bytes(), (i, value.into_bytes()));
         }
@@ -1229,7 +1236,7 @@ mod tests {
         assert_eq!(read_all(&log), after);
         assert_eq!(log.log_end_offset(), 40);
         let b = make_keyed_batch(&[(Some(b"k0"), Some(b"again"))], 50, None);
-        assert_eq!(log.append(&mut b.clone(), &cfg, 0).unwrap().base_offset, 40);
+        assert_eq!(log.append(&b.clone(), &cfg, 0).unwrap().base_offset, 40);
         // Nothing dirty: no cleaning is planned at a high ratio.
         let strict = LogConfig {
             min_cleanable_dirty_ratio: 0.99,
@@ -1253,8 +1260,8 @@ mod tests {
             (b"d", Some(b"1")),
         ];
         for (i, (k, v)) in batches.iter().enumerate() {
-            let mut b = make_keyed_batch(&[(Some(*k), *v)], 1000 + i as i64, None);
-            log.append(&mut b, &cfg, 0).unwrap();
+            let b = make_keyed_batch(&[(Some(*k), *v)], 1000 + i as i64, None);
+            log.append(&b, &cfg, 0).unwrap();
             log.roll().unwrap();
         }
         sync(&mut log);
@@ -1309,8 +1316,8 @@ mod tests {
         let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
         for i in 0..20i64 {
             let v = format!("{i}");
-            let mut b = make_keyed_batch(&[(Some(b"k"), Some(v.as_bytes()))], i, None);
-            log.append(&mut b, &cfg, 0).unwrap();
+            let b = make_keyed_batch(&[(Some(b"k"), Some(v.as_bytes()))], i, None);
+            log.append(&b, &cfg, 0).unwrap();
         }
         sync(&mut log);
         let before = read_all(&log);

@@ -302,14 +302,25 @@ impl Segment {
 
     /// Appends one validated batch whose base offset is already set.
     pub fn append(&mut self, bytes: &[u8], h: &BatchHeader, now_ms: i64) -> io::Result<()> {
+        self.append_parts(bytes, &[], h, now_ms)
+    }
+
+    /// Appends a batch given as two consecutive parts (a rewritten header and the records).
+    pub fn append_parts(
+        &mut self,
+        head: &[u8],
+        rest: &[u8],
+        h: &BatchHeader,
+        now_ms: i64,
+    ) -> io::Result<()> {
         let pos = self.size_bytes;
-        if let Err(e) = self.file.write_all_at(bytes, pos) {
+        if let Err(e) = write_all_parts_at(&self.file, head, rest, pos) {
             // Leave no partial batch behind for readers or for recovery to find.
             let _ = self.file.set_len(pos);
             return Err(e);
         }
         self.track(h, pos);
-        self.size_bytes = pos + bytes.len() as u64;
+        self.size_bytes = pos + (head.len() + rest.len()) as u64;
         self.first_append_ms.get_or_insert(now_ms);
         Ok(())
     }
@@ -488,5 +499,28 @@ impl ScanReader {
         }
         let off = (pos - self.start) as usize;
         Ok(Some(&self.buf[off..off + len]))
+    }
+}
+
+/// Writes `head` then `rest` at `pos`: one `pwritev` in the common case, then what a short
+/// write left.
+fn write_all_parts_at(file: &File, head: &[u8], rest: &[u8], pos: u64) -> io::Result<()> {
+    let written = loop {
+        match rustix::io::pwritev(file, &[io::IoSlice::new(head), io::IoSlice::new(rest)], pos) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let total = head.len() + rest.len();
+    if written >= total {
+        return Ok(());
+    }
+    if written < head.len() {
+        file.write_all_at(&head[written..], pos + written as u64)?;
+        file.write_all_at(rest, pos + head.len() as u64)
+    } else {
+        let done = written - head.len();
+        file.write_all_at(&rest[done..], pos + written as u64)
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -101,8 +101,7 @@ fn append_one(
         }
     }
     let cfg = topic.config.log_config();
-    let mut batch = BytesMut::from(&records[..]);
-    let result = partition.log().append(&mut batch, &cfg, now_ms());
+    let result = partition.log().append(&records, &cfg, now_ms());
     match result {
         Ok(out) => {
             if !out.duplicate {
