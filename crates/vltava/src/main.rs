@@ -79,7 +79,8 @@ fn main() -> ExitCode {
             init_logging(&std::env::var("VLTAVA_LOG").unwrap_or_else(|_| "warn,rdkafka=off".into()))
         }
     }
-    if matches!(cli.command, Command::Serve(_)) {
+    // The bench too: its clients and baselines move a gigabyte through large buffers.
+    if matches!(cli.command, Command::Serve(_) | Command::Bench(_)) {
         tune_allocator();
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()

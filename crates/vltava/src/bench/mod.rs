@@ -332,7 +332,14 @@ async fn run_workload(
     let mut admin = lifecycle::admin(&w.bootstrap).await?;
     lifecycle::create_topic(&mut admin, &topic, w.partitions, &[]).await?;
 
-    // 1. Produce at full speed.
+    // 1. Produce at full speed, after freeing as much memory as it will write (see
+    // `baseline::recycle_memory`; the sink gets the same).
+    let estimate_bytes = a.records * (w.record_size_bytes as u64 + 16);
+    blocking(move || {
+        baseline::recycle_memory(estimate_bytes);
+        Ok(())
+    })
+    .await?;
     let (m0, s0, c0) = (target.metrics(), target.stats(), own_stats());
     let prod = {
         let (w, topic, n) = (w.clone(), topic.clone(), a.records);
@@ -387,6 +394,7 @@ async fn run_workload(
         // many as TCP buffers allow (max.in.flight 1000000).
         let in_flight = if w.idempotence { 5 } else { 64 };
         let sink = blocking(move || {
+            baseline::recycle_memory(wire_bytes);
             baseline::sink(&sink_dir, conns, wire_bytes, request_bytes, in_flight)
         })
         .await?;
