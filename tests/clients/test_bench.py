@@ -44,6 +44,12 @@ def test_workload_with_its_own_broker_and_baselines(tmp_path):
     assert e["records"] == 4000 and 1000 <= e["latency"]["samples"] < 4000, e
     lat = e["latency"]
     assert 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["p999_ms"] <= lat["max_ms"]
+    # The floor under it: the sink acknowledged one request per linger.ms (1 ms) for the same two
+    # seconds; those sent after the warm-up second were measured.
+    floor = e["sink_ack_latency"]
+    assert 1000 <= floor["samples"] <= 2000, floor
+    assert 0 < floor["p50_ms"] <= floor["p99_ms"] <= floor["max_ms"]
+    assert "minimal sink at the same rate" in text
     assert b["spawned"] and 0 < b["idle_rss_bytes"] <= b["peak_rss_bytes"] and b["cpu_s"] > 0
     assert rep["workload"]["partitions"] == 3
     # The clients' own CPU, per phase: they produced and consumed 20 MB, which takes some.

@@ -16,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
+use hdrhistogram::Histogram;
 
 /// Frames buffered between the sink's readers and its writer (bounded).
 const SINK_QUEUE_FRAMES: usize = 256;
@@ -60,18 +61,57 @@ pub fn sink(
 ) -> anyhow::Result<SinkResult> {
     let connections = connections.max(1);
     let request_bytes = request_bytes.clamp(1, SINK_MAX_FRAME_BYTES);
+    let started = Instant::now();
+    let (fsyncs, bytes, _) = run_sink(dir, connections, |i, addr| {
+        let share = total_bytes / connections as u64
+            + u64::from((i as u64) < total_bytes % connections as u64);
+        sink_client(addr, share, request_bytes, in_flight.max(1))
+    })?;
+    Ok(SinkResult {
+        bytes,
+        elapsed: started.elapsed(),
+        fsyncs,
+    })
+}
+
+/// The floor under end-to-end latency: requests of `rate_per_s × linger_ms` records of
+/// `record_bytes`, one every `linger_ms` (as a producer lingering that long sends them), into
+/// the same sink; the latency of each request's acknowledgement (send → durable → ack), µs,
+/// for the requests sent after `warmup`.
+pub fn sink_latency(
+    dir: &Path,
+    rate_per_s: f64,
+    record_bytes: usize,
+    linger_ms: u64,
+    warmup: Duration,
+    measured: Duration,
+) -> anyhow::Result<Histogram<u64>> {
+    let interval = Duration::from_millis(linger_ms.max(1));
+    let records = (rate_per_s * interval.as_secs_f64()).max(1.0);
+    let request_bytes = ((records * record_bytes as f64) as usize).clamp(1, SINK_MAX_FRAME_BYTES);
+    let (_, _, mut latencies) = run_sink(dir, 1, |_, addr| {
+        paced_sink_client(addr, request_bytes, interval, warmup, measured)
+    })?;
+    latencies
+        .pop()
+        .ok_or_else(|| anyhow!("the paced sink client returned nothing"))
+}
+
+/// Runs a sink on `dir/sink.log` for `connections` clients, each `client(index, address)` on its
+/// own thread. Returns the fsyncs, the bytes written and the clients' results.
+fn run_sink<R: Send>(
+    dir: &Path,
+    connections: usize,
+    client: impl Fn(usize, std::net::SocketAddr) -> anyhow::Result<R> + Sync,
+) -> anyhow::Result<(u64, u64, Vec<R>)> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let path = dir.join("sink.log");
     let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-    let started = Instant::now();
-    let result = std::thread::scope(|s| -> anyhow::Result<(u64, u64)> {
+    let client = &client;
+    let result = std::thread::scope(|s| -> anyhow::Result<(u64, u64, Vec<R>)> {
         let clients: Vec<_> = (0..connections)
-            .map(|i| {
-                let share = total_bytes / connections as u64
-                    + u64::from((i as u64) < total_bytes % connections as u64);
-                s.spawn(move || sink_client(addr, share, request_bytes, in_flight.max(1)))
-            })
+            .map(|i| s.spawn(move || client(i, addr)))
             .collect();
         let mut streams = Vec::new();
         for _ in 0..connections {
@@ -107,18 +147,67 @@ pub fn sink(
             .join()
             .map_err(|_| anyhow!("the sink's syncer panicked"))??;
         let bytes = appended?;
+        let mut results = Vec::new();
         for c in clients {
-            c.join().map_err(|_| anyhow!("a sink client panicked"))??;
+            results.push(c.join().map_err(|_| anyhow!("a sink client panicked"))??);
         }
-        Ok((fsyncs, bytes))
+        Ok((fsyncs, bytes, results))
     });
-    let elapsed = started.elapsed();
     let _ = std::fs::remove_file(&path);
-    let (fsyncs, bytes) = result?;
-    Ok(SinkResult {
-        bytes,
-        elapsed,
-        fsyncs,
+    result
+}
+
+/// Sends a request of `request_bytes` every `interval` (sleeping in between; late requests go
+/// out back to back) for `warmup + measured`, and records each acknowledgement's latency.
+fn paced_sink_client(
+    addr: std::net::SocketAddr,
+    request_bytes: usize,
+    interval: Duration,
+    warmup: Duration,
+    measured: Duration,
+) -> anyhow::Result<Histogram<u64>> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    let mut acks = s.try_clone()?;
+    let sent_at: Mutex<VecDeque<Instant>> = Mutex::new(VecDeque::new());
+    let started = Instant::now();
+    let measure_from = started + warmup;
+    let requests = ((warmup + measured).as_secs_f64() / interval.as_secs_f64()) as u64;
+    std::thread::scope(|sc| -> anyhow::Result<Histogram<u64>> {
+        let reader = sc.spawn(|| -> anyhow::Result<Histogram<u64>> {
+            let mut h = super::workload::latency_histogram();
+            let mut ack = [0u8; 1];
+            for _ in 0..requests {
+                acks.read_exact(&mut ack)?;
+                let now = Instant::now();
+                let sent = sent_at
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop_front();
+                if let Some(t) = sent.filter(|t| *t >= measure_from) {
+                    let _ = h.record((now - t).as_micros().max(1) as u64);
+                }
+            }
+            Ok(h)
+        });
+        let payload = vec![b'x'; request_bytes];
+        for i in 0..requests {
+            let due = started + interval.mul_f64(i as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            sent_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_back(Instant::now());
+            s.write_all(&(request_bytes as u32).to_be_bytes())?;
+            s.write_all(&payload)?;
+        }
+        let h = reader
+            .join()
+            .map_err(|_| anyhow!("the paced client's reader panicked"))??;
+        s.shutdown(std::net::Shutdown::Write)?;
+        Ok(h)
     })
 }
 

@@ -527,9 +527,26 @@ async fn run_workload(
         latency_line(&econs.e2e_latency)
     );
     println!("          ack latency {}", latency_line(&eprod.ack_latency));
+    let mut e2e_floor = None;
+    if !a.no_baselines {
+        let sink_dir = dir.sub("sink-latency")?;
+        let record_bytes = (wire_bytes / prod.records.max(1)).max(1) as usize;
+        let (linger_ms, warmup) = (a.e2e_linger_ms, Duration::from_secs(a.e2e_warmup_secs));
+        let measured = Duration::from_secs(a.e2e_secs);
+        let h = blocking(move || {
+            baseline::sink_latency(&sink_dir, rate, record_bytes, linger_ms, warmup, measured)
+        })
+        .await?;
+        println!(
+            "  minimal sink at the same rate, one request per {linger_ms} ms: ack latency {}",
+            latency_line(&h)
+        );
+        e2e_floor = Some(latency(&h));
+    }
     report.insert(
         "e2e".into(),
         json!({
+            "sink_ack_latency": e2e_floor,
             "target_records_per_s": rate,
             "linger_ms": a.e2e_linger_ms,
             "warmup_s": a.e2e_warmup_secs,
