@@ -419,27 +419,10 @@ mod tests {
 
     #[test]
     fn chunked_fetch_responses_equal_the_copied_encoding_and_share_the_records() {
-        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-        use kafka_protocol::messages::FetchResponse;
         let big = Bytes::from(vec![7u8; 100_000]);
         let small = Bytes::from_static(b"tiny");
         for version in [4i16, 11, 12, 16] {
-            let resp =
-                FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
-                    .with_topic(kafka_protocol::messages::TopicName(
-                        kafka_protocol::protocol::StrBytes::from_static_str("t"),
-                    ))
-                    .with_partitions(vec![
-                        PartitionData::default()
-                            .with_partition_index(0)
-                            .with_records(Some(big.clone())),
-                        PartitionData::default()
-                            .with_partition_index(1)
-                            .with_records(Some(small.clone())),
-                        PartitionData::default()
-                            .with_partition_index(2)
-                            .with_records(Some(big.clone())),
-                    ])]);
+            let resp = fetch_body(vec![big.clone(), small.clone(), big.clone()]);
             let whole = encode_response(ApiKey::Fetch, version, 9, &resp).unwrap();
             let chunks = encode_response_chunks(
                 ApiKey::Fetch,
@@ -459,6 +442,27 @@ mod tests {
                 "both big record sets are sent from their own buffer"
             );
         }
+    }
+
+    /// A fetch response for topic "t" whose partitions 0, 1, ... hold these records.
+    fn fetch_body(records: Vec<Bytes>) -> kafka_protocol::messages::FetchResponse {
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        let partitions = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                PartitionData::default()
+                    .with_partition_index(i as i32)
+                    .with_records(Some(r))
+            })
+            .collect();
+        kafka_protocol::messages::FetchResponse::default().with_responses(vec![
+            FetchableTopicResponse::default()
+                .with_topic(kafka_protocol::messages::TopicName(
+                    kafka_protocol::protocol::StrBytes::from_static_str("t"),
+                ))
+                .with_partitions(partitions),
+        ])
     }
 
     /// The chunks' bytes back to back, file ranges read from their files.
@@ -484,8 +488,6 @@ mod tests {
 
     #[test]
     fn file_ranges_of_equal_length_go_out_in_place_of_their_stand_ins_in_order() {
-        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-        use kafka_protocol::messages::FetchResponse;
         use std::io::Write;
         let mut f = tempfile::tempfile().unwrap();
         let (a, b) = (vec![1u8; 70_000], vec![2u8; 70_000]);
@@ -503,24 +505,9 @@ mod tests {
             Shared::file(range(70_000)).unwrap(),
         ];
         assert_eq!(shared[0].stand_in.as_ptr(), shared[1].stand_in.as_ptr());
-        let body = |records: [Bytes; 2]| {
-            let [r0, r1] = records;
-            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
-                .with_topic(kafka_protocol::messages::TopicName(
-                    kafka_protocol::protocol::StrBytes::from_static_str("t"),
-                ))
-                .with_partitions(vec![
-                    PartitionData::default()
-                        .with_partition_index(0)
-                        .with_records(Some(r0)),
-                    PartitionData::default()
-                        .with_partition_index(1)
-                        .with_records(Some(r1)),
-                ])])
-        };
-        let stand_ins = body([shared[0].stand_in.clone(), shared[1].stand_in.clone()]);
+        let stand_ins = fetch_body(vec![shared[0].stand_in.clone(), shared[1].stand_in.clone()]);
         let chunks = encode_response_chunks(ApiKey::Fetch, 12, 3, &stand_ins, &shared).unwrap();
-        let real = body([Bytes::from(a), Bytes::from(b)]);
+        let real = fetch_body(vec![Bytes::from(a), Bytes::from(b)]);
         let whole = encode_response(ApiKey::Fetch, 12, 3, &real).unwrap();
         assert_eq!(join(&chunks), whole.to_vec());
         assert_eq!(
