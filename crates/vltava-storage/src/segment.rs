@@ -300,12 +300,8 @@ impl Segment {
         self.next_offset = h.next_offset();
     }
 
-    /// Appends one validated batch whose base offset is already set.
-    pub fn append(&mut self, bytes: &[u8], h: &BatchHeader, now_ms: i64) -> io::Result<()> {
-        self.append_parts(bytes, &[], h, now_ms)
-    }
-
-    /// Appends a batch given as two consecutive parts (a rewritten header and the records).
+    /// Appends one validated batch whose base offset is already set, given as two consecutive
+    /// parts (the rewritten header and the records).
     pub fn append_parts(
         &mut self,
         head: &[u8],
