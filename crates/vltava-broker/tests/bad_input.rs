@@ -212,7 +212,9 @@ async fn acknowledged_data_survives_a_restart() {
     let cfg = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path());
     let b = Broker::start(cfg.clone()).await.unwrap();
     let mut s = connect(&b).await;
-    create_topic(&mut s, "keep", 1, &[]).await;
+    // The test batches carry 2023 timestamps: under the default retention.ms (7 days) the
+    // retention pass that runs at start-up could delete them before the fetch below.
+    create_topic(&mut s, "keep", 1, &[("retention.ms", "-1")]).await;
     for i in 0..20 {
         let v = format!("v{i}");
         let resp: ProduceResponse = call(
