@@ -476,6 +476,12 @@ fn consume_one(c: BaseConsumer, k: Counters) -> anyhow::Result<Part> {
             None | Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => bail!("consumer error: {e}"),
             Some(Ok(m)) => {
+                // A partition whose records come this way is not forwarded: after a rebalance
+                // that revoked and gave back the same partitions between two assignment checks,
+                // the list above did not change but librdkafka dropped the forwarding.
+                if !mine.is_empty() {
+                    batches.route(&[(m.topic().to_string(), m.partition())]);
+                }
                 let payload = m.payload().unwrap_or_default();
                 take(
                     payload,
