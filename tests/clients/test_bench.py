@@ -40,6 +40,10 @@ def test_workload_with_its_own_broker_and_baselines(tmp_path):
     assert 0 < p["fraction_of_sink"]
     assert c["records"] >= 20000 and c["batch_bytes"] >= 20000 * 1024
     assert 0 < c["fraction_of_loopback"]
+    # The consumers' fetch thread, read from /proc (whole 10 ms ticks: a short phase may read 0).
+    ft = c["fetch_thread_cpu"]
+    assert ft["wall_s"] > 0 and 0 <= ft["cpu_s"] <= ft["wall_s"] + 0.02, ft
+    assert "librdkafka broker thread" in text
     # One second of warm-up and one measured, at 2000/s: only the second one's records count.
     assert e["records"] == 4000 and 1000 <= e["latency"]["samples"] < 4000, e
     lat = e["latency"]

@@ -447,7 +447,16 @@ async fn run_workload(
         mb_per_s(cons.bytes, cons.elapsed),
         mb_per_s(read_bytes, cons.elapsed),
     );
+    if let Some((cpu_s, wall_s)) = cons.fetch_thread_cpu {
+        println!(
+            "  the consumers' busiest librdkafka broker thread (receives and parses fetch responses): {:.2} CPU-s in {:.2} s, {:.0}% of a core",
+            cpu_s,
+            wall_s,
+            100.0 * cpu_s / wall_s.max(1e-9)
+        );
+    }
     let mut consume = json!({
+        "fetch_thread_cpu": cons.fetch_thread_cpu.map(|(cpu_s, wall_s)| json!({"cpu_s": cpu_s, "wall_s": wall_s})),
         "records": cons.records,
         "seconds": cons.elapsed.as_secs_f64(),
         "first_record_ms": cons.first_record_after.as_secs_f64() * 1000.0,

@@ -38,6 +38,34 @@ impl ProcStats {
     }
 }
 
+/// CPU seconds of each thread of this process whose name starts with `prefix`, by thread id.
+pub fn threads_cpu_s(prefix: &str) -> Vec<(i32, f64)> {
+    let Ok(me) = procfs::process::Process::myself() else {
+        return Vec::new();
+    };
+    let Ok(tasks) = me.tasks() else {
+        return Vec::new();
+    };
+    let ticks = procfs::ticks_per_second() as f64;
+    tasks
+        .flatten()
+        .filter_map(|t| t.stat().ok())
+        .filter(|s| s.comm.starts_with(prefix))
+        .map(|s| (s.pid, (s.utime + s.stime) as f64 / ticks))
+        .collect()
+}
+
+/// The most CPU one thread used between two [`threads_cpu_s`] readings (threads in both).
+pub fn busiest_thread_cpu_s(before: &[(i32, f64)], after: &[(i32, f64)]) -> Option<f64> {
+    after
+        .iter()
+        .filter_map(|(tid, cpu)| {
+            let (_, was) = before.iter().find(|(t, _)| t == tid)?;
+            Some(cpu - was)
+        })
+        .max_by(f64::total_cmp)
+}
+
 /// The cluster a bench talks to.
 pub struct Target {
     pub bootstrap: String,

@@ -16,6 +16,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
 use super::batch_queue::BatchQueue;
+use super::proc;
 
 /// Latency histograms hold microseconds up to one minute, 3 significant digits.
 pub fn latency_histogram() -> Histogram<u64> {
@@ -279,6 +280,10 @@ pub struct ConsumeResult {
     pub elapsed: Duration,
     /// Subscribe to first record (group join, assignment, first fetch).
     pub first_record_after: Duration,
+    /// The busiest librdkafka broker thread of the consumers (the one that receives and parses
+    /// fetch responses): its CPU seconds and the wall seconds they were measured over, from the
+    /// first record counted to the last.
+    pub fetch_thread_cpu: Option<(f64, f64)>,
     /// Send (the timestamp in the payload) → received, µs.
     pub e2e_latency: Histogram<u64>,
 }
@@ -365,9 +370,22 @@ impl ConsumerGroup {
     /// Waits until `records` records were consumed (or `timeout` passed), then stops.
     pub fn finish(self, records: u64, timeout: Duration) -> anyhow::Result<ConsumeResult> {
         let deadline = Instant::now() + timeout;
-        while self.consumed.load(Ordering::Acquire) < records && Instant::now() < deadline {
+        let mut first_seen: Option<(Instant, Vec<(i32, f64)>)> = None;
+        loop {
+            let consumed = self.consumed.load(Ordering::Acquire);
+            if consumed > 0 && first_seen.is_none() {
+                first_seen = Some((Instant::now(), proc::threads_cpu_s(FETCH_THREAD_PREFIX)));
+            }
+            if consumed >= records || Instant::now() >= deadline {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(1));
         }
+        let fetch_thread_cpu = first_seen.and_then(|(at, before)| {
+            let after = proc::threads_cpu_s(FETCH_THREAD_PREFIX);
+            let cpu_s = proc::busiest_thread_cpu_s(&before, &after)?;
+            Some((cpu_s, at.elapsed().as_secs_f64()))
+        });
         self.stop.store(true, Ordering::Release);
         let mut out = ConsumeResult {
             records: 0,
@@ -375,6 +393,7 @@ impl ConsumerGroup {
             elapsed: Duration::ZERO,
             first_record_after: Duration::ZERO,
             e2e_latency: latency_histogram(),
+            fetch_thread_cpu,
         };
         let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
         for t in self.threads {
@@ -403,6 +422,9 @@ impl ConsumerGroup {
         Ok(out)
     }
 }
+
+/// librdkafka names a client's thread for each broker connection `rdk:broker<id>`.
+const FETCH_THREAD_PREFIX: &str = "rdk:broker";
 
 /// What a consumer thread shares with the group.
 struct Counters {
