@@ -44,6 +44,10 @@ def test_workload_with_its_own_broker_and_baselines(tmp_path):
     ft = c["fetch_thread_cpu"]
     assert ft["wall_s"] > 0 and 0 <= ft["cpu_s"] <= ft["wall_s"] + 0.02, ft
     assert "librdkafka broker thread" in text
+    # The bound the clients' CPU puts on consumption: all cores at their CPU per byte plus what
+    # loopback's sender paid per byte.
+    assert c["client_bound_mb_per_s"] > 0 and c["loopback"]["sender_cpu_s"] > 0
+    assert "no broker could serve these clients" in text
     # One second of warm-up and one measured, at 2000/s: only the second one's records count.
     assert e["records"] == 4000 and 1000 <= e["latency"]["samples"] < 4000, e
     lat = e["latency"]

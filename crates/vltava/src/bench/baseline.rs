@@ -371,13 +371,33 @@ pub fn recycle_memory(bytes: u64) {
     std::hint::black_box(&touched);
 }
 
+/// What [`loopback`] measured.
+pub struct Loopback {
+    pub elapsed: Duration,
+    /// CPU the sending threads used: the least any server pays to put these bytes on loopback.
+    pub sender_cpu_s: f64,
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu_s() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `t` is.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return 0.0;
+    }
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
 /// Moves `total_bytes` over `connections` loopback connections from memory to memory.
-pub fn loopback(connections: usize, total_bytes: u64) -> anyhow::Result<Duration> {
+pub fn loopback(connections: usize, total_bytes: u64) -> anyhow::Result<Loopback> {
     let connections = connections.max(1);
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let started = Instant::now();
-    std::thread::scope(|s| -> anyhow::Result<()> {
+    let sender_cpu_s = std::thread::scope(|s| -> anyhow::Result<f64> {
         let readers: Vec<_> = (0..connections)
             .map(|_| {
                 s.spawn(move || -> std::io::Result<u64> {
@@ -393,11 +413,12 @@ pub fn loopback(connections: usize, total_bytes: u64) -> anyhow::Result<Duration
                 })
             })
             .collect();
+        let mut senders = Vec::new();
         for i in 0..connections {
             let (mut stream, _) = listener.accept()?;
             let share = total_bytes / connections as u64
                 + u64::from((i as u64) < total_bytes % connections as u64);
-            s.spawn(move || -> std::io::Result<()> {
+            senders.push(s.spawn(move || -> std::io::Result<f64> {
                 let buf = vec![7u8; LOOPBACK_BUFFER_BYTES];
                 let mut left = share;
                 while left > 0 {
@@ -405,8 +426,8 @@ pub fn loopback(connections: usize, total_bytes: u64) -> anyhow::Result<Duration
                     stream.write_all(&buf[..n])?;
                     left -= n as u64;
                 }
-                Ok(())
-            });
+                Ok(thread_cpu_s())
+            }));
         }
         let mut got = 0;
         for r in readers {
@@ -414,12 +435,21 @@ pub fn loopback(connections: usize, total_bytes: u64) -> anyhow::Result<Duration
                 .join()
                 .map_err(|_| anyhow!("a loopback reader panicked"))??;
         }
+        let mut sender_cpu_s = 0.0;
+        for t in senders {
+            sender_cpu_s += t
+                .join()
+                .map_err(|_| anyhow!("a loopback sender panicked"))??;
+        }
         if got != total_bytes {
             return Err(anyhow!("loopback moved {got} of {total_bytes} bytes"));
         }
-        Ok(())
+        Ok(sender_cpu_s)
     })?;
-    Ok(started.elapsed())
+    Ok(Loopback {
+        elapsed: started.elapsed(),
+        sender_cpu_s,
+    })
 }
 
 #[cfg(test)]
@@ -436,6 +466,7 @@ mod tests {
 
     #[test]
     fn loopback_moves_every_byte() {
-        loopback(2, 5 * 1024 * 1024 + 3).unwrap();
+        let l = loopback(2, 5 * 1024 * 1024 + 3).unwrap();
+        assert!(l.sender_cpu_s > 0.0 && l.elapsed > Duration::ZERO);
     }
 }

@@ -469,18 +469,37 @@ async fn run_workload(
     if !a.no_baselines {
         let conns = w.consumers;
         let raw = blocking(move || baseline::loopback(conns, read_bytes)).await?;
-        let ratio = raw.as_secs_f64() / cons.elapsed.as_secs_f64().max(1e-9);
+        let ratio = raw.elapsed.as_secs_f64() / cons.elapsed.as_secs_f64().max(1e-9);
+        let raw_mb_s = mb_per_s(read_bytes, raw.elapsed);
         println!(
             "  raw loopback TCP, same {:.1} MB over {} connection(s): {:.1} MB/s → Vltava reaches {:.0}% of it",
             read_bytes as f64 / 1e6,
             conns,
-            mb_per_s(read_bytes, raw),
+            raw_mb_s,
             ratio * 100.0
         );
+        // However cheap the broker, the clients' CPU bounds consumption: a broker pays at least
+        // what loopback's sender paid to put the bytes on the socket, and the cores are shared.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let gb = read_bytes as f64 / 1e9;
+        let client_cpu_s = cpu_delta(c2, c3).filter(|cpu_s| *cpu_s > 0.0);
+        let client_bound = client_cpu_s.map(|cpu_s| cores * gb * 1e3 / (cpu_s + raw.sender_cpu_s));
+        if let (Some(cpu_s), Some(bound_mb_s)) = (client_cpu_s, client_bound) {
+            println!(
+                "  CPU per GB: consumer clients {:.2} s, loopback sender {:.2} s; on {} cores no broker could serve these clients over {:.1} MB/s, {:.0}% of raw loopback",
+                cpu_s / gb,
+                raw.sender_cpu_s / gb,
+                cores,
+                bound_mb_s,
+                100.0 * bound_mb_s / raw_mb_s.max(1e-9)
+            );
+        }
         consume["loopback"] = json!({
-            "seconds": raw.as_secs_f64(),
-            "mb_per_s": mb_per_s(read_bytes, raw),
+            "seconds": raw.elapsed.as_secs_f64(),
+            "mb_per_s": raw_mb_s,
+            "sender_cpu_s": raw.sender_cpu_s,
         });
+        consume["client_bound_mb_per_s"] = json!(client_bound);
         consume["fraction_of_loopback"] = json!(ratio);
     }
     report.insert("consume".into(), consume);
