@@ -98,6 +98,7 @@ def test_startup_and_recovery_restart_a_real_broker(tmp_path):
                    tmp_path=tmp_path)
     s = rep["startup"]
     assert s["partitions"] == 250 and len(s["restarts_ms"]) == 2 and s["idle_rss_bytes"] > 0
+    assert len(s["shutdowns_ms"]) == 2 and min(s["shutdowns_ms"]) > 0
     # 3 topics of up to 100 partitions, each partition with its own directory.
     dirs = [d for d in os.listdir(tmp_path / "data" / "startup") if d.startswith("bench-startup-")]
     assert len(dirs) == 250, len(dirs)

@@ -2,6 +2,7 @@
 idempotent producer whose requests are retried because a proxy cuts connections."""
 import glob
 import os
+import re
 import socket
 import threading
 import time
@@ -69,13 +70,25 @@ def test_acknowledged_records_survive_sigkill(broker_factory):
     check_order_and_count(records, len(records))
 
 
-def test_corrupt_tail_is_truncated_at_startup(broker_factory):
+def trusted_at_last_start(broker):
+    """How many active segments the broker's last start opened from their index files."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", broker.log())
+    counts = re.findall(r"active_segments_opened_from_their_indexes=(\d+)", plain)
+    assert counts, plain[-2000:]
+    return int(counts[-1])
+
+
+# A segment under 1 MiB is always scanned at start-up; a larger one, after a clean shutdown, is
+# opened from its index files and only its last batch is checked: both find the torn tail.
+@pytest.mark.parametrize("pad_bytes", [0, 30_000], ids=["small-segment", "large-segment"])
+def test_corrupt_tail_is_truncated_at_startup(broker_factory, pad_bytes):
     b = broker_factory()
     bs, topic = b.bootstrap, "torn"
     create(bs, topic, 1)
+    tag = "torn" + "x" * pad_bytes
     p = Producer({"bootstrap.servers": bs, "linger.ms": 0, "batch.num.messages": 1})
     for i in range(50):
-        p.produce(topic, key="k", value=value_for("k", i, "torn"))
+        p.produce(topic, key="k", value=value_for("k", i, tag))
         p.flush(10)  # one batch per record
     assert b.terminate() == 0
     seg = sorted(glob.glob(os.path.join(b.data_dir, f"{topic}-0", "*.log")))[-1]
@@ -96,6 +109,42 @@ def test_corrupt_tail_is_truncated_at_startup(broker_factory):
     p.produce(topic, key="k", value=value_for("k", 100, "after"), on_delivery=lambda e, m: offsets.append(m.offset()))
     p.flush(10)
     assert offsets == [49]
+
+
+def test_a_clean_restart_opens_a_large_active_segment_from_its_indexes(broker_factory):
+    b = broker_factory()
+    bs, topic = b.bootstrap, "big-active"
+    create(bs, topic, 1)
+    tag = "big" + "x" * 30_000
+    errors = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(err)
+
+    # One idempotent producer, kept across the restart: its sequence numbers go on from the
+    # producer state the broker saved at the shutdown.
+    p = Producer({"bootstrap.servers": bs, "enable.idempotence": True, "linger.ms": 0,
+                  "batch.num.messages": 1})
+    for i in range(50):
+        p.produce(topic, key="k", value=value_for("k", i, tag), on_delivery=on_delivery)
+        p.flush(10)
+    assert b.terminate() == 0
+    b.start()
+    assert trusted_at_last_start(b) == 1
+    for i in range(50, 60):
+        p.produce(topic, key="k", value=value_for("k", i, tag), on_delivery=on_delivery)
+    p.flush(30)
+    assert not errors, errors
+    records = read_all(bs, topic, 1, 60, timeout_s=20)
+    check_order_and_count(records, 60)
+    assert sorted(r[1] for r in records) == list(range(60))
+    assert "truncat" not in b.log()
+    # Killed now, the next start scans the segment again (the marker is gone) and finds the same.
+    b.kill9()
+    b.start()
+    assert trusted_at_last_start(b) == 0
+    check_order_and_count(read_all(bs, topic, 1, 60, timeout_s=20), 60)
 
 
 class DroppingProxy:

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,7 @@ impl Partition {
         index: i32,
         clean: bool,
         listed: Option<Vec<String>>,
+        trusted: Option<&AtomicUsize>,
     ) -> io::Result<Arc<Partition>> {
         let (log, report) = match listed {
             // The listing recorded at shutdown saves one per partition; should it not match
@@ -71,6 +73,9 @@ impl Partition {
                 .or_else(|_| PartitionLog::open_after(dir, false))?,
             None => PartitionLog::open_after(dir, clean)?,
         };
+        if let Some(count) = trusted.filter(|_| report.trusted_active) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
         if report.active.truncated_bytes > 0 {
             tracing::warn!(
                 topic,
@@ -188,6 +193,7 @@ fn open_partitions(
     topics: &BTreeMap<String, TopicMeta>,
     clean: bool,
     mut listed: HashMap<String, Vec<String>>,
+    trusted: &AtomicUsize,
 ) -> io::Result<Vec<Vec<Arc<Partition>>>> {
     let jobs: Vec<OpenJob<'_>> = topics
         .iter()
@@ -198,18 +204,19 @@ fn open_partitions(
             (t, name, p, Mutex::new(files))
         })
         .collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
     let slots: Vec<Mutex<Option<io::Result<Arc<Partition>>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..OPEN_THREADS.min(jobs.len()) {
             s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((_, name, p, files)) = jobs.get(i) else {
                     return;
                 };
                 let files = files.lock().unwrap_or_else(|e| e.into_inner()).take();
-                let r = Partition::open(&partition_dir(data_dir, name, *p), name, *p, clean, files);
+                let dir = partition_dir(data_dir, name, *p);
+                let r = Partition::open(&dir, name, *p, clean, files, Some(trusted));
                 *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             });
         }
@@ -239,6 +246,9 @@ impl TopicRegistry {
             }
         }
         let bytes = serde_json::to_vec(&marker).map_err(io::Error::other)?;
+        // The index files and producer snapshots the partitions wrote when closing reach the
+        // disk before the marker that tells the next start to trust them.
+        rustix::fs::syncfs(File::open(&self.data_dir)?).map_err(io::Error::from)?;
         let mut f = File::create(self.data_dir.join(CLEAN_SHUTDOWN_FILE))?;
         std::io::Write::write_all(&mut f, &bytes)?;
         f.sync_all()?;
@@ -282,7 +292,14 @@ impl TopicRegistry {
             Err(e) if e.kind() == io::ErrorKind::NotFound => (false, HashMap::new()),
             Err(e) => return Err(e),
         };
-        let opened = open_partitions(data_dir, &meta.topics, clean, listed)?;
+        let trusted = AtomicUsize::new(0);
+        let opened = open_partitions(data_dir, &meta.topics, clean, listed, &trusted)?;
+        tracing::info!(
+            partitions = opened.iter().map(Vec::len).sum::<usize>(),
+            clean_shutdown = clean,
+            active_segments_opened_from_their_indexes = trusted.load(Ordering::Relaxed),
+            "opened the partitions"
+        );
         if clean {
             fs::remove_file(&marker)?;
             File::open(data_dir)?.sync_all()?;
@@ -402,7 +419,7 @@ impl TopicRegistry {
             let dir = partition_dir(&self.data_dir, name, p);
             // A leftover directory from an earlier topic of this name holds nothing of ours.
             let _ = fs::remove_dir_all(&dir);
-            parts.push(Partition::open(&dir, name, p, false, None)?);
+            parts.push(Partition::open(&dir, name, p, false, None, None)?);
         }
         let topic = Arc::new(Topic {
             name: name.to_string(),
@@ -473,7 +490,7 @@ impl TopicRegistry {
         for p in old.partitions.len() as i32..count {
             let dir = partition_dir(&self.data_dir, name, p);
             let _ = fs::remove_dir_all(&dir);
-            partitions.push(Partition::open(&dir, name, p, false, None)?);
+            partitions.push(Partition::open(&dir, name, p, false, None, None)?);
         }
         let new = Arc::new(Topic {
             name: old.name.clone(),

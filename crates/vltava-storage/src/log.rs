@@ -19,7 +19,7 @@ use crate::cleaner::{
     CHECKPOINT_FILE, CLEANED_SUFFIX,
 };
 use crate::producer_state::{ProducerBatch, ProducerError, ProducerStateTable, SequenceVerdict};
-use crate::segment::{ScanReport, Segment};
+use crate::segment::{ScanReport, Segment, TRUSTED_ACTIVE_MIN_BYTES};
 
 /// Topic-level settings the log obeys (Kafka's names in the comments).
 #[derive(Debug, Clone, PartialEq)]
@@ -239,6 +239,9 @@ impl ReadPlan {
 pub struct RecoveryReport {
     pub segments: usize,
     pub active: ScanReport,
+    /// The active segment was opened from its index files and the producer state saved at a
+    /// clean shutdown, without a scan.
+    pub trusted_active: bool,
 }
 
 const LOG_START_FILE: &str = "log-start-offset";
@@ -313,7 +316,8 @@ impl PartitionLog {
         };
         let has = |name: &str| files.iter().any(|f| f == name);
         let mut bases = segment_bases(&files);
-        if bases.is_empty() {
+        let created = bases.is_empty();
+        if created {
             Segment::create(dir, 0)?;
             bases.push(0);
         }
@@ -326,37 +330,52 @@ impl PartitionLog {
         for &base in sealed {
             segments.push(Segment::open_sealed(dir, base)?);
         }
-        let snapshot = snapshot_path(dir, active_base);
-        let snapshot_listed = snapshot
-            .file_name()
-            .is_some_and(|n| has(&n.to_string_lossy()));
-        let snapshot_bytes = if snapshot_listed {
-            fs::read(&snapshot)
+        let read_snapshot = |offset: i64| -> Option<ProducerStateTable> {
+            let path = snapshot_path(dir, offset);
+            let listed = path.file_name().is_some_and(|n| has(&n.to_string_lossy()));
+            let bytes = fs::read(&path).ok().filter(|_| listed)?;
+            serde_json::from_slice(&bytes)
+                .map_err(|e| {
+                    tracing::warn!(snapshot = %path.display(), error = %e, "unreadable producer snapshot");
+                })
+                .ok()
+        };
+        // After a clean shutdown a large active segment is trusted with its index files and the
+        // producer state written at the shutdown for its end; otherwise it is scanned, replaying
+        // its batches onto the state as of its start.
+        let (mut active, trusted) = if clean_shutdown {
+            Segment::open_active_after_clean_shutdown(dir, active_base)?
         } else {
-            Err(io::ErrorKind::NotFound.into())
+            (Segment::open_unscanned(dir, active_base)?, false)
         };
-        let mut producers = match snapshot_bytes {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(dir = %dir.display(), error = %e, "unreadable producer snapshot, starting empty");
-                ProducerStateTable::default()
-            }),
-            Err(_) => ProducerStateTable::default(),
+        let at_end = if trusted {
+            read_snapshot(active.next_offset())
+        } else {
+            None
         };
-        let (active, scan) = Segment::open_active(dir, active_base, |h| {
-            if h.has_producer_id() && h.base_sequence >= 0 {
-                producers.record(
-                    ProducerBatch {
-                        producer_id: h.producer_id,
-                        epoch: h.producer_epoch,
-                        first_seq: h.base_sequence,
-                        last_seq: h.last_sequence(),
-                    },
-                    h.base_offset,
-                    h.last_offset(),
-                    h.max_timestamp,
-                );
+        report.trusted_active = at_end.is_some();
+        let (producers, scan) = match at_end {
+            Some(producers) => (producers, ScanReport::default()),
+            None => {
+                let mut producers = read_snapshot(active_base).unwrap_or_default();
+                let scan = active.scan_active(|h| {
+                    if h.has_producer_id() && h.base_sequence >= 0 {
+                        producers.record(
+                            ProducerBatch {
+                                producer_id: h.producer_id,
+                                epoch: h.producer_epoch,
+                                first_seq: h.base_sequence,
+                                last_seq: h.last_sequence(),
+                            },
+                            h.base_offset,
+                            h.last_offset(),
+                            h.max_timestamp,
+                        );
+                    }
+                })?;
+                (producers, scan)
             }
-        })?;
+        };
         if let Some(reason) = &scan.reason {
             tracing::warn!(
                 segment = %active.log_path().display(),
@@ -404,8 +423,10 @@ impl PartitionLog {
                 position: last.2,
             },
             unsynced: Vec::new(),
-            // A segment file created (or recovered) here must have its directory entry synced too.
-            dir_dirty: true,
+            // A segment file created here, or found after a crash (its directory entry may be in
+            // the page cache only), must have its directory entry synced too; a clean shutdown
+            // synced every one.
+            dir_dirty: created || !clean_shutdown,
             producers,
             cleaner: if has(CHECKPOINT_FILE) {
                 CleanerCheckpoint::load(dir)
@@ -555,14 +576,19 @@ impl PartitionLog {
         self.active().write_indexes()?;
         let sealed = self.active().file().clone();
         self.unsynced.push(sealed);
-        let snap = serde_json::to_vec(&self.producers).map_err(io::Error::other)?;
-        let tmp = self.dir.join("producer-snapshot.tmp");
-        fs::write(&tmp, snap)?;
-        fs::rename(&tmp, snapshot_path(&self.dir, next))?;
+        self.write_producer_snapshot(next)?;
         let _ = fs::remove_file(snapshot_path(&self.dir, self.active().base_offset));
         self.segments.push(Segment::create(&self.dir, next)?);
         self.dir_dirty = true;
         Ok(())
+    }
+
+    /// Saves the producer state as of `offset` (everything below it appended).
+    fn write_producer_snapshot(&self, offset: i64) -> io::Result<()> {
+        let snap = serde_json::to_vec(&self.producers).map_err(io::Error::other)?;
+        let tmp = self.dir.join("producer-snapshot.tmp");
+        fs::write(&tmp, snap)?;
+        fs::rename(&tmp, snapshot_path(&self.dir, offset))
     }
 
     /// The point a sync now would make durable.
@@ -928,16 +954,23 @@ impl PartitionLog {
         self.cleaner
     }
 
-    /// Writes the active segment's indexes (clean shutdown); the caller syncs afterwards.
+    /// At a clean shutdown, when the next start will trust the active segment (see
+    /// [`Segment::open_active_after_clean_shutdown`]), writes its indexes and the producer state
+    /// at the log end; the caller syncs afterwards.
     pub fn close(&mut self) -> io::Result<()> {
-        self.active().write_indexes()
+        // A smaller active segment is scanned at the next start: index files would go unread.
+        if self.active().size_bytes() >= TRUSTED_ACTIVE_MIN_BYTES {
+            self.active().write_indexes()?;
+            self.write_producer_snapshot(self.log_end_offset())?;
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::tests::make_batch;
+    use crate::batch::tests::{make_batch, make_keyed_batch, KeyValue};
 
     fn sync(log: &mut PartitionLog) {
         if let Some(w) = log.sync_work() {
@@ -1349,5 +1382,121 @@ mod tests {
         log.delete_records_before(log.high_watermark()).unwrap();
         log.install_clean(result).unwrap();
         assert!(read_all(&log).is_empty());
+    }
+
+    /// 40 idempotent batches of 30 records of 1000 bytes (1.2 MB, over
+    /// [`TRUSTED_ACTIVE_MIN_BYTES`]); record j of batch i has timestamp 1000 + 100 i + j.
+    fn large_batch(i: i64) -> Vec<u8> {
+        let value = vec![b'x'; 1000];
+        let records: Vec<KeyValue> = (0..30).map(|_| (None, Some(&value[..]))).collect();
+        make_keyed_batch(&records, 1000 + 100 * i, Some((7, 0, (i * 30) as i32)))
+    }
+
+    fn write_large_log_and_close(dir: &Path) {
+        let (mut log, _) = PartitionLog::open(dir).unwrap();
+        for i in 0..40 {
+            log.append(&large_batch(i), &LogConfig::default(), 0)
+                .unwrap();
+        }
+        sync(&mut log);
+        log.close().unwrap();
+    }
+
+    /// The batch holding `offset`, read back through the log's index.
+    fn batch_at(log: &PartitionLog, offset: i64) -> BatchHeader {
+        let data = log.read(offset, 100, true).unwrap().execute().unwrap();
+        BatchHeader::parse(&data).unwrap()
+    }
+
+    #[test]
+    fn after_a_clean_shutdown_a_large_active_segment_opens_without_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig::default();
+        write_large_log_and_close(dir.path());
+        let (mut log, report) = PartitionLog::open_after(dir.path(), true).unwrap();
+        assert!(report.trusted_active);
+        assert_eq!(report.active.batches, 0, "nothing was scanned");
+        assert_eq!((log.log_end_offset(), log.high_watermark()), (1200, 1200));
+        for offset in [0, 29, 30, 617, 1199] {
+            let h = batch_at(&log, offset);
+            assert!(
+                h.base_offset <= offset && offset <= h.last_offset(),
+                "{offset}"
+            );
+        }
+        assert_eq!(log.offset_for_timestamp(3000).unwrap(), Some((600, 3000)));
+        // The producer state saved at the shutdown: a retry of the last batch is answered with
+        // its offsets, and the producer's next batch follows it.
+        let retry = log.append(&large_batch(39), &cfg, 0).unwrap();
+        assert!(retry.duplicate && retry.base_offset == 1170);
+        let next = log.append(&large_batch(40), &cfg, 0).unwrap();
+        assert_eq!((next.base_offset, next.duplicate), (1200, false));
+        sync(&mut log);
+        drop(log);
+        // A scan of the same segment (as after a crash) finds what the index said.
+        let (log, report) = PartitionLog::open_after(dir.path(), false).unwrap();
+        assert!(!report.trusted_active);
+        assert_eq!(report.active.batches, 41);
+        assert_eq!(log.log_end_offset(), 1230);
+        for offset in [0, 617, 1199, 1229] {
+            let h = batch_at(&log, offset);
+            assert!(
+                h.base_offset <= offset && offset <= h.last_offset(),
+                "{offset}"
+            );
+        }
+    }
+
+    #[test]
+    fn after_a_clean_shutdown_a_torn_last_batch_is_still_found_and_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        write_large_log_and_close(dir.path());
+        let path = dir.path().join(crate::segment::log_file_name(0));
+        let mut bytes = fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 3] ^= 0x55;
+        fs::write(&path, &bytes).unwrap();
+        let (log, report) = PartitionLog::open_after(dir.path(), true).unwrap();
+        assert!(!report.trusted_active);
+        assert_eq!(report.active.batches, 39);
+        assert!(report.active.truncated_bytes > 0);
+        assert_eq!((log.log_end_offset(), log.high_watermark()), (1170, 1170));
+    }
+
+    #[test]
+    fn after_a_clean_shutdown_without_its_producer_snapshot_the_segment_is_scanned() {
+        let dir = tempfile::tempdir().unwrap();
+        write_large_log_and_close(dir.path());
+        fs::remove_file(snapshot_path(dir.path(), 1200)).unwrap();
+        let (mut log, report) = PartitionLog::open_after(dir.path(), true).unwrap();
+        assert!(!report.trusted_active);
+        assert_eq!(report.active.batches, 40);
+        let retry = log
+            .append(&large_batch(39), &LogConfig::default(), 0)
+            .unwrap();
+        assert!(retry.duplicate && retry.base_offset == 1170);
+    }
+
+    #[test]
+    fn after_a_clean_shutdown_an_untouched_log_needs_no_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+            log.append(&make_batch(2, 0, None), &LogConfig::default(), 0)
+                .unwrap();
+            sync(&mut log);
+            log.close().unwrap();
+        }
+        // A clean shutdown synced everything: a broker stopping again syncs nothing.
+        let (log, _) = PartitionLog::open_after(dir.path(), true).unwrap();
+        assert!(!log.needs_sync());
+        drop(log);
+        // After a crash the directory entries are synced before anything is served.
+        let (log, _) = PartitionLog::open_after(dir.path(), false).unwrap();
+        assert!(log.needs_sync());
+        // A segment created at open is synced too, clean or not.
+        let fresh = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open_after(fresh.path(), true).unwrap();
+        assert!(log.needs_sync());
     }
 }

@@ -3,8 +3,10 @@
 //! `.index` / `.timeindex` when the segment is sealed (rolled, or at a clean shutdown).
 //!
 //! Index files are an optimisation only: one that is missing, torn or inconsistent with the log
-//! is rebuilt by scanning the log. The active segment is always rebuilt by scanning, which also
-//! validates every batch (length, CRC, contiguous offsets) and truncates a torn tail.
+//! is rebuilt by scanning the log. After a crash the active segment is rebuilt by scanning, which
+//! also validates every batch (length, CRC, contiguous offsets) and truncates a torn tail. After
+//! a clean shutdown an active segment of [`TRUSTED_ACTIVE_MIN_BYTES`] or more is opened as a
+//! sealed one is, from its index files, and only its last batch is validated.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -29,6 +31,9 @@ pub struct TimeEntry {
     pub timestamp_ms: i64,
     pub rel_offset: u32,
 }
+
+/// Below this size an active segment costs less to scan than its index files cost to read.
+pub const TRUSTED_ACTIVE_MIN_BYTES: u64 = 1 << 20;
 
 const INDEX_ENTRY_BYTES: usize = 8;
 const TIME_ENTRY_BYTES: usize = 12;
@@ -121,16 +126,63 @@ impl Segment {
         Ok(s)
     }
 
-    /// Opens the active segment and validates it batch by batch, truncating a torn or corrupt
-    /// tail. `on_batch` sees every valid batch (to rebuild producer state).
-    pub fn open_active(
+    /// Opens the active segment without reading it: [`Segment::scan_active`] comes next.
+    pub fn open_unscanned(dir: &Path, base_offset: i64) -> io::Result<Segment> {
+        Self::open_file(dir, base_offset)
+    }
+
+    /// Opens the active segment after a clean shutdown. One of at least
+    /// [`TRUSTED_ACTIVE_MIN_BYTES`] whose index files (written at the shutdown) agree with it and
+    /// whose last batch passes its checks is trusted as a sealed segment is: `(segment, true)`.
+    /// Otherwise `(segment, false)` with nothing read yet: the caller scans it with
+    /// [`Segment::scan_active`].
+    pub fn open_active_after_clean_shutdown(
         dir: &Path,
         base_offset: i64,
-        on_batch: impl FnMut(&BatchHeader),
-    ) -> io::Result<(Segment, ScanReport)> {
+    ) -> io::Result<(Segment, bool)> {
         let mut s = Self::open_file(dir, base_offset)?;
-        let report = s.scan(true, on_batch)?;
-        Ok((s, report))
+        if s.size_bytes < TRUSTED_ACTIVE_MIN_BYTES
+            || !s.load_indexes(dir)?
+            || !s.last_batch_is_valid()?
+        {
+            return Ok((s, false));
+        }
+        // As `track` counts: the bytes from the last index entry (or the start) to the end.
+        s.bytes_since_index_entry = s.size_bytes - s.index.last().map_or(0, |e| e.position as u64);
+        Ok((s, true))
+    }
+
+    /// Validates the active segment batch by batch from the start (length, CRC, contiguous
+    /// offsets), truncating a torn or corrupt tail and rebuilding the indexes. `on_batch` sees
+    /// every valid batch (to rebuild producer state).
+    pub fn scan_active(&mut self, on_batch: impl FnMut(&BatchHeader)) -> io::Result<ScanReport> {
+        self.scan(true, on_batch)
+    }
+
+    /// Whether the last batch (found from the last index entry) is whole and passes its CRC
+    /// check: a write torn by a crash would be there.
+    fn last_batch_is_valid(&self) -> io::Result<bool> {
+        let mut pos = self.index.last().map_or(0, |e| e.position as u64);
+        let mut last = None;
+        while pos < self.size_bytes {
+            let Some(h) = self.read_header_at(pos)? else {
+                return Ok(false);
+            };
+            last = Some((pos, h.size_bytes()));
+            pos += h.size_bytes() as u64;
+        }
+        let Some((pos, len_bytes)) = last else {
+            return Ok(true);
+        };
+        if pos + len_bytes as u64 != self.size_bytes {
+            return Ok(false);
+        }
+        let mut batch = vec![0u8; len_bytes];
+        match self.file.read_exact_at(&mut batch, pos) {
+            Ok(()) => Ok(batch::check_stored(&batch).is_some()),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn load_indexes(&mut self, dir: &Path) -> io::Result<bool> {

@@ -50,6 +50,8 @@ pub struct StartupResult {
     pub partitions: u32,
     /// Process start → first answered request, one per restart.
     pub restarts: Vec<Duration>,
+    /// SIGTERM → exit (a clean shutdown), one per restart.
+    pub shutdowns: Vec<Duration>,
     pub idle_rss_bytes: u64,
 }
 
@@ -78,6 +80,7 @@ pub async fn startup(
     let mut out = StartupResult {
         partitions,
         restarts: Vec::new(),
+        shutdowns: Vec::new(),
         idle_rss_bytes: 0,
     };
     for _ in 0..restarts.max(1) {
@@ -87,7 +90,9 @@ pub async fn startup(
         let mut t = Target::spawn(data_dir, bin)?;
         out.restarts.push(t.wait_answering(RESTART_TIMEOUT).await?);
         out.idle_rss_bytes = t.stats().map_or(0, |s| s.rss_bytes);
+        let stopping = std::time::Instant::now();
         t.stop(Duration::from_secs(60))?;
+        out.shutdowns.push(stopping.elapsed());
     }
     Ok(out)
 }

@@ -218,16 +218,26 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
             a.broker_bin.as_deref(),
         )
         .await?;
-        let mut sorted = r.restarts.clone();
-        sorted.sort();
-        let median = sorted[sorted.len() / 2];
+        let median_of = |d: &[Duration]| {
+            let mut sorted = d.to_vec();
+            sorted.sort();
+            sorted[sorted.len() / 2]
+        };
+        let all_ms = |d: &[Duration]| {
+            d.iter()
+                .map(|d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
+                .collect::<Vec<_>>()
+        };
+        let median = median_of(&r.restarts);
         println!(
-            "startup   {} partitions on disk: first request answered {:.0} ms after start (median of {}; all: {:?}), idle RSS {:.1} MiB",
+            "startup   {} partitions on disk: first request answered {:.0} ms after start (median of {}; all: {:?}), idle RSS {:.1} MiB; SIGTERM to exit {:.0} ms (median; all: {:?})",
             r.partitions,
             median.as_secs_f64() * 1000.0,
-            sorted.len(),
-            r.restarts.iter().map(|d| format!("{:.0} ms", d.as_secs_f64() * 1000.0)).collect::<Vec<_>>(),
-            mib(r.idle_rss_bytes)
+            r.restarts.len(),
+            all_ms(&r.restarts),
+            mib(r.idle_rss_bytes),
+            median_of(&r.shutdowns).as_secs_f64() * 1000.0,
+            all_ms(&r.shutdowns),
         );
         report.insert(
             "startup".into(),
@@ -235,6 +245,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                 "partitions": r.partitions,
                 "median_ms": median.as_secs_f64() * 1000.0,
                 "restarts_ms": r.restarts.iter().map(|d| d.as_secs_f64() * 1000.0).collect::<Vec<_>>(),
+                "shutdowns_ms": r.shutdowns.iter().map(|d| d.as_secs_f64() * 1000.0).collect::<Vec<_>>(),
                 "idle_rss_bytes": r.idle_rss_bytes,
             }),
         );
