@@ -360,6 +360,10 @@ def test_kip848_member_carries_on_after_broker_sigkill(broker):
     wait_until(lambda: (lambda m: m is not None and not m.error() and got2.add(m.value().decode()))(c.poll(0.2)) or second <= got2,
                60, interval_s=0, what="records after the restart")
     assert got2 == second, "the member resumed at its committed offsets"
+    # A client of its own asks the restarted broker: the admin client connected across the
+    # SIGKILL once left this describe unanswered for 10 s in a full-suite run (librdkafka
+    # reconnecting; not reproduced in 7 reruns), which is not what this test is about.
+    admin = AdminClient({"bootstrap.servers": bs})
     after = list(admin.describe_consumer_groups([group]).values())[0].result(10)
     assert [m.member_id for m in after.members] == [member_before]
     c.close()
