@@ -95,10 +95,16 @@ def test_e2e_rate_is_a_fraction_of_the_measured_end_to_end_maximum(broker, tmp_p
 
 def test_startup_and_recovery_restart_a_real_broker(tmp_path):
     _, rep = bench("--scenario", "startup", "--startup-partitions", "250", "--startup-restarts", "2",
-                   tmp_path=tmp_path)
+                   "--startup-active-mib", "4", tmp_path=tmp_path)
     s = rep["startup"]
     assert s["partitions"] == 250 and len(s["restarts_ms"]) == 2 and s["idle_rss_bytes"] > 0
     assert len(s["shutdowns_ms"]) == 2 and min(s["shutdowns_ms"]) > 0
+    # The active segments' bytes are on disk in the topic's two partition directories.
+    assert s["active_bytes"] == 4 * 1024 * 1024, s
+    active = tmp_path / "data" / "startup"
+    on_disk = sum(os.path.getsize(active / d / f) for d in ("bench-active-0", "bench-active-1")
+                  for f in os.listdir(active / d) if f.endswith(".log"))
+    assert on_disk >= 4 * 1024 * 1024, on_disk
     # 3 topics of up to 100 partitions, each partition with its own directory.
     dirs = [d for d in os.listdir(tmp_path / "data" / "startup") if d.startswith("bench-startup-")]
     assert len(dirs) == 250, len(dirs)

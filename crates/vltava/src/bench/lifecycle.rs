@@ -53,13 +53,17 @@ pub struct StartupResult {
     /// SIGTERM → exit (a clean shutdown), one per restart.
     pub shutdowns: Vec<Duration>,
     pub idle_rss_bytes: u64,
+    /// Bytes written into the active segments of a two-partition topic before the restarts.
+    pub active_bytes: u64,
 }
 
-/// Creates `partitions` partitions (topics of 100) with one record each, then restarts the broker
-/// `restarts` times (SIGTERM) and times each start.
+/// Creates `partitions` partitions (topics of 100) with one record each, and writes
+/// `active_bytes` into the active segments of a topic of two more, then restarts the broker
+/// `restarts` times (SIGTERM) and times each start and each stop.
 pub async fn startup(
     data_dir: &std::path::Path,
     partitions: u32,
+    active_bytes: u64,
     restarts: usize,
     bin: Option<&std::path::Path>,
 ) -> anyhow::Result<StartupResult> {
@@ -76,12 +80,22 @@ pub async fn startup(
     }
     let bootstrap = t.bootstrap.clone();
     tokio::task::spawn_blocking(move || one_record_each(&bootstrap, &names)).await??;
+    let mut written_bytes = 0;
+    if active_bytes > 0 {
+        create_topic(&mut c, "bench-active", 2, &[]).await?;
+        let bootstrap = t.bootstrap.clone();
+        let records =
+            tokio::task::spawn_blocking(move || fill(&bootstrap, "bench-active", 2, active_bytes))
+                .await??;
+        written_bytes = records * FILL_RECORD_BYTES as u64;
+    }
     t.stop(Duration::from_secs(60))?;
     let mut out = StartupResult {
         partitions,
         restarts: Vec::new(),
         shutdowns: Vec::new(),
         idle_rss_bytes: 0,
+        active_bytes: written_bytes,
     };
     for _ in 0..restarts.max(1) {
         // The previous run's shutdown leaves dirty pages (indexes of 10,000 partitions); flush
@@ -124,6 +138,30 @@ fn one_record_each(bootstrap: &str, topics: &[(String, u32)]) -> anyhow::Result<
     Ok(())
 }
 
+/// Record size for filling logs.
+const FILL_RECORD_BYTES: usize = 16 * 1024;
+
+/// Writes `bytes` (rounded up to whole records) into `partitions` partitions of `topic` with
+/// acks=all; returns the records acknowledged.
+fn fill(bootstrap: &str, topic: &str, partitions: i32, bytes: u64) -> anyhow::Result<u64> {
+    let w = super::workload::Workload {
+        bootstrap: bootstrap.to_string(),
+        producers: 1,
+        consumers: 0,
+        partitions,
+        record_size_bytes: FILL_RECORD_BYTES,
+        batch_size_bytes: 1_000_000,
+        linger_ms: 5,
+        compression: "none".into(),
+        acks: "all".into(),
+        idempotence: false,
+        producer_props: Vec::new(),
+        consumer_props: Vec::new(),
+    };
+    let records = bytes.div_ceil(FILL_RECORD_BYTES as u64);
+    Ok(super::workload::produce(&w, topic, records, None, 0)?.records)
+}
+
 #[derive(Debug)]
 pub struct RecoveryResult {
     pub log_bytes: u64,
@@ -139,31 +177,15 @@ pub async fn recovery(
     log_bytes: u64,
     bin: Option<&std::path::Path>,
 ) -> anyhow::Result<RecoveryResult> {
-    const RECORD_BYTES: usize = 16 * 1024;
     let mut t = Target::spawn(data_dir, bin)?;
     t.wait_answering(RESTART_TIMEOUT).await?;
     let mut c = admin(&t.bootstrap).await?;
     create_topic(&mut c, "bench-recovery", 1, &[]).await?;
-    let records = log_bytes.div_ceil(RECORD_BYTES as u64);
+    let records = log_bytes.div_ceil(FILL_RECORD_BYTES as u64);
     let bootstrap = t.bootstrap.clone();
-    let acked = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
-        let w = super::workload::Workload {
-            bootstrap,
-            producers: 1,
-            consumers: 0,
-            partitions: 1,
-            record_size_bytes: RECORD_BYTES,
-            batch_size_bytes: 1_000_000,
-            linger_ms: 5,
-            compression: "none".into(),
-            acks: "all".into(),
-            idempotence: false,
-            producer_props: Vec::new(),
-            consumer_props: Vec::new(),
-        };
-        Ok(super::workload::produce(&w, "bench-recovery", records, None, 0)?.records)
-    })
-    .await??;
+    let acked =
+        tokio::task::spawn_blocking(move || fill(&bootstrap, "bench-recovery", 1, log_bytes))
+            .await??;
     t.kill();
     let mut t = Target::spawn(data_dir, bin)?;
     let recovery = t.wait_answering(RESTART_TIMEOUT).await?;
@@ -175,7 +197,7 @@ pub async fn recovery(
     }
     t.stop(Duration::from_secs(60))?;
     Ok(RecoveryResult {
-        log_bytes: records * RECORD_BYTES as u64,
+        log_bytes: records * FILL_RECORD_BYTES as u64,
         records: acked,
         recovery,
     })

@@ -130,6 +130,10 @@ pub struct BenchArgs {
     /// Restarts timed in the start-up scenario.
     #[arg(long, default_value_t = 3)]
     pub startup_restarts: usize,
+    /// MiB written into the active segments of a two-partition topic before the start-up
+    /// scenario's restarts (a clean restart with large active segments).
+    #[arg(long, default_value_t = 0)]
+    pub startup_active_mib: u64,
     /// Log size for the recovery scenario, in MiB.
     #[arg(long, default_value_t = 1024)]
     pub recovery_mib: u64,
@@ -214,6 +218,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         let r = lifecycle::startup(
             &dir.sub("startup")?,
             a.startup_partitions,
+            a.startup_active_mib * 1024 * 1024,
             a.startup_restarts,
             a.broker_bin.as_deref(),
         )
@@ -230,8 +235,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         };
         let median = median_of(&r.restarts);
         println!(
-            "startup   {} partitions on disk: first request answered {:.0} ms after start (median of {}; all: {:?}), idle RSS {:.1} MiB; SIGTERM to exit {:.0} ms (median; all: {:?})",
+            "startup   {} partitions on disk ({:.0} MiB in active segments): first request answered {:.0} ms after start (median of {}; all: {:?}), idle RSS {:.1} MiB; SIGTERM to exit {:.0} ms (median; all: {:?})",
             r.partitions,
+            mib(r.active_bytes),
             median.as_secs_f64() * 1000.0,
             r.restarts.len(),
             all_ms(&r.restarts),
@@ -246,6 +252,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                 "median_ms": median.as_secs_f64() * 1000.0,
                 "restarts_ms": r.restarts.iter().map(|d| d.as_secs_f64() * 1000.0).collect::<Vec<_>>(),
                 "shutdowns_ms": r.shutdowns.iter().map(|d| d.as_secs_f64() * 1000.0).collect::<Vec<_>>(),
+                "active_bytes": r.active_bytes,
                 "idle_rss_bytes": r.idle_rss_bytes,
             }),
         );
