@@ -119,7 +119,7 @@ impl Segment {
     /// otherwise rebuilds them by scanning (without truncating anything).
     pub fn open_sealed(dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let mut s = Self::open_file(dir, base_offset)?;
-        if !s.load_indexes(dir)? {
+        if s.load_indexes(dir)?.is_none() {
             tracing::info!(segment = %s.log_path.display(), "rebuilding index by scanning");
             s.scan(false, |_| {})?;
         }
@@ -141,11 +141,12 @@ impl Segment {
         base_offset: i64,
     ) -> io::Result<(Segment, bool)> {
         let mut s = Self::open_file(dir, base_offset)?;
-        if s.size_bytes < TRUSTED_ACTIVE_MIN_BYTES
-            || !s.load_indexes(dir)?
-            || !s.last_batch_is_valid()?
-        {
+        if s.size_bytes < TRUSTED_ACTIVE_MIN_BYTES {
             return Ok((s, false));
+        }
+        match s.load_indexes(dir)? {
+            Some(last_batch) if s.batch_is_valid_from(last_batch)? => {}
+            _ => return Ok((s, false)),
         }
         // As `track` counts: the bytes from the last index entry (or the start) to the end.
         s.bytes_since_index_entry = s.size_bytes - s.index.last().map_or(0, |e| e.position as u64);
@@ -159,39 +160,31 @@ impl Segment {
         self.scan(true, on_batch)
     }
 
-    /// Whether the last batch (found from the last index entry) is whole and passes its CRC
-    /// check: a write torn by a crash would be there.
-    fn last_batch_is_valid(&self) -> io::Result<bool> {
-        let mut pos = self.index.last().map_or(0, |e| e.position as u64);
-        let mut last = None;
-        while pos < self.size_bytes {
-            let Some(h) = self.read_header_at(pos)? else {
-                return Ok(false);
-            };
-            last = Some((pos, h.size_bytes()));
-            pos += h.size_bytes() as u64;
-        }
-        let Some((pos, len_bytes)) = last else {
+    /// Whether the bytes from `pos` to the end are one whole batch that passes its CRC check
+    /// (none at all counts as valid): a write torn by a crash would be in the last batch.
+    fn batch_is_valid_from(&self, pos: u64) -> io::Result<bool> {
+        if pos >= self.size_bytes {
             return Ok(true);
-        };
-        if pos + len_bytes as u64 != self.size_bytes {
-            return Ok(false);
         }
-        let mut batch = vec![0u8; len_bytes];
+        let mut batch = vec![0u8; (self.size_bytes - pos) as usize];
         match self.file.read_exact_at(&mut batch, pos) {
-            Ok(()) => Ok(batch::check_stored(&batch).is_some()),
+            Ok(()) => {
+                Ok(batch::check_stored(&batch).is_some_and(|h| h.size_bytes() == batch.len()))
+            }
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    fn load_indexes(&mut self, dir: &Path) -> io::Result<bool> {
+    /// Loads the index files if they agree with the log: the position of the last batch (the
+    /// file's size when it holds none), or `None`.
+    fn load_indexes(&mut self, dir: &Path) -> io::Result<Option<u64>> {
         let (_, index_path, time_path) = Self::paths(dir, self.base_offset);
         let (Ok(idx), Ok(tix)) = (fs::read(&index_path), fs::read(&time_path)) else {
-            return Ok(false);
+            return Ok(None);
         };
         if idx.len() % INDEX_ENTRY_BYTES != 0 || tix.len() % TIME_ENTRY_BYTES != 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let mut index = Vec::with_capacity(idx.len() / INDEX_ENTRY_BYTES);
         for c in idx.chunks_exact(INDEX_ENTRY_BYTES) {
@@ -203,7 +196,7 @@ impl Segment {
                 e.rel_offset > p.rel_offset && e.position > p.position
             });
             if !ok || e.position as u64 >= self.size_bytes {
-                return Ok(false);
+                return Ok(None);
             }
             index.push(e);
         }
@@ -219,21 +212,23 @@ impl Segment {
                 .last()
                 .is_some_and(|p: &TimeEntry| e.timestamp_ms < p.timestamp_ms)
             {
-                return Ok(false);
+                return Ok(None);
             }
             time_index.push(e);
         }
         // The last batch: walk headers from the last indexed position to the end of the file.
         let mut pos = index.last().map_or(0, |e| e.position as u64);
         let mut next = self.base_offset;
+        let mut last_batch = self.size_bytes;
         while pos < self.size_bytes {
             let Some(h) = self.read_header_at(pos)? else {
-                return Ok(false);
+                return Ok(None);
             };
             if h.base_offset < self.base_offset || pos + h.size_bytes() as u64 > self.size_bytes {
-                return Ok(false);
+                return Ok(None);
             }
             next = h.next_offset();
+            last_batch = pos;
             pos += h.size_bytes() as u64;
         }
         self.index = index;
@@ -243,7 +238,7 @@ impl Segment {
             self.offset_of_max_timestamp = self.base_offset + last.rel_offset as i64;
         }
         self.time_index = time_index;
-        Ok(true)
+        Ok(Some(last_batch))
     }
 
     /// Scans the whole file, rebuilding the indexes. With `truncate`, validates CRCs and offset
