@@ -284,7 +284,7 @@ fn segment_bases(files: &[String]) -> Vec<i64> {
 }
 
 fn snapshot_path(dir: &Path, base_offset: i64) -> PathBuf {
-    dir.join(format!("{base_offset:020}.snapshot"))
+    dir.join(crate::segment::segment_file_name(base_offset, ".snapshot"))
 }
 
 impl PartitionLog {
@@ -332,8 +332,11 @@ impl PartitionLog {
         }
         let read_snapshot = |offset: i64| -> Option<ProducerStateTable> {
             let path = snapshot_path(dir, offset);
-            let listed = path.file_name().is_some_and(|n| has(&n.to_string_lossy()));
-            let bytes = fs::read(&path).ok().filter(|_| listed)?;
+            // Not listed: not there, and not worth a failed open.
+            if !path.file_name().is_some_and(|n| has(&n.to_string_lossy())) {
+                return None;
+            }
+            let bytes = fs::read(&path).ok()?;
             serde_json::from_slice(&bytes)
                 .map_err(|e| {
                     tracing::warn!(snapshot = %path.display(), error = %e, "unreadable producer snapshot");

@@ -39,7 +39,28 @@ const INDEX_ENTRY_BYTES: usize = 8;
 const TIME_ENTRY_BYTES: usize = 12;
 
 pub fn log_file_name(base_offset: i64) -> String {
-    format!("{base_offset:020}.log")
+    segment_file_name(base_offset, ".log")
+}
+
+/// `{base_offset:020}{suffix}`: the name of one of a segment's files. Written digit by digit
+/// because `format!` pads one `write_char` at a time, and a start-up names a file of each of
+/// tens of thousands of partitions.
+pub(crate) fn segment_file_name(base_offset: i64, suffix: &str) -> String {
+    let Ok(mut n) = u64::try_from(base_offset) else {
+        return format!("{base_offset:020}{suffix}");
+    };
+    let mut digits = [b'0'; 20];
+    for d in digits.iter_mut().rev() {
+        if n == 0 {
+            break;
+        }
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let mut name = String::with_capacity(digits.len() + suffix.len());
+    name.extend(digits.iter().map(|&b| char::from(b)));
+    name.push_str(suffix);
+    name
 }
 
 pub struct Segment {
@@ -70,8 +91,8 @@ impl Segment {
     fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
         (
             dir.join(log_file_name(base_offset)),
-            dir.join(format!("{base_offset:020}.index")),
-            dir.join(format!("{base_offset:020}.timeindex")),
+            dir.join(segment_file_name(base_offset, ".index")),
+            dir.join(segment_file_name(base_offset, ".timeindex")),
         )
     }
 
@@ -107,7 +128,7 @@ impl Segment {
     }
 
     fn open_file(dir: &Path, base_offset: i64) -> io::Result<Segment> {
-        let (log_path, _, _) = Self::paths(dir, base_offset);
+        let log_path = dir.join(log_file_name(base_offset));
         let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
         let size = file.metadata()?.len();
         let mut s = Self::empty(base_offset, file, log_path);
@@ -565,5 +586,21 @@ fn write_all_parts_at(file: &File, head: &[u8], rest: &[u8], pos: u64) -> io::Re
     } else {
         let done = written - head.len();
         file.write_all_at(&rest[done..], pos + written as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_file_names_are_twenty_digits_and_the_suffix() {
+        for base in [0, 7, 1_200, 4_294_967_296, i64::MAX, -1] {
+            assert_eq!(
+                segment_file_name(base, ".index"),
+                format!("{base:020}.index")
+            );
+        }
+        assert_eq!(log_file_name(42), "00000000000000000042.log");
     }
 }
