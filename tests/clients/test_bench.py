@@ -58,6 +58,12 @@ def test_workload_with_its_own_broker_and_baselines(tmp_path):
     assert 1000 <= floor["samples"] <= 2000, floor
     assert 0 < floor["p50_ms"] <= floor["p99_ms"] <= floor["max_ms"]
     assert "minimal sink at the same rate" in text
+    # Per record, the floor adds each record's wait for its request (2 per 1 ms request at
+    # 2000/s: 0.25 and 0.75 ms), as the producer's latency includes its linger.
+    per_record = e["sink_record_latency"]
+    assert per_record["samples"] == 2 * floor["samples"], per_record
+    assert floor["p50_ms"] < per_record["p50_ms"] <= floor["max_ms"] + 1, (floor, per_record)
+    assert "with its wait for the request" in text
     assert b["spawned"] and 0 < b["idle_rss_bytes"] <= b["peak_rss_bytes"] and b["cpu_s"] > 0
     assert rep["workload"]["partitions"] == 3
     # The clients' own CPU, per phase: they produced and consumed 20 MB, which takes some.
