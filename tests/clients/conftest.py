@@ -19,10 +19,26 @@ BIN = os.environ.get("VLTAVA_BIN", os.path.join(REPO, "target", "release", "vlta
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
 
 
+def free_ports(n, exclude=()):
+    """`n` distinct free loopback ports, none in `exclude`: all are held open while they are
+    picked, so the kernel cannot hand the same one out twice."""
+    socks = []
+    try:
+        while len(socks) < n:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            if s.getsockname()[1] in exclude:
+                s.close()
+                continue
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def wait_until(predicate, timeout_s=15.0, interval_s=0.05, what="condition"):
@@ -47,14 +63,23 @@ def port_open(port):
 
 class Broker:
     def __init__(self, args=(), port=None, advertise=None):
-        self.port = port or free_port()
-        self.http_port = free_port()
-        self.registry_port = free_port()
+        # Ports picked here may be re-picked if another process takes one before the first start.
+        self.own_ports = port is None
+        self.started = False
+        self.port = port
+        self.pick_ports()
         self.data_dir = tempfile.mkdtemp(prefix="vltava-test-")
         self.log_path = os.path.join(self.data_dir + ".log")
         self.args = list(args)
         self.advertise = advertise
         self.proc = None
+
+    def pick_ports(self):
+        fixed = () if self.own_ports else (self.port,)
+        ports = free_ports(3 - len(fixed), exclude=fixed)
+        if self.own_ports:
+            self.port = ports.pop(0)
+        self.http_port, self.registry_port = ports
 
     @property
     def bootstrap(self):
@@ -80,13 +105,23 @@ class Broker:
 
     def start(self):
         assert self.proc is None or self.proc.poll() is not None
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log)
-        log.close()
-        wait_until(lambda: port_open(self.port) or self.proc.poll() is not None, 15, what="broker port")
-        if self.proc.poll() is not None:
-            raise AssertionError(f"broker exited with {self.proc.returncode}:\n{self.log()}")
-        return self
+        # A free port can be taken by another process (a client's ephemeral port) between its
+        # pick and the broker's bind: on the first start, ports picked here are picked again.
+        attempts = 3 if self.own_ports and not self.started else 1
+        for attempt in range(attempts):
+            log_start = len(self.log())
+            log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log)
+            log.close()
+            wait_until(lambda: port_open(self.port) or self.proc.poll() is not None, 15, what="broker port")
+            if self.proc.poll() is None:
+                self.started = True
+                return self
+            if attempt + 1 < attempts and "Address already in use" in self.log()[log_start:]:
+                self.pick_ports()
+                continue
+            break
+        raise AssertionError(f"broker exited with {self.proc.returncode}:\n{self.log()}")
 
     def wait_registry(self, timeout_s=30):
         """Waits until the Schema Registry answers GET /subjects with 200 (it may come up after the

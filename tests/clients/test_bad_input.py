@@ -150,8 +150,8 @@ def test_oversized_frame_and_unknown_api_close_only_that_connection(broker):
 
 
 def test_named_listeners_advertise_their_own_addresses(broker_factory):
-    from conftest import free_port
-    p1, p2 = free_port(), free_port()
+    from conftest import free_ports
+    p1, p2 = free_ports(2)
     b = broker_factory("--listener", f"A=127.0.0.1:{p1}", "--advertise", f"A=127.0.0.1:{p1}",
                        "--listener", f"B=127.0.0.1:{p2}", "--advertise", f"B=localhost:{p2}")
     md_default = run(["kcat", "-L", "-b", b.bootstrap]).stdout.decode()
