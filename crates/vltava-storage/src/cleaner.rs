@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
 use crate::records::{batch_records, parse_records, rebuild_batch};
+use crate::segment;
 
 /// Largest decompressed records section the cleaner will open; a larger batch is kept whole.
 pub const MAX_RECORDS_BYTES: usize = 64 << 20;
@@ -213,9 +214,10 @@ impl CleanPlan {
         map: &HashMap<Vec<u8>, i64>,
         result: &mut CleanResult,
     ) -> io::Result<SegmentOutcome> {
-        let path = self
-            .dir
-            .join(format!("{:020}.log{CLEANED_SUFFIX}", seg.base_offset));
+        let path = self.dir.join(format!(
+            "{}{CLEANED_SUFFIX}",
+            segment::log_file_name(seg.base_offset)
+        ));
         let file = OpenOptions::new()
             .write(true)
             .create(true)
