@@ -64,6 +64,15 @@ def test_workload_with_its_own_broker_and_baselines(tmp_path):
     assert per_record["samples"] == 2 * floor["samples"], per_record
     assert floor["p50_ms"] < per_record["p50_ms"] <= floor["max_ms"] + 1, (floor, per_record)
     assert "with its wait for the request" in text
+    # What the broker's own histograms counted over the phase (bucket bounds): its fsyncs and
+    # its produce requests, each quantile at most its bound.
+    for h in (e["broker_fsync"], e["broker_produce_request"]):
+        assert h["count"] >= 1, h
+        bounds = [h["p50_ms_at_most"], h["p99_ms_at_most"], h["p999_ms_at_most"]]
+        finite = [b for b in bounds if b is not None]
+        assert finite == sorted(finite) and all(b > 0 for b in finite), h
+    assert e["broker_produce_request"]["count"] >= 2, e["broker_produce_request"]
+    assert "the broker, warm-up included" in text
     assert b["spawned"] and 0 < b["idle_rss_bytes"] <= b["peak_rss_bytes"] and b["cpu_s"] > 0
     assert rep["workload"]["partitions"] == 3
     # The clients' own CPU, per phase: they produced and consumed 20 MB, which takes some.
@@ -76,6 +85,8 @@ def test_against_an_external_broker_the_records_are_really_there(broker, tmp_pat
                    "--e2e-secs", "1", "--e2e-warmup-secs", "0", "--e2e-rate", "1000", "--no-baselines",
                    tmp_path=tmp_path)
     assert "sink" not in rep["produce"] and rep["broker"]["spawned"] is False
+    # With its HTTP API the external broker's histograms are read too.
+    assert rep["e2e"]["broker_fsync"]["count"] >= 1, rep["e2e"]
     assert rep["broker"]["cpu_s"] > 0
     topics = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).topics
     bench_topics = sorted(t for t in topics if t.startswith("bench-"))
@@ -91,6 +102,8 @@ def test_e2e_rate_is_a_fraction_of_the_measured_end_to_end_maximum(broker, tmp_p
                    "--e2e-rate-fraction", "0.1", "--no-baselines", tmp_path=tmp_path)
     mx, e = rep["e2e_max"], rep["e2e"]
     assert mx["records"] == 2000 and mx["records_per_s"] > 0
+    # Without the broker's HTTP API there are no histograms to read: none are made up.
+    assert e["broker_fsync"] is None and e["broker_produce_request"] is None
     assert e["target_records_per_s"] == pytest.approx(0.1 * mx["records_per_s"])
     # The unpaced run's records went through its own topic, next to the throughput and e2e ones.
     topics = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).topics

@@ -178,6 +178,70 @@ fn latency_line(h: &Histogram<u64>) -> String {
     )
 }
 
+/// What a histogram of the broker's `/metrics` counted over a phase: how many samples, and the
+/// bucket bounds that p50 / p99 / p99.9 are at most.
+struct PhaseHistogram {
+    count: f64,
+    bounds_s: [f64; 3],
+    largest_finite_s: f64,
+}
+
+/// None without the broker's metrics (another broker, or no `--http`) or without a sample.
+fn phase_histogram(
+    before: &Option<Metrics>,
+    after: &Option<Metrics>,
+    name: &str,
+    label: &str,
+) -> Option<PhaseHistogram> {
+    let (b, a) = (before.as_ref()?, after.as_ref()?);
+    let grown = proc::bucket_growth(&b.buckets(name, label), &a.buckets(name, label));
+    let bound = |q| proc::quantile_bound(&grown, q);
+    Some(PhaseHistogram {
+        count: grown.last()?.1,
+        bounds_s: [bound(0.5)?, bound(0.99)?, bound(0.999)?],
+        largest_finite_s: grown
+            .iter()
+            .map(|(le, _)| *le)
+            .filter(|le| le.is_finite())
+            .fold(0.0, f64::max),
+    })
+}
+
+/// Seconds as milliseconds, rounded to the microsecond (bucket bounds print as written).
+fn bound_ms(s: f64) -> f64 {
+    (s * 1e6).round() / 1e3
+}
+
+impl PhaseHistogram {
+    fn text(&self, what: &str) -> String {
+        let b = |s: f64| {
+            if s.is_finite() {
+                format!("≤ {} ms", bound_ms(s))
+            } else {
+                format!("> {} ms", bound_ms(self.largest_finite_s))
+            }
+        };
+        format!(
+            "{:.0} {what}: p50 {}, p99 {}, p99.9 {}",
+            self.count,
+            b(self.bounds_s[0]),
+            b(self.bounds_s[1]),
+            b(self.bounds_s[2])
+        )
+    }
+
+    /// Bounds in ms; null for a quantile above the largest finite bound.
+    fn json(&self) -> Value {
+        let ms = |s: f64| s.is_finite().then(|| bound_ms(s));
+        json!({
+            "count": self.count,
+            "p50_ms_at_most": ms(self.bounds_s[0]),
+            "p99_ms_at_most": ms(self.bounds_s[1]),
+            "p999_ms_at_most": ms(self.bounds_s[2]),
+        })
+    }
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -544,7 +608,7 @@ async fn run_workload(
     lifecycle::create_topic(&mut admin, &e2e_topic, w.partitions, &[]).await?;
     let warmup = (rate * a.e2e_warmup_secs as f64) as u64;
     let n = ((rate * a.e2e_secs as f64) as u64).max(1) + warmup;
-    let (s4, c4) = (target.stats(), own_stats());
+    let (s4, c4, m4) = (target.stats(), own_stats(), target.metrics());
     let (eprod, econs) = {
         let (mut w, topic) = (w.clone(), e2e_topic.clone());
         let warmup_us = a.e2e_warmup_secs * 1_000_000;
@@ -561,7 +625,7 @@ async fn run_workload(
         })
         .await?
     };
-    let (s5, c5) = (target.stats(), own_stats());
+    let (s5, c5, m5) = (target.stats(), own_stats(), target.metrics());
     println!(
         "e2e       {} records at {:.0} records/s ({:.0}% of the produce-only throughput; achieved {:.0}/s), linger.ms {}, after {} s of warm-up: latency {}",
         eprod.records,
@@ -573,6 +637,21 @@ async fn run_workload(
         latency_line(&econs.e2e_latency)
     );
     println!("          ack latency {}", latency_line(&eprod.ack_latency));
+    // Where the tail comes from: the broker's own fsyncs and produce requests over the phase.
+    let fsync_h = phase_histogram(&m4, &m5, "vltava_fsync_duration_seconds", "");
+    let produce_h = phase_histogram(
+        &m4,
+        &m5,
+        "vltava_request_duration_seconds",
+        "api=\"Produce\"",
+    );
+    if let (Some(f), Some(p)) = (&fsync_h, &produce_h) {
+        println!(
+            "  the broker, warm-up included (bounds of its /metrics buckets): {}; {}",
+            f.text("fsyncs"),
+            p.text("produce requests (arrival to response)")
+        );
+    }
     let (mut e2e_floor, mut e2e_record_floor) = (None, None);
     if !a.no_baselines {
         let sink_dir = dir.sub("sink-latency")?;
@@ -607,6 +686,8 @@ async fn run_workload(
             "latency": latency(&econs.e2e_latency),
             "ack_latency": latency(&eprod.ack_latency),
             "broker_cpu_s": cpu_delta(s4, s5),
+            "broker_fsync": fsync_h.as_ref().map(PhaseHistogram::json),
+            "broker_produce_request": produce_h.as_ref().map(PhaseHistogram::json),
         }),
     );
 

@@ -228,6 +228,74 @@ impl Metrics {
             })
             .sum()
     }
+
+    /// The cumulative buckets `(le, count)` of histogram `name`, summed over the series whose
+    /// labels contain `label` ("" for all), in increasing `le` (`+Inf` last).
+    pub fn buckets(&self, name: &str, label: &str) -> Vec<(f64, f64)> {
+        let bucket_name = format!("{name}_bucket");
+        let mut out: Vec<(f64, f64)> = Vec::new();
+        for l in self.0.lines().filter(|l| !l.starts_with('#')) {
+            let Some((series, value)) = l.rsplit_once(' ') else {
+                continue;
+            };
+            let Some((metric, labels)) = series.split_once('{') else {
+                continue;
+            };
+            if metric != bucket_name || !labels.contains(label) {
+                continue;
+            }
+            let Some(le) = labels
+                .split_once("le=\"")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(le, _)| le)
+            else {
+                continue;
+            };
+            let le = match le {
+                "+Inf" => f64::INFINITY,
+                le => match le.parse::<f64>() {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                },
+            };
+            let Ok(count) = value.parse::<f64>() else {
+                continue;
+            };
+            match out.iter_mut().find(|(b, _)| *b == le) {
+                Some((_, c)) => *c += count,
+                None => out.push((le, count)),
+            }
+        }
+        out.sort_by(|a, b| a.0.total_cmp(&b.0));
+        out
+    }
+}
+
+/// What cumulative buckets grew by between two scrapes of the same histogram.
+pub fn bucket_growth(before: &[(f64, f64)], after: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    after
+        .iter()
+        .map(|&(le, n)| {
+            let was = before
+                .iter()
+                .find(|(b, _)| *b == le)
+                .map_or(0.0, |(_, c)| *c);
+            (le, n - was)
+        })
+        .collect()
+}
+
+/// The upper bound of the bucket that holds quantile `q` of cumulative buckets: the quantile is
+/// at most that (`+Inf`: above every finite bound). None when no sample was counted.
+pub fn quantile_bound(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    buckets
+        .iter()
+        .find(|(_, n)| *n >= q * total)
+        .map(|(le, _)| *le)
 }
 
 /// A data directory for spawned brokers: `--data-dir` if given (kept), else a fresh temporary
@@ -269,5 +337,60 @@ impl DataDir {
         }
         std::fs::create_dir_all(&p)?;
         Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCRAPE: &str = "\
+# HELP vltava_request_duration_seconds Time from a request's arrival to its response, by API
+vltava_request_duration_seconds_bucket{api=\"Fetch\",le=\"0.001\"} 50
+vltava_request_duration_seconds_bucket{api=\"Fetch\",le=\"0.005\"} 50
+vltava_request_duration_seconds_bucket{api=\"Fetch\",le=\"+Inf\"} 50
+vltava_request_duration_seconds_bucket{api=\"Produce\",le=\"0.001\"} 90
+vltava_request_duration_seconds_bucket{api=\"Produce\",le=\"0.005\"} 99
+vltava_request_duration_seconds_bucket{api=\"Produce\",le=\"+Inf\"} 100
+vltava_request_duration_seconds_sum{api=\"Produce\"} 0.2
+vltava_request_duration_seconds_count{api=\"Produce\"} 100
+";
+
+    #[test]
+    fn buckets_of_the_series_with_a_label_in_increasing_bound() {
+        let m = Metrics(SCRAPE.to_string());
+        let produce = m.buckets("vltava_request_duration_seconds", "api=\"Produce\"");
+        assert_eq!(
+            produce,
+            vec![(0.001, 90.0), (0.005, 99.0), (f64::INFINITY, 100.0)]
+        );
+        // No label: the series are summed bucket by bucket.
+        let all = m.buckets("vltava_request_duration_seconds", "");
+        assert_eq!(
+            all,
+            vec![(0.001, 140.0), (0.005, 149.0), (f64::INFINITY, 150.0)]
+        );
+        assert!(m.buckets("vltava_fsync_duration_seconds", "").is_empty());
+    }
+
+    #[test]
+    fn a_quantile_is_at_most_the_bound_of_the_bucket_holding_it() {
+        let m = Metrics(SCRAPE.to_string());
+        let b = m.buckets("vltava_request_duration_seconds", "api=\"Produce\"");
+        assert_eq!(quantile_bound(&b, 0.5), Some(0.001));
+        assert_eq!(quantile_bound(&b, 0.9), Some(0.001));
+        assert_eq!(quantile_bound(&b, 0.99), Some(0.005));
+        // The hundredth sample is above every finite bound.
+        assert_eq!(quantile_bound(&b, 0.999), Some(f64::INFINITY));
+        // Growth since an earlier scrape: 10 more samples, all under 1 ms.
+        let earlier = vec![(0.001, 80.0), (0.005, 89.0), (f64::INFINITY, 90.0)];
+        let grown = bucket_growth(&earlier, &b);
+        assert_eq!(
+            grown,
+            vec![(0.001, 10.0), (0.005, 10.0), (f64::INFINITY, 10.0)]
+        );
+        assert_eq!(quantile_bound(&grown, 0.999), Some(0.001));
+        assert_eq!(quantile_bound(&bucket_growth(&b, &b), 0.5), None);
+        assert_eq!(quantile_bound(&[], 0.5), None);
     }
 }
