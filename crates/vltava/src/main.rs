@@ -67,6 +67,13 @@ fn init_logging(filter: &str) {
         .init();
 }
 
+/// The broker's runtime workers per core. Its tasks make file system calls (appends into the
+/// page cache, `sendfile` and reads from it) that take microseconds, except while the disk is
+/// slow, when one waits for a page under write-back (5-12 ms seen: BENCHMARKS.md, sixth pass);
+/// a spare worker per core keeps the other connections served meanwhile. The environment's
+/// `TOKIO_WORKER_THREADS` overrides it.
+const SERVE_WORKERS_PER_CORE: usize = 2;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
@@ -83,10 +90,15 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Serve(_) | Command::Bench(_)) {
         tune_allocator();
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if matches!(cli.command, Command::Serve(_))
+        && std::env::var_os("TOKIO_WORKER_THREADS").is_none()
     {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        runtime.worker_threads(cores * SERVE_WORKERS_PER_CORE);
+    }
+    let rt = match runtime.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
