@@ -202,30 +202,28 @@ impl Drop for Target {
 pub struct Metrics(String);
 
 impl Metrics {
-    /// The sum of every sample of metric `name` (all label sets).
-    pub fn sum(&self, name: &str) -> f64 {
+    /// Every sample: metric name, labels (without braces, "" for none) and value.
+    fn samples(&self) -> impl Iterator<Item = (&str, &str, f64)> {
         self.0
             .lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| {
                 let (series, value) = l.rsplit_once(' ')?;
-                let metric = series.split('{').next()?;
-                (metric == name)
-                    .then(|| value.parse::<f64>().ok())
-                    .flatten()
+                let (metric, labels) = series.split_once('{').unwrap_or((series, ""));
+                Some((metric, labels, value.parse::<f64>().ok()?))
             })
-            .sum()
+    }
+
+    /// The sum of every sample of metric `name` (all label sets).
+    pub fn sum(&self, name: &str) -> f64 {
+        self.sum_where(name, "")
     }
 
     /// The sum of the samples of `name` whose labels include `label`, e.g. `api="Produce"`.
     pub fn sum_where(&self, name: &str, label: &str) -> f64 {
-        self.0
-            .lines()
-            .filter(|l| l.starts_with(name) && l.contains(label))
-            .filter_map(|l| {
-                let (series, value) = l.rsplit_once(' ')?;
-                (series.split('{').next()? == name).then(|| value.parse::<f64>().ok())?
-            })
+        self.samples()
+            .filter(|(metric, labels, _)| *metric == name && labels.contains(label))
+            .map(|(_, _, value)| value)
             .sum()
     }
 
@@ -234,31 +232,16 @@ impl Metrics {
     pub fn buckets(&self, name: &str, label: &str) -> Vec<(f64, f64)> {
         let bucket_name = format!("{name}_bucket");
         let mut out: Vec<(f64, f64)> = Vec::new();
-        for l in self.0.lines().filter(|l| !l.starts_with('#')) {
-            let Some((series, value)) = l.rsplit_once(' ') else {
-                continue;
-            };
-            let Some((metric, labels)) = series.split_once('{') else {
-                continue;
-            };
+        for (metric, labels, count) in self.samples() {
             if metric != bucket_name || !labels.contains(label) {
                 continue;
             }
+            // `+Inf` parses as infinity.
             let Some(le) = labels
                 .split_once("le=\"")
                 .and_then(|(_, rest)| rest.split_once('"'))
-                .map(|(le, _)| le)
+                .and_then(|(le, _)| le.parse::<f64>().ok())
             else {
-                continue;
-            };
-            let le = match le {
-                "+Inf" => f64::INFINITY,
-                le => match le.parse::<f64>() {
-                    Ok(v) => v,
-                    Err(_) => continue,
-                },
-            };
-            let Ok(count) = value.parse::<f64>() else {
                 continue;
             };
             match out.iter_mut().find(|(b, _)| *b == le) {
