@@ -5,6 +5,7 @@
 
 mod baseline;
 mod batch_queue;
+mod disk;
 mod lifecycle;
 mod proc;
 mod workload;
@@ -182,7 +183,8 @@ fn latency_line(h: &Histogram<u64>) -> String {
 /// bucket bounds that p50 / p99 / p99.9 are at most.
 struct PhaseHistogram {
     count: f64,
-    bounds_s: [f64; 3],
+    /// p50, p99, p99.9 and the largest sample (q = 1).
+    bounds_s: [f64; 4],
     largest_finite_s: f64,
 }
 
@@ -198,7 +200,7 @@ fn phase_histogram(
     let bound = |q| proc::quantile_bound(&grown, q);
     Some(PhaseHistogram {
         count: grown.last()?.1,
-        bounds_s: [bound(0.5)?, bound(0.99)?, bound(0.999)?],
+        bounds_s: [bound(0.5)?, bound(0.99)?, bound(0.999)?, bound(1.0)?],
         largest_finite_s: grown
             .iter()
             .map(|(le, _)| *le)
@@ -222,11 +224,12 @@ impl PhaseHistogram {
             }
         };
         format!(
-            "{:.0} {what}: p50 {}, p99 {}, p99.9 {}",
+            "{:.0} {what}: p50 {}, p99 {}, p99.9 {}, max {}",
             self.count,
             b(self.bounds_s[0]),
             b(self.bounds_s[1]),
-            b(self.bounds_s[2])
+            b(self.bounds_s[2]),
+            b(self.bounds_s[3])
         )
     }
 
@@ -238,6 +241,7 @@ impl PhaseHistogram {
             "p50_ms_at_most": ms(self.bounds_s[0]),
             "p99_ms_at_most": ms(self.bounds_s[1]),
             "p999_ms_at_most": ms(self.bounds_s[2]),
+            "max_ms_at_most": ms(self.bounds_s[3]),
         })
     }
 }
@@ -608,6 +612,12 @@ async fn run_workload(
     lifecycle::create_topic(&mut admin, &e2e_topic, w.partitions, &[]).await?;
     let warmup = (rate * a.e2e_warmup_secs as f64) as u64;
     let n = ((rate * a.e2e_secs as f64) as u64).max(1) + warmup;
+    // The disk under a broker the bench started (an external one may be anywhere).
+    let disk_sampler = a
+        .bootstrap
+        .is_none()
+        .then(|| disk::Sampler::start(dir.path()))
+        .flatten();
     let (s4, c4, m4) = (target.stats(), own_stats(), target.metrics());
     let (eprod, econs) = {
         let (mut w, topic) = (w.clone(), e2e_topic.clone());
@@ -626,6 +636,7 @@ async fn run_workload(
         .await?
     };
     let (s5, c5, m5) = (target.stats(), own_stats(), target.metrics());
+    let e2e_disk = disk_sampler.and_then(disk::Sampler::finish);
     println!(
         "e2e       {} records at {:.0} records/s ({:.0}% of the produce-only throughput; achieved {:.0}/s), linger.ms {}, after {} s of warm-up: latency {}",
         eprod.records,
@@ -652,14 +663,20 @@ async fn run_workload(
             p.text("produce requests (arrival to response)")
         );
     }
-    let (mut e2e_floor, mut e2e_record_floor) = (None, None);
+    if let Some(d) = &e2e_disk {
+        println!("  {}", d.text());
+    }
+    let (mut e2e_floor, mut e2e_record_floor, mut floor_disk) = (None, None, None);
     if !a.no_baselines {
         let sink_dir = dir.sub("sink-latency")?;
         let record_bytes = (wire_bytes / prod.records.max(1)).max(1) as usize;
         let (linger_ms, warmup) = (a.e2e_linger_ms, Duration::from_secs(a.e2e_warmup_secs));
         let measured = Duration::from_secs(a.e2e_secs);
-        let h = blocking(move || {
-            baseline::sink_latency(&sink_dir, rate, record_bytes, linger_ms, warmup, measured)
+        let (h, d) = blocking(move || {
+            let sampler = disk::Sampler::start(&sink_dir);
+            let h =
+                baseline::sink_latency(&sink_dir, rate, record_bytes, linger_ms, warmup, measured);
+            Ok((h?, sampler.and_then(disk::Sampler::finish)))
         })
         .await?;
         println!(
@@ -670,6 +687,10 @@ async fn run_workload(
             "          per record, with its wait for the request: {}",
             latency_line(&h.record)
         );
+        if let Some(d) = &d {
+            println!("          {}", d.text());
+        }
+        floor_disk = d.as_ref().map(disk::Phase::json);
         e2e_floor = Some(latency(&h.ack));
         e2e_record_floor = Some(latency(&h.record));
     }
@@ -688,6 +709,8 @@ async fn run_workload(
             "broker_cpu_s": cpu_delta(s4, s5),
             "broker_fsync": fsync_h.as_ref().map(PhaseHistogram::json),
             "broker_produce_request": produce_h.as_ref().map(PhaseHistogram::json),
+            "disk": e2e_disk.as_ref().map(disk::Phase::json),
+            "sink_disk": floor_disk,
         }),
     );
 
