@@ -62,7 +62,7 @@ pub fn sink(
     let connections = connections.max(1);
     let request_bytes = request_bytes.clamp(1, SINK_MAX_FRAME_BYTES);
     let started = Instant::now();
-    let (fsyncs, bytes, _) = run_sink(dir, connections, |i, addr| {
+    let (fsyncs, bytes, _, _) = run_sink(dir, connections, None, |i, addr| {
         let share = total_bytes / connections as u64
             + u64::from((i as u64) < total_bytes % connections as u64);
         sink_client(addr, share, request_bytes, in_flight.max(1))
@@ -81,6 +81,8 @@ const FLOOR_MAX_RECORDS_PER_REQUEST: u64 = 1000;
 pub struct SinkLatency {
     /// Each request's acknowledgement: send → durable → ack.
     pub ack: Histogram<u64>,
+    /// The block device under the sink's file while it ran (None on tmpfs).
+    pub disk: Option<super::disk::Phase>,
     /// Each record's: the acknowledgement plus the record's wait for its request, its records
     /// taken as produced evenly over the `linger_ms` before the send (as a producer's latency,
     /// measured from the produce call, includes its linger).
@@ -101,21 +103,30 @@ pub fn sink_latency(
     let records = (rate_per_s * interval.as_secs_f64()).max(1.0);
     let request_bytes = ((records * record_bytes as f64) as usize).clamp(1, SINK_MAX_FRAME_BYTES);
     let per_request = (records as u64).clamp(1, FLOOR_MAX_RECORDS_PER_REQUEST);
-    let (_, _, mut latencies) = run_sink(dir, 1, |_, addr| {
+    let sampler = super::disk::Sampler::start(dir);
+    let (_, _, mut latencies, disk) = run_sink(dir, 1, sampler, |_, addr| {
         paced_sink_client(addr, request_bytes, per_request, interval, warmup, measured)
     })?;
-    latencies
+    let mut floor = latencies
         .pop()
-        .ok_or_else(|| anyhow!("the paced sink client returned nothing"))
+        .ok_or_else(|| anyhow!("the paced sink client returned nothing"))?;
+    floor.disk = disk;
+    Ok(floor)
 }
 
+/// What [`run_sink`] returns: fsyncs, bytes written, the clients' results, the disk's phase.
+type SinkRun<R> = (u64, u64, Vec<R>, Option<super::disk::Phase>);
+
 /// Runs a sink on `dir/sink.log` for `connections` clients, each `client(index, address)` on its
-/// own thread. Returns the fsyncs, the bytes written and the clients' results.
+/// own thread. Returns the fsyncs, the bytes written, the clients' results and what `disk`
+/// sampled until the clients were done (before the file's removal, whose discards are not the
+/// sink's I/O).
 fn run_sink<R: Send>(
     dir: &Path,
     connections: usize,
+    disk: Option<super::disk::Sampler>,
     client: impl Fn(usize, std::net::SocketAddr) -> anyhow::Result<R> + Sync,
-) -> anyhow::Result<(u64, u64, Vec<R>)> {
+) -> anyhow::Result<SinkRun<R>> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let path = dir.join("sink.log");
@@ -165,8 +176,9 @@ fn run_sink<R: Send>(
         }
         Ok((fsyncs, bytes, results))
     });
+    let disk = disk.and_then(super::disk::Sampler::finish);
     let _ = std::fs::remove_file(&path);
-    result
+    result.map(|(fsyncs, bytes, results)| (fsyncs, bytes, results, disk))
 }
 
 /// Sends a request of `request_bytes` every `interval` (sleeping in between; late requests go
@@ -215,6 +227,7 @@ fn paced_sink_client(
             Ok(SinkLatency {
                 ack: h,
                 record: per_record,
+                disk: None,
             })
         });
         let payload = vec![b'x'; request_bytes];

@@ -672,11 +672,8 @@ async fn run_workload(
         let record_bytes = (wire_bytes / prod.records.max(1)).max(1) as usize;
         let (linger_ms, warmup) = (a.e2e_linger_ms, Duration::from_secs(a.e2e_warmup_secs));
         let measured = Duration::from_secs(a.e2e_secs);
-        let (h, d) = blocking(move || {
-            let sampler = disk::Sampler::start(&sink_dir);
-            let h =
-                baseline::sink_latency(&sink_dir, rate, record_bytes, linger_ms, warmup, measured);
-            Ok((h?, sampler.and_then(disk::Sampler::finish)))
+        let h = blocking(move || {
+            baseline::sink_latency(&sink_dir, rate, record_bytes, linger_ms, warmup, measured)
         })
         .await?;
         println!(
@@ -687,10 +684,10 @@ async fn run_workload(
             "          per record, with its wait for the request: {}",
             latency_line(&h.record)
         );
-        if let Some(d) = &d {
+        if let Some(d) = &h.disk {
             println!("          {}", d.text());
         }
-        floor_disk = d.as_ref().map(disk::Phase::json);
+        floor_disk = h.disk.as_ref().map(disk::Phase::json);
         e2e_floor = Some(latency(&h.ack));
         e2e_record_floor = Some(latency(&h.record));
     }
