@@ -143,11 +143,12 @@ fn read(major: i32, minor: i32) -> Option<(String, Counters)> {
     ))
 }
 
-/// Reads the device's counters every [`WINDOW_MS`] on its own thread until [`Sampler::finish`];
-/// it keeps only the running [`Phase`], so its memory does not grow with the phase.
+/// Reads the device's counters every [`WINDOW_MS`] on its own thread until [`Sampler::finish`]
+/// (or until dropped, when a phase fails); it keeps only the running [`Phase`], so its memory
+/// does not grow with the phase.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<Phase>,
+    thread: Option<JoinHandle<Phase>>,
 }
 
 impl Sampler {
@@ -180,12 +181,21 @@ impl Sampler {
                 }
             })
             .ok()?;
-        Some(Sampler { stop, thread })
+        Some(Sampler {
+            stop,
+            thread: Some(thread),
+        })
     }
 
-    pub fn finish(self) -> Option<Phase> {
+    pub fn finish(mut self) -> Option<Phase> {
         self.stop.store(true, Ordering::Release);
-        self.thread.join().ok()
+        self.thread.take()?.join().ok()
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
     }
 }
 
@@ -263,6 +273,17 @@ mod tests {
             let p = s.finish().expect("the sampler returns its phase");
             assert!(p.windows >= 1);
             assert!(!p.device.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_dropped_sampler_stops_its_thread() {
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        if let Some(mut s) = Sampler::start(here) {
+            let thread = s.thread.take().expect("a running sampler has its thread");
+            drop(s);
+            let p = thread.join().expect("the sampler thread ends once dropped");
+            assert!(p.windows >= 1);
         }
     }
 }
