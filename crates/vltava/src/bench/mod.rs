@@ -180,7 +180,7 @@ fn latency_line(h: &Histogram<u64>) -> String {
 }
 
 /// What a histogram of the broker's `/metrics` counted over a phase: how many samples, and the
-/// bucket bounds that p50 / p99 / p99.9 are at most.
+/// bucket bounds that p50 / p99 / p99.9 and the largest sample are at most.
 struct PhaseHistogram {
     count: f64,
     /// p50, p99, p99.9 and the largest sample (q = 1).
