@@ -5,12 +5,14 @@
 
 mod baseline;
 mod batch_queue;
+mod commits;
 mod disk;
 mod lifecycle;
 mod proc;
 mod workload;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
@@ -30,6 +32,8 @@ pub enum Scenario {
     Startup,
     /// Restart time after SIGKILL with a large log.
     Recovery,
+    /// Offset commits from many groups at once, and a producer's acknowledgements meanwhile.
+    Commits,
     /// All of the above.
     All,
 }
@@ -46,6 +50,7 @@ Examples:
   vltava bench --records 200000 --acks 1 --linger-ms 0 --json result.json
   vltava bench --scenario startup --startup-partitions 10000
   vltava bench --scenario recovery --recovery-mib 10240
+  vltava bench --scenario commits --committers 16
   vltava bench --bootstrap kafka:9092 --broker-pid 4242   # any Kafka-compatible broker"
 )]
 pub struct BenchArgs {
@@ -138,6 +143,12 @@ pub struct BenchArgs {
     /// Log size for the recovery scenario, in MiB.
     #[arg(long, default_value_t = 1024)]
     pub recovery_mib: u64,
+    /// Committers in the commits scenario (each a consumer in a group of its own).
+    #[arg(long, default_value_t = 8)]
+    pub committers: usize,
+    /// Length of each phase of the commits scenario, in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub commit_secs: u64,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -346,6 +357,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                 "recovery_ms": r.recovery.as_secs_f64() * 1000.0,
             }),
         );
+    }
+    if matches!(a.scenario, Scenario::Commits | Scenario::All) {
+        run_commits(&a, &dir, &mut report).await?;
     }
     if let Some(path) = &a.json {
         let text = serde_json::to_string_pretty(&Value::Object(report))?;
@@ -754,6 +768,116 @@ async fn run_workload(
             "idempotence": w.idempotence, "records": a.records, "e2e_secs": a.e2e_secs,
         }),
     );
+    if a.bootstrap.is_none() {
+        target.stop(Duration::from_secs(60))?;
+    }
+    Ok(())
+}
+
+/// Offset commits from `--committers` groups at once for `--commit-secs`, a probe producer's
+/// acknowledgement latency alone and during them, and this disk's serial fdatasync rate.
+async fn run_commits(
+    a: &BenchArgs,
+    dir: &DataDir,
+    report: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
+    if a.committers < 1 || a.commit_secs < 1 {
+        bail!("--committers and --commit-secs must be at least 1");
+    }
+    let mut target = match &a.bootstrap {
+        Some(b) => Target::external(b, a.http.clone(), a.broker_pid),
+        None => Target::spawn(&dir.sub("commits")?, a.broker_bin.as_deref())?,
+    };
+    target.wait_answering(Duration::from_secs(60)).await?;
+    let run_id = format!(
+        "{}-{}",
+        std::process::id(),
+        workload::now_us() % 1_000_000_000
+    );
+    let (topic, probe_topic) = (
+        format!("bench-{run_id}-commits"),
+        format!("bench-{run_id}-probe"),
+    );
+    let mut admin = lifecycle::admin(&target.bootstrap).await?;
+    lifecycle::create_topic(&mut admin, &topic, a.partitions, &[]).await?;
+    lifecycle::create_topic(&mut admin, &probe_topic, 1, &[]).await?;
+    let phase = Duration::from_secs(a.commit_secs);
+    let probe_every = Duration::from_millis(5);
+    let probe_phase = |during_commits: bool| {
+        let (bootstrap, topic, probe_topic) =
+            (target.bootstrap.clone(), topic.clone(), probe_topic.clone());
+        let (partitions, committers) = (a.partitions, a.committers);
+        let groups = format!("bench-{run_id}-commit");
+        blocking(move || {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let stopping = stop.clone();
+            let b = bootstrap.clone();
+            let probe =
+                std::thread::spawn(move || commits::probe(&b, &probe_topic, probe_every, stopping));
+            let committed = if during_commits {
+                commits::commit_loop(&bootstrap, &topic, partitions, &groups, committers, phase)
+            } else {
+                std::thread::sleep(phase);
+                Ok(commits::Timed::default())
+            };
+            stop.store(true, std::sync::atomic::Ordering::Release);
+            let probed = probe
+                .join()
+                .unwrap_or_else(|_| Err(anyhow!("the probe thread panicked")))?;
+            Ok((committed?, probed))
+        })
+    };
+    let (_, alone) = probe_phase(false).await?;
+    let (m0, s0) = (target.metrics(), target.stats());
+    let (committed, beside) = probe_phase(true).await?;
+    let (m1, s1) = (target.metrics(), target.stats());
+    let fsyncs = delta(&m0, &m1, |m| m.sum("vltava_fsync_total"));
+    println!(
+        "commits   {} committers, each a group of its own, committing one offset and waiting for the answer: {} commits in {:.2} s, {:.0} commits/s; latency {}; broker CPU {:.2} s",
+        a.committers,
+        committed.count,
+        committed.elapsed.as_secs_f64(),
+        committed.per_s(),
+        latency_line(&committed.latency),
+        cpu_delta(s0, s1).unwrap_or(0.0),
+    );
+    println!(
+        "  a producer sending one record per {} ms (acks=all): ack latency alone {}",
+        probe_every.as_millis(),
+        latency_line(&alone.latency)
+    );
+    println!(
+        "          during the commits {}",
+        latency_line(&beside.latency)
+    );
+    let mut out = json!({
+        "committers": a.committers,
+        "commits": committed.count,
+        "seconds": committed.elapsed.as_secs_f64(),
+        "commits_per_s": committed.per_s(),
+        "latency": latency(&committed.latency),
+        "broker_cpu_s": cpu_delta(s0, s1),
+        "broker_fsyncs": fsyncs,
+        "probe_alone": latency(&alone.latency),
+        "probe_during_commits": latency(&beside.latency),
+    });
+    if !a.no_baselines {
+        let floor_dir = dir.sub("fsync-floor")?;
+        let floor = blocking(move || commits::fsync_floor(&floor_dir, phase)).await?;
+        let ratio = committed.per_s() / floor.per_s().max(1e-9);
+        println!(
+            "  this disk, one 100-byte write + fdatasync after another: {:.0}/s, latency {} → Vltava commits {:.2}× that rate",
+            floor.per_s(),
+            latency_line(&floor.latency),
+            ratio
+        );
+        out["fsync_floor"] = json!({
+            "fsyncs_per_s": floor.per_s(),
+            "latency": latency(&floor.latency),
+        });
+        out["ratio_to_fsync_floor"] = json!(ratio);
+    }
+    report.insert("commits".into(), out);
     if a.bootstrap.is_none() {
         target.stop(Duration::from_secs(60))?;
     }
