@@ -176,29 +176,30 @@ async fn handle(
         )),
         ApiKey::JoinGroup => reply!(groups::join(state, &caller, body!(JoinGroupRequest), v).await),
         ApiKey::SyncGroup => reply!(groups::sync(state, body!(SyncGroupRequest), v).await),
-        ApiKey::Heartbeat => reply!(groups::heartbeat(state, body!(HeartbeatRequest))),
-        ApiKey::LeaveGroup => reply!(groups::leave(state, body!(LeaveGroupRequest), v)),
-        ApiKey::OffsetCommit => reply!(groups::offset_commit(state, body!(OffsetCommitRequest))),
-        ApiKey::OffsetFetch => reply!(groups::offset_fetch(state, body!(OffsetFetchRequest), v)),
-        ApiKey::ListGroups => reply!(groups::list_groups(state, body!(ListGroupsRequest), v)),
-        ApiKey::DescribeGroups => {
-            reply!(groups::describe_groups(
-                state,
-                body!(DescribeGroupsRequest),
-                v
-            ))
+        ApiKey::Heartbeat => reply!(groups::heartbeat(state, body!(HeartbeatRequest)).await),
+        ApiKey::LeaveGroup => reply!(groups::leave(state, body!(LeaveGroupRequest), v).await),
+        ApiKey::OffsetCommit => {
+            reply!(groups::offset_commit(state, body!(OffsetCommitRequest)).await)
         }
-        ApiKey::DeleteGroups => reply!(groups::delete_groups(state, body!(DeleteGroupsRequest))),
-        ApiKey::OffsetDelete => reply!(groups::offset_delete(state, body!(OffsetDeleteRequest))),
-        ApiKey::ConsumerGroupHeartbeat => reply!(groups::consumer_heartbeat(
-            state,
-            &caller,
-            body!(ConsumerGroupHeartbeatRequest)
-        )),
-        ApiKey::ConsumerGroupDescribe => reply!(groups::consumer_describe(
-            state,
-            body!(ConsumerGroupDescribeRequest)
-        )),
+        ApiKey::OffsetFetch => {
+            reply!(groups::offset_fetch(state, body!(OffsetFetchRequest), v).await)
+        }
+        ApiKey::ListGroups => reply!(groups::list_groups(state, body!(ListGroupsRequest), v).await),
+        ApiKey::DescribeGroups => {
+            reply!(groups::describe_groups(state, body!(DescribeGroupsRequest), v).await)
+        }
+        ApiKey::DeleteGroups => {
+            reply!(groups::delete_groups(state, body!(DeleteGroupsRequest)).await)
+        }
+        ApiKey::OffsetDelete => {
+            reply!(groups::offset_delete(state, body!(OffsetDeleteRequest)).await)
+        }
+        ApiKey::ConsumerGroupHeartbeat => reply!(
+            groups::consumer_heartbeat(state, &caller, body!(ConsumerGroupHeartbeatRequest)).await
+        ),
+        ApiKey::ConsumerGroupDescribe => {
+            reply!(groups::consumer_describe(state, body!(ConsumerGroupDescribeRequest)).await)
+        }
         ApiKey::InitProducerId => {
             reply!(producer_id::handle(
                 &state.producer_ids,

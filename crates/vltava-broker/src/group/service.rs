@@ -1,32 +1,40 @@
 //! Drives the coordinator for the async handlers: one lock around the state machine, its store
-//! and the waiting requests. After every call, new records are fsynced and finished waits are
-//! handed to their requests.
+//! and the waiting requests. Each call queues the records it produced (group commit, see
+//! `store.rs`), hands finished waits to their requests and releases the lock; a request is
+//! answered only once everything queued by then is durable, so no answer reveals state that a
+//! power loss could take back. No lock is held across the fsync.
 
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use kafka_protocol::error::ResponseError as E;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::consumer::{ConsumerGroups, ConsumerGroupsConfig};
 use super::coordinator::{
     Completion, Coordinator, CoordinatorConfig, JoinRequest, JoinResult, Reply, StoreRecord,
     SyncResult, Ticket,
 };
-use super::store::GroupStore;
+use super::store::{self, GroupStore, MAX_PENDING_BYTES};
 
 pub struct Inner {
     pub coord: Coordinator,
     /// KIP-848 groups (membership only; their offsets live in `coord`).
     pub cgroups: ConsumerGroups,
     store: GroupStore,
-    waiters: HashMap<Ticket, oneshot::Sender<Completion>>,
+    /// Requests waiting for a rebalance; a completion carries the store sequence number to
+    /// wait for before answering.
+    waiters: HashMap<Ticket, oneshot::Sender<(Completion, u64)>>,
 }
 
 pub struct GroupService {
     inner: Mutex<Inner>,
+    /// What the store has made durable (see `store.rs`).
+    durable: watch::Receiver<store::Durable>,
+    pending_bytes: Arc<AtomicU64>,
 }
 
 impl GroupService {
@@ -40,7 +48,10 @@ impl GroupService {
                 r => coord.replay(r, now_ms),
             }
         }
+        let (durable, pending_bytes) = (store.subscribe(), store.pending_bytes());
         Ok(GroupService {
+            durable,
+            pending_bytes,
             inner: Mutex::new(Inner {
                 coord,
                 cgroups,
@@ -54,10 +65,14 @@ impl GroupService {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` on the coordinator, then persists what it recorded and completes finished waits.
-    /// Fails if the records could not be made durable.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> io::Result<R> {
+    /// Runs `f` on the coordinator, queues what it recorded and completes finished waits.
+    /// Returns `f`'s result and the store sequence number that must be durable before it is
+    /// revealed; fails if the store can no longer persist.
+    fn apply<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> io::Result<(R, u64)> {
         let mut inner = self.lock();
+        if inner.store.failed() {
+            return Err(io::Error::other("the group store failed to persist"));
+        }
         let r = f(&mut inner);
         let mut records = inner.coord.take_records();
         records.extend(
@@ -79,19 +94,38 @@ impl GroupService {
                 tracing::warn!(error = %e, "group store compaction failed");
             }
         }
+        let seq = inner.store.last_seq();
         for c in inner.coord.take_completions() {
             let t = match &c {
                 Completion::Join(t, _) | Completion::Sync(t, _) => *t,
             };
             if let Some(tx) = inner.waiters.remove(&t) {
-                let _ = tx.send(c);
+                let _ = tx.send((c, seq));
             }
         }
-        persisted.map(|_| r)
+        persisted.map(|_| (r, seq))
     }
 
+    /// Runs `f` on the coordinator (see [`GroupService::apply`]) and returns its result once
+    /// everything it could have observed is durable. Waits first while the store's queue is
+    /// full.
+    pub async fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> io::Result<R> {
+        let mut durable = self.durable.clone();
+        let room =
+            |_: &store::Durable| self.pending_bytes.load(Ordering::Acquire) <= MAX_PENDING_BYTES;
+        if !room(&durable.borrow()) {
+            let room = durable.wait_for(room).await;
+            room.map_err(|_| io::Error::other("the group store has stopped"))?;
+        }
+        let (r, seq) = self.apply(f)?;
+        store::wait_durable(&mut durable, seq).await?;
+        Ok(r)
+    }
+
+    /// Advances the coordinator's clock. Nothing waits for its records: a request answered
+    /// after this waits for them in [`GroupService::with`].
     pub fn tick(&self, now_ms: i64) {
-        if let Err(e) = self.with(|i| {
+        if let Err(e) = self.apply(|i| {
             i.coord.tick(now_ms);
             i.cgroups.tick(now_ms);
         }) {
@@ -103,27 +137,31 @@ impl GroupService {
     /// with COORDINATOR_NOT_AVAILABLE (clients retry against the restarted coordinator) instead of
     /// holding the connection drain until the rebalance ends.
     pub fn abandon_waiters(&self) {
-        let _ = self.with(|i| i.waiters.clear());
+        let _ = self.apply(|i| i.waiters.clear());
     }
 
     pub async fn join(&self, req: JoinRequest, now_ms: i64) -> JoinResult {
         let member_id = req.member_id.clone();
         let (tx, rx) = oneshot::channel();
-        let reply = self.with(|i| {
-            let r = i.coord.join(req, now_ms);
-            if let Reply::Later(t) = r {
-                i.waiters.insert(t, tx);
-            }
-            r
-        });
-        match reply {
-            Ok(Reply::Now(r)) => r,
-            Ok(Reply::Later(_)) => match rx.await {
-                Ok(Completion::Join(_, r)) => r,
-                _ => unavailable_join(&member_id),
-            },
+        let reply = self
+            .with(|i| {
+                let r = i.coord.join(req, now_ms);
+                if let Reply::Later(t) = r {
+                    i.waiters.insert(t, tx);
+                }
+                r
+            })
+            .await;
+        let waited = match reply {
+            Ok(Reply::Now(r)) => return r,
+            Ok(Reply::Later(_)) => self.completion(rx).await,
+            Err(e) => Err(e),
+        };
+        match waited {
+            Ok(Completion::Join(_, r)) => r,
+            Ok(_) => unavailable_join(&member_id),
             Err(e) => {
-                tracing::error!(error = %e, "cannot persist group state");
+                tracing::warn!(error = %e, "join answered COORDINATOR_NOT_AVAILABLE");
                 unavailable_join(&member_id)
             }
         }
@@ -142,37 +180,50 @@ impl GroupService {
         now_ms: i64,
     ) -> SyncResult {
         let (tx, rx) = oneshot::channel();
-        let reply = self.with(|i| {
-            let r = i.coord.sync(
-                group_id,
-                generation_id,
-                member_id,
-                instance_id,
-                protocol_type,
-                protocol_name,
-                assignments,
-                now_ms,
-            );
-            if let Reply::Later(t) = r {
-                i.waiters.insert(t, tx);
-            }
-            r
-        });
+        let reply = self
+            .with(|i| {
+                let r = i.coord.sync(
+                    group_id,
+                    generation_id,
+                    member_id,
+                    instance_id,
+                    protocol_type,
+                    protocol_name,
+                    assignments,
+                    now_ms,
+                );
+                if let Reply::Later(t) = r {
+                    i.waiters.insert(t, tx);
+                }
+                r
+            })
+            .await;
         let unavailable = SyncResult {
             error: E::CoordinatorNotAvailable.code(),
             ..Default::default()
         };
-        match reply {
-            Ok(Reply::Now(r)) => r,
-            Ok(Reply::Later(_)) => match rx.await {
-                Ok(Completion::Sync(_, r)) => r,
-                _ => unavailable,
-            },
+        let waited = match reply {
+            Ok(Reply::Now(r)) => return r,
+            Ok(Reply::Later(_)) => self.completion(rx).await,
+            Err(e) => Err(e),
+        };
+        match waited {
+            Ok(Completion::Sync(_, r)) => r,
+            Ok(_) => unavailable,
             Err(e) => {
-                tracing::error!(error = %e, "cannot persist group state");
+                tracing::warn!(error = %e, "sync answered COORDINATOR_NOT_AVAILABLE");
                 unavailable
             }
         }
+    }
+
+    /// A rebalance's answer to a waiting request, once the state it reveals is durable.
+    async fn completion(&self, rx: oneshot::Receiver<(Completion, u64)>) -> io::Result<Completion> {
+        let (c, seq) = rx
+            .await
+            .map_err(|_| io::Error::other("the wait was abandoned"))?;
+        store::wait_durable(&mut self.durable.clone(), seq).await?;
+        Ok(c)
     }
 }
 

@@ -1,10 +1,24 @@
-//! Durable group state: an append-only file of [`StoreRecord`]s (length, CRC-32C, JSON), fsynced
-//! before the request that produced them is answered, replayed at start-up, and rewritten as a
-//! snapshot when it grows. A torn or corrupt tail (a crash mid-write) is cut off at start-up.
+//! Durable group state: an append-only file of [`StoreRecord`]s (length, CRC-32C, JSON), replayed
+//! at start-up and rewritten as a snapshot when it grows. A torn or corrupt tail (a crash
+//! mid-write) is cut off at start-up.
+//!
+//! Group commit: [`GroupStore::append`] only queues the encoded records and returns their
+//! sequence number, so the group lock is never held across I/O. One thread, which alone owns the
+//! file, takes everything queued, writes it, fdatasyncs once, and publishes the last sequence
+//! number it made durable ([`Durable`]); a request is answered once that number reaches its own.
+//! Snapshots go through the same queue, so records queued after a snapshot land in the new file.
+//! After a failed write or fsync nothing more is made durable (what reached the disk is
+//! unknown): the store refuses new records and waiters get the error until a restart replays
+//! the file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::watch;
 
 use super::consumer::ConsumerGroups;
 use super::coordinator::{Coordinator, StoreRecord};
@@ -13,10 +27,140 @@ const FILE: &str = "groups.log";
 /// Rewrite the file when it is this many times larger than a fresh snapshot would be.
 const COMPACT_FACTOR: u64 = 4;
 const MIN_COMPACT_BYTES: u64 = 1 << 20;
+/// Queued bytes beyond which new group requests wait for the sync thread before they run.
+pub const MAX_PENDING_BYTES: u64 = 16 << 20;
 
-pub struct GroupStore {
+/// What the sync thread has made durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Durable {
+    /// Every operation with a sequence number up to this one is on disk.
+    pub seq: u64,
+    /// A write or fsync failed: nothing after `seq` will become durable.
+    pub failed: bool,
+}
+
+enum Op {
+    Append(Vec<u8>),
+    /// The whole state as of this point: replaces the file.
+    Snapshot(Vec<u8>),
+}
+
+impl Op {
+    fn len(&self) -> u64 {
+        match self {
+            Op::Append(b) | Op::Snapshot(b) => b.len() as u64,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    ops: Vec<Op>,
+    /// Sequence number of the last operation queued.
+    last_seq: u64,
+    stopping: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    durable: watch::Sender<Durable>,
+    pending_bytes: Arc<AtomicU64>,
+    failed: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The file and where it lives: owned by the sync thread.
+struct Writer {
     path: PathBuf,
     file: File,
+}
+
+impl Writer {
+    fn apply(&mut self, ops: &[Op]) -> io::Result<()> {
+        let mut dirty = false;
+        for op in ops {
+            match op {
+                Op::Append(bytes) => {
+                    self.file.write_all(bytes)?;
+                    dirty = true;
+                }
+                Op::Snapshot(bytes) => {
+                    if dirty {
+                        self.file.sync_data()?;
+                        dirty = false;
+                    }
+                    let tmp = self.path.with_extension("tmp");
+                    {
+                        let mut f = File::create(&tmp)?;
+                        f.write_all(bytes)?;
+                        f.sync_all()?;
+                    }
+                    fs::rename(&tmp, &self.path)?;
+                    if let Some(dir) = self.path.parent() {
+                        File::open(dir)?.sync_all()?;
+                    }
+                    self.file = OpenOptions::new().append(true).open(&self.path)?;
+                }
+            }
+        }
+        if dirty {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+fn run_writer(shared: Arc<Shared>, mut w: Writer) {
+    loop {
+        let (ops, last_seq) = {
+            let mut q = shared.lock();
+            while q.ops.is_empty() && !q.stopping {
+                q = shared.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+            if q.ops.is_empty() {
+                return;
+            }
+            (std::mem::take(&mut q.ops), q.last_seq)
+        };
+        let bytes: u64 = ops.iter().map(Op::len).sum();
+        let outcome = (!shared.failed.load(Ordering::Acquire)).then(|| w.apply(&ops));
+        // Room in the queue first, so that whoever the news below wakes sees it.
+        shared.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        match outcome {
+            Some(Ok(())) => shared.durable.send_modify(|d| d.seq = last_seq),
+            Some(Err(e)) => {
+                tracing::error!(file = %w.path.display(), error = %e, "cannot persist group state; group requests fail until a restart");
+                shared.failed.store(true, Ordering::Release);
+                shared.durable.send_modify(|d| d.failed = true);
+            }
+            // Failed before: wakes requests waiting for room so that they fail too.
+            None => shared.durable.send_modify(|_| {}),
+        }
+    }
+}
+
+/// Waits until everything up to `seq` is durable; fails if the store failed first.
+pub async fn wait_durable(rx: &mut watch::Receiver<Durable>, seq: u64) -> io::Result<()> {
+    let d = rx
+        .wait_for(|d| d.seq >= seq || d.failed)
+        .await
+        .map_err(|_| io::Error::other("the group store has stopped"))?;
+    if d.seq >= seq {
+        Ok(())
+    } else {
+        Err(io::Error::other("the group store failed to persist"))
+    }
+}
+
+pub struct GroupStore {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
     size_bytes: u64,
     snapshot_bytes: u64,
 }
@@ -69,16 +213,69 @@ impl GroupStore {
             file.set_len(pos as u64)?;
             file.sync_all()?;
         }
-        let store = GroupStore {
-            path,
-            file,
-            size_bytes: pos as u64,
-            snapshot_bytes: pos as u64,
-        };
+        let store = GroupStore::start(Writer { path, file }, pos as u64)?;
         Ok((store, records))
     }
 
-    /// Appends records and fsyncs them.
+    /// Starts the sync thread on `writer`, whose file holds `size_bytes`.
+    fn start(writer: Writer, size_bytes: u64) -> io::Result<GroupStore> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            durable: watch::channel(Durable::default()).0,
+            pending_bytes: Arc::new(AtomicU64::new(0)),
+            failed: AtomicBool::new(false),
+        });
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("vltava-group-sync".into())
+            .spawn(move || run_writer(worker, writer))?;
+        Ok(GroupStore {
+            shared,
+            thread: Some(thread),
+            size_bytes,
+            snapshot_bytes: size_bytes,
+        })
+    }
+
+    fn push(&mut self, op: Op) -> io::Result<()> {
+        if self.failed() {
+            return Err(io::Error::other("the group store failed to persist"));
+        }
+        self.shared
+            .pending_bytes
+            .fetch_add(op.len(), Ordering::AcqRel);
+        let mut q = self.shared.lock();
+        q.last_seq += 1;
+        q.ops.push(op);
+        drop(q);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Sequence number of the last operation queued: once it is durable, so is every record
+    /// queued so far.
+    pub fn last_seq(&self) -> u64 {
+        self.shared.lock().last_seq
+    }
+
+    /// Follows what the sync thread has made durable.
+    pub fn subscribe(&self) -> watch::Receiver<Durable> {
+        self.shared.durable.subscribe()
+    }
+
+    /// Bytes queued and not yet written (readable without the group lock).
+    pub fn pending_bytes(&self) -> Arc<AtomicU64> {
+        self.shared.pending_bytes.clone()
+    }
+
+    /// Refuses new records after a failed write or fsync.
+    pub fn failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Acquire)
+    }
+
+    /// Queues records for the sync thread; they are durable once [`Durable::seq`] reaches
+    /// [`GroupStore::last_seq`].
     pub fn append(&mut self, records: &[StoreRecord]) -> io::Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -87,13 +284,13 @@ impl GroupStore {
         for r in records {
             buf.extend_from_slice(&encode(r)?);
         }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()?;
-        self.size_bytes += buf.len() as u64;
+        let len = buf.len() as u64;
+        self.push(Op::Append(buf))?;
+        self.size_bytes += len;
         Ok(())
     }
 
-    /// Rewrites the file as a snapshot of `c` when it has grown well past one.
+    /// Queues a rewrite of the file as a snapshot of `c` and `cg` when it has grown well past one.
     pub fn maybe_compact(&mut self, c: &Coordinator, cg: &ConsumerGroups) -> io::Result<()> {
         if self.size_bytes < MIN_COMPACT_BYTES.max(self.snapshot_bytes * COMPACT_FACTOR) {
             return Ok(());
@@ -120,19 +317,116 @@ impl GroupStore {
         for snap in cg.snapshots() {
             buf.extend_from_slice(&encode(&StoreRecord::ConsumerGroup(snap))?);
         }
-        let tmp = self.path.with_extension("tmp");
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&buf)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
-        self.size_bytes = buf.len() as u64;
-        self.snapshot_bytes = buf.len() as u64;
+        let len = buf.len() as u64;
+        self.push(Op::Snapshot(buf))?;
+        self.size_bytes = len;
+        self.snapshot_bytes = len;
         Ok(())
+    }
+}
+
+impl Drop for GroupStore {
+    /// Lets the sync thread finish what is queued, then stops it.
+    fn drop(&mut self) {
+        self.shared.lock().stopping = true;
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offset(group: &str, partition: i32) -> StoreRecord {
+        StoreRecord::Offset {
+            group: group.into(),
+            topic: "t".into(),
+            partition,
+            value: None,
+        }
+    }
+
+    fn partitions(records: &[StoreRecord]) -> Vec<(String, i32)> {
+        records
+            .iter()
+            .filter_map(|r| match r {
+                StoreRecord::Offset {
+                    group, partition, ..
+                } => Some((group.clone(), *partition)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    async fn durable(store: &GroupStore) -> io::Result<()> {
+        let mut rx = store.subscribe();
+        let wait = wait_durable(&mut rx, store.last_seq());
+        tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+            .await
+            .map_err(|_| io::Error::other("not durable within 10 s"))?
+    }
+
+    #[tokio::test]
+    async fn queued_records_become_durable_and_are_replayed_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut store, replayed) = GroupStore::open(dir.path()).expect("open");
+        assert!(replayed.is_empty());
+        for p in 0..50 {
+            store.append(&[offset("g", p)]).expect("append");
+        }
+        assert_eq!(store.last_seq(), 50);
+        durable(&store).await.expect("durable");
+        assert_eq!(store.pending_bytes().load(Ordering::Acquire), 0);
+        drop(store);
+        let (_, replayed) = GroupStore::open(dir.path()).expect("reopen");
+        let want: Vec<_> = (0..50).map(|p| ("g".to_string(), p)).collect();
+        assert_eq!(partitions(&replayed), want);
+    }
+
+    #[tokio::test]
+    async fn records_queued_after_a_snapshot_land_in_the_new_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut store, _) = GroupStore::open(dir.path()).expect("open");
+        store.append(&[offset("old", 0)]).expect("append");
+        store
+            .push(Op::Snapshot(encode(&offset("snap", 1)).expect("encode")))
+            .expect("push");
+        store.append(&[offset("new", 2)]).expect("append");
+        durable(&store).await.expect("durable");
+        drop(store);
+        let (_, replayed) = GroupStore::open(dir.path()).expect("reopen");
+        assert_eq!(
+            partitions(&replayed),
+            vec![("snap".to_string(), 1), ("new".to_string(), 2)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_fails_waiters_and_refuses_new_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(FILE);
+        File::create(&path).expect("create");
+        // A read-only handle: the sync thread's write fails as a full or broken disk's would.
+        let file = File::open(&path).expect("open");
+        let mut store = GroupStore::start(Writer { path, file }, 0).expect("start");
+        store.append(&[offset("g", 0)]).expect("queued");
+        let err = durable(&store).await.expect_err("the write failed");
+        assert!(err.to_string().contains("failed to persist"), "{err}");
+        assert!(store.failed());
+        assert!(store.append(&[offset("g", 1)]).is_err());
+        assert_eq!(store.pending_bytes().load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn dropping_the_store_writes_what_is_queued() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut store, _) = GroupStore::open(dir.path()).expect("open");
+        store.append(&[offset("g", 7)]).expect("append");
+        drop(store);
+        let (_, replayed) = GroupStore::open(dir.path()).expect("reopen");
+        assert_eq!(partitions(&replayed), vec![("g".to_string(), 7)]);
     }
 }

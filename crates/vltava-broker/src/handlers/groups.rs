@@ -63,7 +63,8 @@ pub async fn join(
 ) -> JoinGroupResponse {
     let consumer_group = state
         .groups
-        .with(|i| i.cgroups.is_active(req.group_id.0.as_str()));
+        .with(|i| i.cgroups.is_active(req.group_id.0.as_str()))
+        .await;
     if consumer_group.unwrap_or(false) {
         return JoinGroupResponse::default()
             .with_error_code(code(E::InconsistentGroupProtocol))
@@ -159,21 +160,28 @@ pub async fn sync(state: &BrokerState, req: SyncGroupRequest, version: i16) -> S
     resp
 }
 
-pub fn heartbeat(state: &BrokerState, req: HeartbeatRequest) -> HeartbeatResponse {
+pub async fn heartbeat(state: &BrokerState, req: HeartbeatRequest) -> HeartbeatResponse {
     let now = now_ms();
-    let r = state.groups.with(|i| {
-        i.coord.heartbeat(
-            req.group_id.0.as_str(),
-            req.generation_id,
-            req.member_id.as_str(),
-            opt(&req.group_instance_id),
-            now,
-        )
-    });
+    let r = state
+        .groups
+        .with(|i| {
+            i.coord.heartbeat(
+                req.group_id.0.as_str(),
+                req.generation_id,
+                req.member_id.as_str(),
+                opt(&req.group_instance_id),
+                now,
+            )
+        })
+        .await;
     HeartbeatResponse::default().with_error_code(r.unwrap_or(code(E::CoordinatorNotAvailable)))
 }
 
-pub fn leave(state: &BrokerState, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub async fn leave(
+    state: &BrokerState,
+    req: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         req.members
             .iter()
@@ -190,7 +198,8 @@ pub fn leave(state: &BrokerState, req: LeaveGroupRequest, version: i16) -> Leave
     let now = now_ms();
     let r = state
         .groups
-        .with(|i| i.coord.leave(req.group_id.0.as_str(), &members, now));
+        .with(|i| i.coord.leave(req.group_id.0.as_str(), &members, now))
+        .await;
     match r {
         Ok(Ok(codes)) if version >= 3 => LeaveGroupResponse::default().with_members(
             members
@@ -219,70 +228,74 @@ fn partition_exists(state: &BrokerState, topic: &str, partition: i32) -> bool {
         .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
 }
 
-pub fn offset_commit(state: &BrokerState, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn offset_commit(state: &BrokerState, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let now = now_ms();
     let group = req.group_id.0.to_string();
     let max_meta = state
         .groups
         .with(|i| i.coord.config().max_offset_metadata_bytes)
+        .await
         .unwrap_or(4096);
-    let result = state.groups.with(|i| {
-        let cr = CommitRequest {
-            group_id: &group,
-            generation_id: req.generation_id_or_member_epoch,
-            member_id: req.member_id.as_str(),
-            group_instance_id: opt(&req.group_instance_id),
-        };
-        // A KIP-848 group validates the member epoch; its offsets live with the classic ones.
-        let valid = match i
-            .cgroups
-            .validate_commit(&group, cr.member_id, cr.generation_id)
-        {
-            Some(v) => {
-                i.coord.ensure_group(&group, now);
-                v
-            }
-            None => i.coord.validate_commit(&cr, now),
-        };
-        if let Err(e) = valid {
-            return req
-                .topics
-                .iter()
-                .map(|t| t.partitions.iter().map(|_| code(e)).collect::<Vec<_>>())
-                .collect::<Vec<_>>();
-        }
-        req.topics
-            .iter()
-            .map(|t| {
-                t.partitions
+    let result = state
+        .groups
+        .with(|i| {
+            let cr = CommitRequest {
+                group_id: &group,
+                generation_id: req.generation_id_or_member_epoch,
+                member_id: req.member_id.as_str(),
+                group_instance_id: opt(&req.group_instance_id),
+            };
+            // A KIP-848 group validates the member epoch; its offsets live with the classic ones.
+            let valid = match i
+                .cgroups
+                .validate_commit(&group, cr.member_id, cr.generation_id)
+            {
+                Some(v) => {
+                    i.coord.ensure_group(&group, now);
+                    v
+                }
+                None => i.coord.validate_commit(&cr, now),
+            };
+            if let Err(e) = valid {
+                return req
+                    .topics
                     .iter()
-                    .map(|p| {
-                        if !partition_exists(state, t.name.0.as_str(), p.partition_index) {
-                            return code(E::UnknownTopicOrPartition);
-                        }
-                        if p.committed_metadata
-                            .as_ref()
-                            .is_some_and(|m| m.len() > max_meta)
-                        {
-                            return code(E::OffsetMetadataTooLarge);
-                        }
-                        i.coord.commit_offset(
-                            &group,
-                            t.name.0.as_str(),
-                            p.partition_index,
-                            CommittedOffset {
-                                offset: p.committed_offset,
-                                leader_epoch: p.committed_leader_epoch,
-                                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                                commit_ms: now,
-                            },
-                        );
-                        0
-                    })
-                    .collect()
-            })
-            .collect()
-    });
+                    .map(|t| t.partitions.iter().map(|_| code(e)).collect::<Vec<_>>())
+                    .collect::<Vec<_>>();
+            }
+            req.topics
+                .iter()
+                .map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            if !partition_exists(state, t.name.0.as_str(), p.partition_index) {
+                                return code(E::UnknownTopicOrPartition);
+                            }
+                            if p.committed_metadata
+                                .as_ref()
+                                .is_some_and(|m| m.len() > max_meta)
+                            {
+                                return code(E::OffsetMetadataTooLarge);
+                            }
+                            i.coord.commit_offset(
+                                &group,
+                                t.name.0.as_str(),
+                                p.partition_index,
+                                CommittedOffset {
+                                    offset: p.committed_offset,
+                                    leader_epoch: p.committed_leader_epoch,
+                                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                                    commit_ms: now,
+                                },
+                            );
+                            0
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .await;
     let codes: Vec<Vec<i16>> = match result {
         Ok(c) => c,
         Err(e) => {
@@ -325,7 +338,7 @@ pub fn offset_commit(state: &BrokerState, req: OffsetCommitRequest) -> OffsetCom
 type TopicOffsets = (TopicName, Vec<(i32, Option<CommittedOffset>)>);
 
 /// (topic, partitions) requested, or every committed partition of the group when `None`.
-fn fetch_group(
+async fn fetch_group(
     state: &BrokerState,
     group: &str,
     topics: Option<Vec<(TopicName, Vec<i32>)>>,
@@ -360,6 +373,7 @@ fn fetch_group(
                 })
                 .collect()
         })
+        .await
         .unwrap_or_default()
 }
 
@@ -378,48 +392,46 @@ fn committed_view(o: &Option<CommittedOffset>, version: i16) -> (i64, i32, Optio
     )
 }
 
-pub fn offset_fetch(
+pub async fn offset_fetch(
     state: &BrokerState,
     req: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
     if version >= 8 {
-        let groups = req
-            .groups
-            .iter()
-            .map(|g| {
-                let topics = g.topics.as_ref().map(|ts| {
-                    ts.iter()
-                        .map(|t| (t.name.clone(), t.partition_indexes.clone()))
-                        .collect()
-                });
-                let result = fetch_group(state, g.group_id.0.as_str(), topics);
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(g.group_id.clone())
-                    .with_topics(
-                        result
-                            .into_iter()
-                            .map(|(t, ps)| {
-                                OffsetFetchResponseTopics::default()
-                                    .with_name(t)
-                                    .with_partitions(
-                                        ps.into_iter()
-                                            .map(|(p, o)| {
-                                                let (offset, epoch, metadata) =
-                                                    committed_view(&o, version);
-                                                OffsetFetchResponsePartitions::default()
-                                                    .with_partition_index(p)
-                                                    .with_committed_offset(offset)
-                                                    .with_committed_leader_epoch(epoch)
-                                                    .with_metadata(metadata)
-                                            })
-                                            .collect(),
-                                    )
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
+        let mut groups = Vec::with_capacity(req.groups.len());
+        for g in req.groups.iter() {
+            let topics = g.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (t.name.clone(), t.partition_indexes.clone()))
+                    .collect()
+            });
+            let result = fetch_group(state, g.group_id.0.as_str(), topics).await;
+            let group = OffsetFetchResponseGroup::default()
+                .with_group_id(g.group_id.clone())
+                .with_topics(
+                    result
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            OffsetFetchResponseTopics::default()
+                                .with_name(t)
+                                .with_partitions(
+                                    ps.into_iter()
+                                        .map(|(p, o)| {
+                                            let (offset, epoch, metadata) =
+                                                committed_view(&o, version);
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(p)
+                                                .with_committed_offset(offset)
+                                                .with_committed_leader_epoch(epoch)
+                                                .with_metadata(metadata)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                );
+            groups.push(group);
+        }
         return OffsetFetchResponse::default().with_groups(groups);
     }
     let topics = req.topics.as_ref().map(|ts| {
@@ -427,7 +439,7 @@ pub fn offset_fetch(
             .map(|t| (t.name.clone(), t.partition_indexes.clone()))
             .collect()
     });
-    let result = fetch_group(state, req.group_id.0.as_str(), topics);
+    let result = fetch_group(state, req.group_id.0.as_str(), topics).await;
     OffsetFetchResponse::default().with_topics(
         result
             .into_iter()
@@ -451,7 +463,7 @@ pub fn offset_fetch(
     )
 }
 
-pub fn list_groups(
+pub async fn list_groups(
     state: &BrokerState,
     req: ListGroupsRequest,
     version: i16,
@@ -501,102 +513,101 @@ pub fn list_groups(
                 .collect();
             classic.into_iter().chain(consumer).collect()
         })
+        .await
         .unwrap_or_default();
     ListGroupsResponse::default().with_groups(groups)
 }
 
-pub fn describe_groups(
+pub async fn describe_groups(
     state: &BrokerState,
     req: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
-    let groups = req
-        .groups
-        .iter()
-        .map(|id| {
-            state
-                .groups
-                .with(|i| match i.coord.group(id.0.as_str()) {
-                    None => {
-                        let d = DescribedGroup::default()
-                            .with_group_id(id.clone())
-                            .with_group_state(s("Dead"));
-                        if version >= 6 {
-                            d.with_error_code(code(E::GroupIdNotFound))
-                                .with_error_message(Some(s(&format!(
-                                    "Group {} not found.",
-                                    id.0.as_str()
-                                ))))
-                        } else {
-                            d
-                        }
+    let mut groups = Vec::with_capacity(req.groups.len());
+    for id in req.groups.iter() {
+        let d = state
+            .groups
+            .with(|i| match i.coord.group(id.0.as_str()) {
+                None => {
+                    let d = DescribedGroup::default()
+                        .with_group_id(id.clone())
+                        .with_group_state(s("Dead"));
+                    if version >= 6 {
+                        d.with_error_code(code(E::GroupIdNotFound))
+                            .with_error_message(Some(s(&format!(
+                                "Group {} not found.",
+                                id.0.as_str()
+                            ))))
+                    } else {
+                        d
                     }
-                    Some(g) => {
-                        let protocol = g.protocol_name.clone().unwrap_or_default();
-                        let stable = matches!(g.state, GroupState::Stable);
-                        DescribedGroup::default()
-                            .with_group_id(id.clone())
-                            .with_group_state(s(g.state.name()))
-                            .with_protocol_type(s(g.protocol_type.as_deref().unwrap_or("")))
-                            .with_protocol_data(s(&protocol))
-                            .with_members(
-                                g.members
-                                    .values()
-                                    .map(|m| {
-                                        let mut d = DescribedGroupMember::default()
-                                            .with_member_id(s(&m.member_id))
-                                            .with_client_id(s(&m.client_id))
-                                            .with_client_host(s(&m.client_host))
-                                            .with_member_metadata(
-                                                m.protocols
-                                                    .iter()
-                                                    .find(|(n, _)| *n == protocol)
-                                                    .map(|(_, b)| b.clone())
-                                                    .unwrap_or_default(),
-                                            )
-                                            .with_member_assignment(if stable {
-                                                m.assignment.clone()
-                                            } else {
-                                                Bytes::new()
-                                            });
-                                        if version >= 4 {
-                                            d.group_instance_id =
-                                                m.group_instance_id.as_deref().map(s);
-                                        }
-                                        d
-                                    })
-                                    .collect(),
-                            )
-                    }
-                })
-                .unwrap_or_else(|_| {
+                }
+                Some(g) => {
+                    let protocol = g.protocol_name.clone().unwrap_or_default();
+                    let stable = matches!(g.state, GroupState::Stable);
                     DescribedGroup::default()
                         .with_group_id(id.clone())
-                        .with_error_code(code(E::CoordinatorNotAvailable))
-                })
-        })
-        .collect();
+                        .with_group_state(s(g.state.name()))
+                        .with_protocol_type(s(g.protocol_type.as_deref().unwrap_or("")))
+                        .with_protocol_data(s(&protocol))
+                        .with_members(
+                            g.members
+                                .values()
+                                .map(|m| {
+                                    let mut d = DescribedGroupMember::default()
+                                        .with_member_id(s(&m.member_id))
+                                        .with_client_id(s(&m.client_id))
+                                        .with_client_host(s(&m.client_host))
+                                        .with_member_metadata(
+                                            m.protocols
+                                                .iter()
+                                                .find(|(n, _)| *n == protocol)
+                                                .map(|(_, b)| b.clone())
+                                                .unwrap_or_default(),
+                                        )
+                                        .with_member_assignment(if stable {
+                                            m.assignment.clone()
+                                        } else {
+                                            Bytes::new()
+                                        });
+                                    if version >= 4 {
+                                        d.group_instance_id = m.group_instance_id.as_deref().map(s);
+                                    }
+                                    d
+                                })
+                                .collect(),
+                        )
+                }
+            })
+            .await
+            .unwrap_or_else(|_| {
+                DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(code(E::CoordinatorNotAvailable))
+            });
+        groups.push(d);
+    }
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub fn delete_groups(state: &BrokerState, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let results = req
-        .groups_names
-        .iter()
-        .map(|g| {
-            let c = state
-                .groups
-                .with(|i| i.coord.delete_group(g.0.as_str()))
-                .unwrap_or(code(E::CoordinatorNotAvailable));
+pub async fn delete_groups(state: &BrokerState, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for g in req.groups_names.iter() {
+        let c = state
+            .groups
+            .with(|i| i.coord.delete_group(g.0.as_str()))
+            .await
+            .unwrap_or(code(E::CoordinatorNotAvailable));
+        results.push(
             DeletableGroupResult::default()
                 .with_group_id(g.clone())
-                .with_error_code(c)
-        })
-        .collect();
+                .with_error_code(c),
+        );
+    }
     DeleteGroupsResponse::default().with_results(results)
 }
 
-pub fn offset_delete(state: &BrokerState, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn offset_delete(state: &BrokerState, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let partitions: Vec<(String, i32)> = req
         .topics
         .iter()
@@ -608,7 +619,8 @@ pub fn offset_delete(state: &BrokerState, req: OffsetDeleteRequest) -> OffsetDel
         .collect();
     let r = state
         .groups
-        .with(|i| i.coord.delete_offsets(req.group_id.0.as_str(), &partitions));
+        .with(|i| i.coord.delete_offsets(req.group_id.0.as_str(), &partitions))
+        .await;
     match r {
         Ok(Ok(codes)) => {
             let mut codes = codes.into_iter();
@@ -646,7 +658,7 @@ fn to_parts(
 }
 
 /// ConsumerGroupHeartbeat (KIP-848).
-pub fn consumer_heartbeat(
+pub async fn consumer_heartbeat(
     state: &BrokerState,
     caller: &Caller<'_>,
     req: ConsumerGroupHeartbeatRequest,
@@ -694,12 +706,15 @@ pub fn consumer_heartbeat(
         client_host: format!("/{}", caller.client_host),
     };
     let now = now_ms();
-    let r = state.groups.with(|i| {
-        if i.coord.group(&group).is_some_and(|g| !g.members.is_empty()) {
-            return None;
-        }
-        Some(i.cgroups.heartbeat(hb, &topics, now))
-    });
+    let r = state
+        .groups
+        .with(|i| {
+            if i.coord.group(&group).is_some_and(|g| !g.members.is_empty()) {
+                return None;
+            }
+            Some(i.cgroups.heartbeat(hb, &topics, now))
+        })
+        .await;
     let r = match r {
         Ok(Some(r)) => r,
         Ok(None) => {
@@ -736,7 +751,7 @@ pub fn consumer_heartbeat(
 }
 
 /// ConsumerGroupDescribe (KIP-848).
-pub fn consumer_describe(
+pub async fn consumer_describe(
     state: &BrokerState,
     req: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
@@ -759,11 +774,11 @@ pub fn consumer_describe(
         )
     };
     let empty = Parts::new();
-    let groups = req
-        .group_ids
-        .iter()
-        .map(|id| {
-            let described = state.groups.with(|i| {
+    let mut groups = Vec::with_capacity(req.group_ids.len());
+    for id in req.group_ids.iter() {
+        let described = state
+            .groups
+            .with(|i| {
                 match i
                     .cgroups
                     .group(id.0.as_str())
@@ -804,13 +819,13 @@ pub fn consumer_describe(
                                 .collect(),
                         ),
                 }
-            });
-            described.unwrap_or_else(|_| {
-                CgDescribedGroup::default()
-                    .with_group_id(id.clone())
-                    .with_error_code(code(E::CoordinatorNotAvailable))
             })
-        })
-        .collect();
+            .await;
+        groups.push(described.unwrap_or_else(|_| {
+            CgDescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_error_code(code(E::CoordinatorNotAvailable))
+        }));
+    }
     ConsumerGroupDescribeResponse::default().with_groups(groups)
 }
