@@ -828,19 +828,35 @@ async fn run_commits(
         })
     };
     let (_, alone) = probe_phase(false).await?;
-    let (m0, s0) = (target.metrics(), target.stats());
+    let (m0, s0, c0) = (target.metrics(), target.stats(), own_stats());
     let (committed, beside) = probe_phase(true).await?;
-    let (m1, s1) = (target.metrics(), target.stats());
+    let (m1, s1, c1) = (target.metrics(), target.stats(), own_stats());
     let fsyncs = delta(&m0, &m1, |m| m.sum("vltava_fsync_total"));
+    let (broker_cpu, client_cpu) = (cpu_delta(s0, s1), cpu_delta(c0, c1));
     println!(
-        "commits   {} committers, each a group of its own, committing one offset and waiting for the answer: {} commits in {:.2} s, {:.0} commits/s; latency {}; broker CPU {:.2} s",
+        "commits   {} committers, each a group of its own, committing one offset and waiting for the answer: {} commits in {:.2} s, {:.0} commits/s; latency {}; CPU of the broker {:.2} s, of the clients {:.2} s",
         a.committers,
         committed.count,
         committed.elapsed.as_secs_f64(),
         committed.per_s(),
         latency_line(&committed.latency),
-        cpu_delta(s0, s1).unwrap_or(0.0),
+        broker_cpu.unwrap_or(0.0),
+        client_cpu.unwrap_or(0.0),
     );
+    // The broker's own time per commit (arrival to response), apart from the clients' and the
+    // scheduler's.
+    let commit_h = phase_histogram(
+        &m0,
+        &m1,
+        "vltava_request_duration_seconds",
+        "api=\"OffsetCommit\"",
+    );
+    if let Some(h) = &commit_h {
+        println!(
+            "  the broker (bounds of its /metrics buckets): {}",
+            h.text("OffsetCommit requests (arrival to response)")
+        );
+    }
     println!(
         "  a producer sending one record per {} ms (acks=all): ack latency alone {}",
         probe_every.as_millis(),
@@ -856,8 +872,10 @@ async fn run_commits(
         "seconds": committed.elapsed.as_secs_f64(),
         "commits_per_s": committed.per_s(),
         "latency": latency(&committed.latency),
-        "broker_cpu_s": cpu_delta(s0, s1),
+        "broker_cpu_s": broker_cpu,
+        "clients_cpu_s": client_cpu,
         "broker_fsyncs": fsyncs,
+        "broker_offset_commit_request": commit_h.as_ref().map(PhaseHistogram::json),
         "probe_alone": latency(&alone.latency),
         "probe_during_commits": latency(&beside.latency),
     });
