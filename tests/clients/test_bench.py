@@ -2,12 +2,14 @@
 
 No speed is asserted (figures live in BENCHMARKS.md); these tests prove the harness measures what
 it says: the records it reports are in the broker (read back with confluent-kafka), its baselines
-moved the same bytes, and its start-up and recovery scenarios restart a real broker."""
+moved the same bytes, its start-up and recovery scenarios restart a real broker, and the commits
+its commit scenario counts are the offsets the groups hold."""
 import json
 import os
 import subprocess
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from conftest import BIN
@@ -144,12 +146,44 @@ def test_startup_and_recovery_restart_a_real_broker(tmp_path):
     assert rec["log_bytes"] == 16 * 1024 * 1024 and rec["records"] == 1024 and rec["recovery_ms"] > 0
 
 
+def test_commits_counted_are_the_offsets_the_groups_hold(broker, tmp_path):
+    _, rep = bench("--scenario", "commits", "--bootstrap", broker.bootstrap,
+                   "--http", f"127.0.0.1:{broker.http_port}", "--broker-pid", str(broker.proc.pid),
+                   "--committers", "3", "--commit-secs", "1", "--partitions", "2", tmp_path=tmp_path)
+    c = rep["commits"]
+    assert c["committers"] == 3 and c["commits"] > 0 and c["latency"]["samples"] == c["commits"]
+    assert c["broker_cpu_s"] > 0 and c["clients_cpu_s"] > 0
+    # Every commit the bench counted reached the broker, plus each committer's warm-up commit.
+    assert c["broker_offset_commit_request"]["count"] == c["commits"] + 3, c
+    assert c["fsync_floor"]["fsyncs_per_s"] > 0 and c["ratio_to_fsync_floor"] > 0
+    assert c["probe_alone"]["samples"] > 0 and c["probe_during_commits"]["samples"] > 0
+    topics = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).topics
+    [topic] = [t for t in topics if t.startswith("bench-") and t.endswith("-commits")]
+    [probe] = [t for t in topics if t.startswith("bench-") and t.endswith("-probe")]
+    # Committer i committed 1, 2, 3 ... on partition i % 2 of its own group, so the offsets the
+    # groups hold (read back by librdkafka) add up to the commits counted.
+    held = 0
+    for i in range(3):
+        group = topic[: -len("commits")] + f"commit-{i}"
+        cons = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+        try:
+            [tp] = cons.committed([TopicPartition(topic, i % 2)], timeout=10)
+        finally:
+            cons.close()
+        assert tp.error is None and tp.offset > 0, (group, tp)
+        held += tp.offset
+    assert held == c["commits"], (held, c["commits"])
+    acked = c["probe_alone"]["samples"] + c["probe_during_commits"]["samples"]
+    assert sum(hi - lo for lo, hi in watermarks(broker.bootstrap, probe, 1)) == acked
+
+
 def test_bad_arguments_fail_with_one_line(tmp_path):
     for args, expect in [
         (["--record-size", "4"], "--record-size must be at least 8"),
         (["--partitions", "0"], "must be at least 1"),
         (["--e2e-rate-fraction", "1.5"], "--e2e-rate-fraction must be in (0, 1]"),
         (["--scenario", "startup", "--bootstrap", "127.0.0.1:1"], "need a broker the bench starts"),
+        (["--scenario", "commits", "--committers", "0"], "--committers and --commit-secs must be at least 1"),
         (["--bootstrap", "127.0.0.1:1", "--records", "10"], "did not answer"),
     ]:
         r, _ = bench(*args, tmp_path=tmp_path, check=False, timeout_s=120)
