@@ -59,7 +59,10 @@ def test_workload_with_its_own_broker_and_baselines(tmp_path):
     floor = e["sink_ack_latency"]
     assert 1000 <= floor["samples"] <= 2000, floor
     assert 0 < floor["p50_ms"] <= floor["p99_ms"] <= floor["max_ms"]
-    assert "minimal sink at the same rate" in text
+    assert "records/s, one request per 1 ms: ack latency" in text
+    # How busy broker and clients kept the cores over the phase.
+    assert 0 < e["cores_busy_fraction"] <= 1.05, e
+    assert "the cores: broker and clients used" in text
     # Per record, the floor adds each record's wait for its request (2 per 1 ms request at
     # 2000/s: 0.25 and 0.75 ms), as the producer's latency includes its linger.
     per_record = e["sink_record_latency"]
@@ -175,6 +178,21 @@ def test_commits_counted_are_the_offsets_the_groups_hold(broker, tmp_path):
     assert held == c["commits"], (held, c["commits"])
     acked = c["probe_alone"]["samples"] + c["probe_during_commits"]["samples"]
     assert sum(hi - lo for lo, hi in watermarks(broker.bootstrap, probe, 1)) == acked
+
+
+def test_busy_cores_runs_the_floor_with_each_number_of_busy_cores(tmp_path):
+    _, rep = bench("--scenario", "busy-cores", "--e2e-rate", "1000", "--e2e-secs", "1",
+                   "--e2e-warmup-secs", "0", "--record-size", "100", tmp_path=tmp_path)
+    b = rep["busy_cores"]
+    cores = os.cpu_count()
+    assert b["records_per_s"] == 1000 and b["record_bytes"] == 100 and b["linger_ms"] == 1
+    assert [r["busy_cores"] for r in b["runs"]] == list(range(cores + 1)), b
+    for r in b["runs"]:
+        # One request per millisecond for one second, one record each, every one acknowledged.
+        assert r["ack_latency"]["samples"] == 1000 and r["record_latency"]["samples"] == 1000, r
+        assert r["ack_latency"]["p50_ms"] > 0
+    # The sink's file is gone after each run.
+    assert not list((tmp_path / "data").rglob("sink.log"))
 
 
 def test_bad_arguments_fail_with_one_line(tmp_path):

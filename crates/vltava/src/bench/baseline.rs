@@ -12,7 +12,9 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
@@ -89,20 +91,65 @@ pub struct SinkLatency {
     pub record: Histogram<u64>,
 }
 
+/// Threads that spin at the lowest priority (nice 19) until dropped: the cores are never idle,
+/// yet any other thread that wants one gets it at once. On a virtual machine this shows what
+/// the disk does while the guest keeps every core busy, as a loaded run's clients and broker
+/// can, apart from any wait for a core inside the guest.
+pub struct Spinners {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Spinners {
+    pub fn start(count: usize) -> Spinners {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..count)
+            .filter_map(|i| {
+                let stop = stop.clone();
+                std::thread::Builder::new()
+                    .name(format!("vltava-bench-spin-{i}"))
+                    .spawn(move || {
+                        // SAFETY: plain system calls on this thread's own id; no memory is shared.
+                        unsafe {
+                            let tid = libc::gettid();
+                            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+                        }
+                        while !stop.load(Ordering::Relaxed) {
+                            std::hint::spin_loop();
+                        }
+                    })
+                    .ok()
+            })
+            .collect();
+        Spinners { stop, threads }
+    }
+}
+
+impl Drop for Spinners {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Requests of `rate_per_s × linger_ms` records of `record_bytes`, one every `linger_ms` (as a
-/// producer lingering that long sends them), into the same sink: see [`SinkLatency`].
+/// producer lingering that long sends them), into the same sink: see [`SinkLatency`]. With
+/// `spinners` > 0, that many [`Spinners`] keep the cores busy meanwhile.
 pub fn sink_latency(
     dir: &Path,
     rate_per_s: f64,
     record_bytes: usize,
     linger_ms: u64,
-    warmup: Duration,
-    measured: Duration,
+    (warmup, measured): (Duration, Duration),
+    spinners: usize,
 ) -> anyhow::Result<SinkLatency> {
     let interval = Duration::from_millis(linger_ms.max(1));
     let records = (rate_per_s * interval.as_secs_f64()).max(1.0);
     let request_bytes = ((records * record_bytes as f64) as usize).clamp(1, SINK_MAX_FRAME_BYTES);
     let per_request = (records as u64).clamp(1, FLOOR_MAX_RECORDS_PER_REQUEST);
+    let _spinning = (spinners > 0).then(|| Spinners::start(spinners));
     let sampler = super::disk::Sampler::start(dir);
     let (_, _, mut latencies, disk) = run_sink(dir, 1, sampler, |_, addr| {
         paced_sink_client(addr, request_bytes, per_request, interval, warmup, measured)
@@ -513,8 +560,8 @@ mod tests {
             5000.0,
             100,
             2,
-            Duration::ZERO,
-            Duration::from_millis(200),
+            (Duration::ZERO, Duration::from_millis(200)),
+            0,
         )
         .unwrap();
         assert!(f.ack.len() >= 50, "{} requests", f.ack.len());
@@ -524,6 +571,36 @@ mod tests {
         assert!(f.record.min() + f.record.min() / 100 >= f.ack.min() + 100);
         assert!(f.record.max() <= f.ack.max() + 1900 + f.record.max() / 100);
         assert!(f.record.value_at_quantile(0.5) > f.ack.value_at_quantile(0.5));
+    }
+
+    /// The nice values of this process's threads named `vltava-bench-sp…` (comm is cut at 15).
+    fn spinner_nices() -> Vec<i64> {
+        let mut out = Vec::new();
+        for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if !comm.starts_with("vltava-bench-sp") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // Fields after the command's closing parenthesis; nice is the 19th field overall.
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            if let Some(n) = rest.split_whitespace().nth(16) {
+                out.push(n.parse().unwrap());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn spinners_run_at_nice_19_until_dropped() {
+        let s = Spinners::start(2);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while spinner_nices() != vec![19, 19] {
+            assert!(Instant::now() < deadline, "spinners: {:?}", spinner_nices());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(s);
+        assert!(spinner_nices().is_empty(), "{:?}", spinner_nices());
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum Scenario {
     Recovery,
     /// Offset commits from many groups at once, and a producer's acknowledgements meanwhile.
     Commits,
+    /// The end-to-end floor (minimal sink) with 0, 1, … every core kept busy: how this
+    /// machine's disk answers while its cores are busy.
+    BusyCores,
     /// All of the above.
     All,
 }
@@ -51,6 +54,7 @@ Examples:
   vltava bench --scenario startup --startup-partitions 10000
   vltava bench --scenario recovery --recovery-mib 10240
   vltava bench --scenario commits --committers 16
+  vltava bench --scenario busy-cores --e2e-rate 120000
   vltava bench --bootstrap kafka:9092 --broker-pid 4242   # any Kafka-compatible broker"
 )]
 pub struct BenchArgs {
@@ -360,6 +364,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     }
     if matches!(a.scenario, Scenario::Commits | Scenario::All) {
         run_commits(&a, &dir, &mut report).await?;
+    }
+    if matches!(a.scenario, Scenario::BusyCores | Scenario::All) {
+        run_busy_cores(&a, &dir, &mut report).await?;
     }
     if let Some(path) = &a.json {
         let text = serde_json::to_string_pretty(&Value::Object(report))?;
@@ -680,37 +687,36 @@ async fn run_workload(
     if let Some(d) = &e2e_disk {
         println!("  {}", d.text());
     }
-    let (mut e2e_floor, mut e2e_record_floor, mut floor_disk) = (None, None, None);
+    // How busy the cores were: the broker's and the clients' CPU over the phase's wall time.
+    let e2e_wall_s = (a.e2e_warmup_secs + a.e2e_secs) as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let busy = match (cpu_delta(s4, s5), cpu_delta(c4, c5)) {
+        (Some(b), Some(c)) => Some((b + c) / (cores as f64 * e2e_wall_s)),
+        _ => None,
+    };
+    if let Some(busy) = busy {
+        println!(
+            "  the cores: broker and clients used {:.0}% of {} cores over the phase",
+            busy * 100.0,
+            cores
+        );
+    }
+    let mut floors = serde_json::Map::new();
     if !a.no_baselines {
-        let sink_dir = dir.sub("sink-latency")?;
         let record_bytes = (wire_bytes / prod.records.max(1)).max(1) as usize;
-        let (linger_ms, warmup) = (a.e2e_linger_ms, Duration::from_secs(a.e2e_warmup_secs));
-        let measured = Duration::from_secs(a.e2e_secs);
-        let h = blocking(move || {
-            baseline::sink_latency(&sink_dir, rate, record_bytes, linger_ms, warmup, measured)
-        })
-        .await?;
-        println!(
-            "  minimal sink at the same rate, one request per {linger_ms} ms: ack latency {}",
-            latency_line(&h.ack)
+        let h = sink_floor(dir, a, rate, record_bytes, 0).await?;
+        floors.insert("sink_ack_latency".into(), latency(&h.ack));
+        floors.insert("sink_record_latency".into(), latency(&h.record));
+        floors.insert(
+            "sink_disk".into(),
+            json!(h.disk.as_ref().map(disk::Phase::json)),
         );
-        println!(
-            "          per record, with its wait for the request: {}",
-            latency_line(&h.record)
-        );
-        if let Some(d) = &h.disk {
-            println!("          {}", d.text());
-        }
-        floor_disk = h.disk.as_ref().map(disk::Phase::json);
-        e2e_floor = Some(latency(&h.ack));
-        e2e_record_floor = Some(latency(&h.record));
     }
     report.insert(
         "e2e".into(),
         json!({
-            "sink_ack_latency": e2e_floor,
-            "sink_record_latency": e2e_record_floor,
             "target_records_per_s": rate,
+            "cores_busy_fraction": busy,
             "linger_ms": a.e2e_linger_ms,
             "warmup_s": a.e2e_warmup_secs,
             "records_per_s": eprod.records_per_s(),
@@ -721,9 +727,14 @@ async fn run_workload(
             "broker_fsync": fsync_h.as_ref().map(PhaseHistogram::json),
             "broker_produce_request": produce_h.as_ref().map(PhaseHistogram::json),
             "disk": e2e_disk.as_ref().map(disk::Phase::json),
-            "sink_disk": floor_disk,
         }),
     );
+    if let Some(Value::Object(e2e)) = report.get_mut("e2e") {
+        for key in ["sink_ack_latency", "sink_record_latency", "sink_disk"] {
+            e2e.insert(key.into(), Value::Null);
+        }
+        e2e.extend(floors);
+    }
 
     let last = target.stats();
     if let Some(l) = last {
@@ -901,6 +912,80 @@ async fn run_commits(
     }
     Ok(())
 }
+
+/// The end-to-end floor: the minimal sink at `rate` records/s of `record_bytes`, one request
+/// per `--e2e-linger-ms`, with `spinners` cores kept busy meanwhile (`baseline::Spinners`).
+/// Prints its acknowledgement and per-record latency and what the disk did.
+async fn sink_floor(
+    dir: &DataDir,
+    a: &BenchArgs,
+    rate: f64,
+    record_bytes: usize,
+    spinners: usize,
+) -> anyhow::Result<baseline::SinkLatency> {
+    let sink_dir = dir.sub("sink-latency")?;
+    let linger_ms = a.e2e_linger_ms;
+    let phases = (
+        Duration::from_secs(a.e2e_warmup_secs),
+        Duration::from_secs(a.e2e_secs),
+    );
+    let h = blocking(move || {
+        baseline::sink_latency(&sink_dir, rate, record_bytes, linger_ms, phases, spinners)
+    })
+    .await?;
+    let busy = if spinners == 0 {
+        String::new()
+    } else {
+        format!(", {spinners} core(s) kept busy by threads spinning at nice 19")
+    };
+    println!(
+        "  minimal sink at {rate:.0} records/s, one request per {linger_ms} ms{busy}: ack latency {}",
+        latency_line(&h.ack)
+    );
+    println!(
+        "          per record, with its wait for the request: {}",
+        latency_line(&h.record)
+    );
+    if let Some(d) = &h.disk {
+        println!("          {}", d.text());
+    }
+    Ok(h)
+}
+
+/// The end-to-end floor with 0, 1, … every core kept busy by spinning threads at nice 19:
+/// what this machine's disk does for a durable broker while the cores are busy, with no broker
+/// and no librdkafka in the way.
+async fn run_busy_cores(
+    a: &BenchArgs,
+    dir: &DataDir,
+    report: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
+    let rate = a.e2e_rate.unwrap_or(DEFAULT_BUSY_CORES_RATE);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "busy-cores  the end-to-end floor at {rate:.0} records/s of {} bytes, with 0 to {cores} cores kept busy",
+        a.record_size
+    );
+    let mut runs = Vec::new();
+    for spinners in 0..=cores {
+        let h = sink_floor(dir, a, rate, a.record_size, spinners).await?;
+        runs.push(json!({
+            "busy_cores": spinners,
+            "ack_latency": latency(&h.ack),
+            "record_latency": latency(&h.record),
+            "disk": h.disk.as_ref().map(disk::Phase::json),
+        }));
+    }
+    report.insert(
+        "busy_cores".into(),
+        json!({"records_per_s": rate, "record_bytes": a.record_size, "linger_ms": a.e2e_linger_ms, "runs": runs}),
+    );
+    Ok(())
+}
+
+/// Records/s of the busy-cores scenario without --e2e-rate: about half of this machine's
+/// end-to-end maximum with the default workload (BENCHMARKS.md).
+const DEFAULT_BUSY_CORES_RATE: f64 = 120_000.0;
 
 /// Records the maximum end-to-end rate is measured with: half the run's records, at least 1000.
 fn e2e_max_records(a: &BenchArgs) -> u64 {
