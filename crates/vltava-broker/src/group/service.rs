@@ -71,6 +71,9 @@ impl GroupService {
     fn apply<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> io::Result<(R, u64)> {
         let mut inner = self.lock();
         if inner.store.failed() {
+            // Requests parked for a rebalance would wait for one that cannot happen any more:
+            // dropping their senders answers them COORDINATOR_NOT_AVAILABLE.
+            inner.waiters.clear();
             return Err(io::Error::other("the group store failed to persist"));
         }
         let r = f(&mut inner);
@@ -125,19 +128,19 @@ impl GroupService {
     /// Advances the coordinator's clock. Nothing waits for its records: a request answered
     /// after this waits for them in [`GroupService::with`].
     pub fn tick(&self, now_ms: i64) {
-        if let Err(e) = self.apply(|i| {
+        // After a failed write the store's thread has logged it once; the group APIs answer
+        // COORDINATOR_NOT_AVAILABLE until a restart.
+        let _ = self.apply(|i| {
             i.coord.tick(now_ms);
             i.cgroups.tick(now_ms);
-        }) {
-            tracing::error!(error = %e, "cannot persist group state");
-        }
+        });
     }
 
     /// Shutdown: JoinGroup and SyncGroup requests waiting for a rebalance are answered at once
     /// with COORDINATOR_NOT_AVAILABLE (clients retry against the restarted coordinator) instead of
     /// holding the connection drain until the rebalance ends.
     pub fn abandon_waiters(&self) {
-        let _ = self.apply(|i| i.waiters.clear());
+        self.lock().waiters.clear();
     }
 
     pub async fn join(&self, req: JoinRequest, now_ms: i64) -> JoinResult {
