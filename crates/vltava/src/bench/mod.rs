@@ -640,6 +640,7 @@ async fn run_workload(
         .then(|| disk::Sampler::start(dir.path()))
         .flatten();
     let (s4, c4, m4) = (target.stats(), own_stats(), target.metrics());
+    let e2e_started = Instant::now();
     let (eprod, econs) = {
         let (mut w, topic) = (w.clone(), e2e_topic.clone());
         let warmup_us = a.e2e_warmup_secs * 1_000_000;
@@ -657,6 +658,8 @@ async fn run_workload(
         .await?
     };
     let (s5, c5, m5) = (target.stats(), own_stats(), target.metrics());
+    // The phase's wall time: the group's join, warm-up, measurement and the last records read.
+    let e2e_wall_s = e2e_started.elapsed().as_secs_f64();
     let e2e_disk = disk_sampler.and_then(disk::Sampler::finish);
     println!(
         "e2e       {} records at {:.0} records/s ({:.0}% of the produce-only throughput; achieved {:.0}/s), linger.ms {}, after {} s of warm-up: latency {}",
@@ -688,7 +691,6 @@ async fn run_workload(
         println!("  {}", d.text());
     }
     // How busy the cores were: the broker's and the clients' CPU over the phase's wall time.
-    let e2e_wall_s = (a.e2e_warmup_secs + a.e2e_secs) as f64;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let busy = match (cpu_delta(s4, s5), cpu_delta(c4, c5)) {
         (Some(b), Some(c)) => Some((b + c) / (cores as f64 * e2e_wall_s)),
@@ -696,9 +698,10 @@ async fn run_workload(
     };
     if let Some(busy) = busy {
         println!(
-            "  the cores: broker and clients used {:.0}% of {} cores over the phase",
+            "  the cores: broker and clients used {:.0}% of {} cores over the phase's {:.1} s",
             busy * 100.0,
-            cores
+            cores,
+            e2e_wall_s
         );
     }
     let mut floors = serde_json::Map::new();
