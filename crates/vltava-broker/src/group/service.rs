@@ -164,7 +164,7 @@ impl GroupService {
             Ok(Completion::Join(_, r)) => r,
             Ok(_) => unavailable_join(&member_id),
             Err(e) => {
-                tracing::warn!(error = %e, "join answered COORDINATOR_NOT_AVAILABLE");
+                log_unavailable(&e, "join");
                 unavailable_join(&member_id)
             }
         }
@@ -214,7 +214,7 @@ impl GroupService {
             Ok(Completion::Sync(_, r)) => r,
             Ok(_) => unavailable,
             Err(e) => {
-                tracing::warn!(error = %e, "sync answered COORDINATOR_NOT_AVAILABLE");
+                log_unavailable(&e, "sync");
                 unavailable
             }
         }
@@ -224,9 +224,16 @@ impl GroupService {
     async fn completion(&self, rx: oneshot::Receiver<(Completion, u64)>) -> io::Result<Completion> {
         let (c, seq) = rx
             .await
-            .map_err(|_| io::Error::other("the wait was abandoned"))?;
+            .map_err(|_| io::Error::new(io::ErrorKind::Interrupted, "the wait was abandoned"))?;
         store::wait_durable(&mut self.durable.clone(), seq).await?;
         Ok(c)
+    }
+}
+
+/// A wait abandoned at shutdown (or after a store failure, logged by the store) is not news.
+fn log_unavailable(e: &io::Error, what: &str) {
+    if e.kind() != io::ErrorKind::Interrupted {
+        tracing::warn!(error = %e, "{what} answered COORDINATOR_NOT_AVAILABLE");
     }
 }
 
