@@ -376,6 +376,33 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The broker to measure: `--bootstrap`'s, or one the bench starts on `dir/sub`; and how long
+/// after the start it answered.
+async fn start_target(
+    a: &BenchArgs,
+    dir: &DataDir,
+    sub: &str,
+) -> anyhow::Result<(Target, Duration)> {
+    let mut target = match &a.bootstrap {
+        Some(b) => Target::external(b, a.http.clone(), a.broker_pid),
+        None => Target::spawn(&dir.sub(sub)?, a.broker_bin.as_deref())?,
+    };
+    let answer_within = if a.bootstrap.is_some() { 10 } else { 60 };
+    let start = target
+        .wait_answering(Duration::from_secs(answer_within))
+        .await?;
+    Ok((target, start))
+}
+
+/// Names this run's topics and groups apart from earlier runs' on the same broker.
+fn run_id() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        workload::now_us() % 1_000_000_000
+    )
+}
+
 /// Counter deltas of the broker between two scrapes (zero when its metrics are unknown).
 fn delta(before: &Option<Metrics>, after: &Option<Metrics>, f: impl Fn(&Metrics) -> f64) -> f64 {
     match (before, after) {
@@ -393,14 +420,7 @@ async fn run_workload(
     dir: &DataDir,
     report: &mut serde_json::Map<String, Value>,
 ) -> anyhow::Result<()> {
-    let mut target = match &a.bootstrap {
-        Some(b) => Target::external(b, a.http.clone(), a.broker_pid),
-        None => Target::spawn(&dir.sub("broker")?, a.broker_bin.as_deref())?,
-    };
-    let answer_within = if a.bootstrap.is_some() { 10 } else { 60 };
-    let start = target
-        .wait_answering(Duration::from_secs(answer_within))
-        .await?;
+    let (mut target, start) = start_target(a, dir, "broker").await?;
     let acks = if a.acks == "-1" {
         "all"
     } else {
@@ -430,11 +450,7 @@ async fn run_workload(
     // Idle footprint: the broker up, no client but our probe, for a moment.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = target.stats();
-    let run_id = format!(
-        "{}-{}",
-        std::process::id(),
-        workload::now_us() % 1_000_000_000
-    );
+    let run_id = run_id();
     let topic = format!("bench-{run_id}");
     let mut admin = lifecycle::admin(&w.bootstrap).await?;
     lifecycle::create_topic(&mut admin, &topic, w.partitions, &[]).await?;
@@ -704,20 +720,18 @@ async fn run_workload(
             e2e_wall_s
         );
     }
-    let mut floors = serde_json::Map::new();
-    if !a.no_baselines {
+    let floor = if a.no_baselines {
+        None
+    } else {
         let record_bytes = (wire_bytes / prod.records.max(1)).max(1) as usize;
-        let h = sink_floor(dir, a, rate, record_bytes, 0).await?;
-        floors.insert("sink_ack_latency".into(), latency(&h.ack));
-        floors.insert("sink_record_latency".into(), latency(&h.record));
-        floors.insert(
-            "sink_disk".into(),
-            json!(h.disk.as_ref().map(disk::Phase::json)),
-        );
-    }
+        Some(sink_floor(dir, a, rate, record_bytes, 0).await?)
+    };
     report.insert(
         "e2e".into(),
         json!({
+            "sink_ack_latency": floor.as_ref().map(|f| latency(&f.ack)),
+            "sink_record_latency": floor.as_ref().map(|f| latency(&f.record)),
+            "sink_disk": floor.as_ref().and_then(|f| f.disk.as_ref()).map(disk::Phase::json),
             "target_records_per_s": rate,
             "cores_busy_fraction": busy,
             "linger_ms": a.e2e_linger_ms,
@@ -732,12 +746,6 @@ async fn run_workload(
             "disk": e2e_disk.as_ref().map(disk::Phase::json),
         }),
     );
-    if let Some(Value::Object(e2e)) = report.get_mut("e2e") {
-        for key in ["sink_ack_latency", "sink_record_latency", "sink_disk"] {
-            e2e.insert(key.into(), Value::Null);
-        }
-        e2e.extend(floors);
-    }
 
     let last = target.stats();
     if let Some(l) = last {
@@ -798,16 +806,8 @@ async fn run_commits(
     if a.committers < 1 || a.commit_secs < 1 {
         bail!("--committers and --commit-secs must be at least 1");
     }
-    let mut target = match &a.bootstrap {
-        Some(b) => Target::external(b, a.http.clone(), a.broker_pid),
-        None => Target::spawn(&dir.sub("commits")?, a.broker_bin.as_deref())?,
-    };
-    target.wait_answering(Duration::from_secs(60)).await?;
-    let run_id = format!(
-        "{}-{}",
-        std::process::id(),
-        workload::now_us() % 1_000_000_000
-    );
+    let (mut target, _) = start_target(a, dir, "commits").await?;
+    let run_id = run_id();
     let (topic, probe_topic) = (
         format!("bench-{run_id}-commits"),
         format!("bench-{run_id}-probe"),
