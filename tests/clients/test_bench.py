@@ -180,7 +180,16 @@ def test_commits_counted_are_the_offsets_the_groups_hold(broker, tmp_path):
     assert sum(hi - lo for lo, hi in watermarks(broker.bootstrap, probe, 1)) == acked
 
 
+def machine_steal_ticks():
+    """The steal column of /proc/stat's "cpu" line (all cores), in clock ticks."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    assert fields[0] == "cpu", fields
+    return int(fields[8])
+
+
 def test_busy_cores_runs_the_floor_with_each_number_of_busy_cores(tmp_path):
+    steal_before = machine_steal_ticks()
     _, rep = bench("--scenario", "busy-cores", "--e2e-rate", "1000", "--e2e-secs", "1",
                    "--e2e-warmup-secs", "0", "--record-size", "100", tmp_path=tmp_path)
     b = rep["busy_cores"]
@@ -191,6 +200,10 @@ def test_busy_cores_runs_the_floor_with_each_number_of_busy_cores(tmp_path):
         # One request per millisecond for one second, one record each, every one acknowledged.
         assert r["ack_latency"]["samples"] == 1000 and r["record_latency"]["samples"] == 1000, r
         assert r["ack_latency"]["p50_ms"] > 0
+        # The hypervisor's share of the cores' time, from /proc/stat: none when it took none.
+        assert 0 <= r["steal_fraction"] <= 1, r
+    if machine_steal_ticks() == steal_before:
+        assert all(r["steal_fraction"] == 0 for r in b["runs"]), b["runs"]
     # The sink's file is gone after each run.
     assert not list((tmp_path / "data").rglob("sink.log"))
 

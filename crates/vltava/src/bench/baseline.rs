@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use hdrhistogram::Histogram;
 
+use super::proc::MachineCpu;
+
 /// Frames buffered between the sink's readers and its writer (bounded).
 const SINK_QUEUE_FRAMES: usize = 256;
 /// Largest request the sink accepts.
@@ -89,6 +91,8 @@ pub struct SinkLatency {
     /// taken as produced evenly over the `linger_ms` before the send (as a producer's latency,
     /// measured from the produce call, includes its linger).
     pub record: Histogram<u64>,
+    /// The share of the cores' time the hypervisor took meanwhile (steal; None off Linux).
+    pub steal_fraction: Option<f64>,
 }
 
 /// Threads that spin at the lowest priority (nice 19) until dropped: the cores are never idle,
@@ -151,6 +155,7 @@ pub fn sink_latency(
     let per_request = (records as u64).clamp(1, FLOOR_MAX_RECORDS_PER_REQUEST);
     let _spinning = (spinners > 0).then(|| Spinners::start(spinners));
     let sampler = super::disk::Sampler::start(dir);
+    let cpu_before = MachineCpu::read();
     let (_, _, mut latencies, disk) = run_sink(dir, 1, sampler, |_, addr| {
         paced_sink_client(addr, request_bytes, per_request, interval, warmup, measured)
     })?;
@@ -158,6 +163,7 @@ pub fn sink_latency(
         .pop()
         .ok_or_else(|| anyhow!("the paced sink client returned nothing"))?;
     floor.disk = disk;
+    floor.steal_fraction = MachineCpu::steal_fraction(cpu_before, MachineCpu::read());
     Ok(floor)
 }
 
@@ -275,6 +281,7 @@ fn paced_sink_client(
                 ack: h,
                 record: per_record,
                 disk: None,
+                steal_fraction: None,
             })
         });
         let payload = vec![b'x'; request_bytes];

@@ -21,7 +21,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use crate::cli::produce::Compression;
-use proc::{DataDir, Metrics, ProcStats, Target};
+use proc::{DataDir, MachineCpu, Metrics, ProcStats, Target};
 use workload::{ConsumerGroup, Workload};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -656,6 +656,7 @@ async fn run_workload(
         .then(|| disk::Sampler::start(dir.path()))
         .flatten();
     let (s4, c4, m4) = (target.stats(), own_stats(), target.metrics());
+    let machine_before = MachineCpu::read();
     let e2e_started = Instant::now();
     let (eprod, econs) = {
         let (mut w, topic) = (w.clone(), e2e_topic.clone());
@@ -674,6 +675,7 @@ async fn run_workload(
         .await?
     };
     let (s5, c5, m5) = (target.stats(), own_stats(), target.metrics());
+    let steal = MachineCpu::steal_fraction(machine_before, MachineCpu::read());
     // The phase's wall time: the group's join, warm-up, measurement and the last records read.
     let e2e_wall_s = e2e_started.elapsed().as_secs_f64();
     let e2e_disk = disk_sampler.and_then(disk::Sampler::finish);
@@ -714,10 +716,11 @@ async fn run_workload(
     };
     if let Some(busy) = busy {
         println!(
-            "  the cores: broker and clients used {:.0}% of {} cores over the phase's {:.1} s",
+            "  the cores: broker and clients used {:.0}% of {} cores over the phase's {:.1} s; {}",
             busy * 100.0,
             cores,
-            e2e_wall_s
+            e2e_wall_s,
+            steal_text(steal)
         );
     }
     let floor = if a.no_baselines {
@@ -734,6 +737,8 @@ async fn run_workload(
             "sink_disk": floor.as_ref().and_then(|f| f.disk.as_ref()).map(disk::Phase::json),
             "target_records_per_s": rate,
             "cores_busy_fraction": busy,
+            "steal_fraction": steal,
+            "sink_steal_fraction": floor.as_ref().map(|f| f.steal_fraction),
             "linger_ms": a.e2e_linger_ms,
             "warmup_s": a.e2e_warmup_secs,
             "records_per_s": eprod.records_per_s(),
@@ -952,6 +957,9 @@ async fn sink_floor(
     if let Some(d) = &h.disk {
         println!("          {}", d.text());
     }
+    if h.steal_fraction.is_some() {
+        println!("          {}", steal_text(h.steal_fraction));
+    }
     Ok(h)
 }
 
@@ -977,6 +985,7 @@ async fn run_busy_cores(
             "ack_latency": latency(&h.ack),
             "record_latency": latency(&h.record),
             "disk": h.disk.as_ref().map(disk::Phase::json),
+            "steal_fraction": h.steal_fraction,
         }));
     }
     report.insert(
@@ -984,6 +993,17 @@ async fn run_busy_cores(
         json!({"records_per_s": rate, "record_bytes": a.record_size, "linger_ms": a.e2e_linger_ms, "runs": runs}),
     );
     Ok(())
+}
+
+/// "the hypervisor took N% of the cores' time": on a virtual machine, the time its virtual CPUs
+/// wanted to run and did not (steal). Empty when unknown.
+fn steal_text(steal: Option<f64>) -> String {
+    steal.map_or(String::new(), |f| {
+        format!(
+            "the hypervisor took {:.1}% of the cores' time (steal: virtual CPUs ready to run, not running)",
+            f * 100.0
+        )
+    })
 }
 
 /// Records/s of the busy-cores scenario without --e2e-rate: about half of this machine's

@@ -38,6 +38,44 @@ impl ProcStats {
     }
 }
 
+/// This machine's CPU time (`/proc/stat`, all cores) in clock ticks: all of it, and the part
+/// the hypervisor gave to something else while a virtual CPU wanted to run (steal).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MachineCpu {
+    pub total_ticks: u64,
+    pub steal_ticks: u64,
+}
+
+impl MachineCpu {
+    pub fn read() -> Option<MachineCpu> {
+        use procfs::CurrentSI;
+        let t = procfs::KernelStats::current().ok()?.total;
+        let steal_ticks = t.steal.unwrap_or(0);
+        let total_ticks = t.user
+            + t.nice
+            + t.system
+            + t.idle
+            + t.iowait.unwrap_or(0)
+            + t.irq.unwrap_or(0)
+            + t.softirq.unwrap_or(0)
+            + steal_ticks;
+        Some(MachineCpu {
+            total_ticks,
+            steal_ticks,
+        })
+    }
+
+    /// The share of the cores' time between two readings that was stolen (0 on bare metal).
+    pub fn steal_fraction(before: Option<MachineCpu>, after: Option<MachineCpu>) -> Option<f64> {
+        let (b, a) = (before?, after?);
+        let total = a
+            .total_ticks
+            .checked_sub(b.total_ticks)
+            .filter(|t| *t > 0)?;
+        Some(a.steal_ticks.saturating_sub(b.steal_ticks) as f64 / total as f64)
+    }
+}
+
 /// CPU seconds of each thread of this process whose name starts with `prefix`, by thread id.
 pub fn threads_cpu_s(prefix: &str) -> Vec<(i32, f64)> {
     let Ok(me) = procfs::process::Process::myself() else {
