@@ -207,7 +207,11 @@ pub fn run_cleaner(state: &BrokerState) {
             let Some(plan) = p.log().plan_clean(&cfg, now_ms()) else {
                 continue;
             };
-            let outcome = plan.run().and_then(|result| p.log().install_clean(result));
+            // Only the swap takes the lock; it renames and the syncer makes that durable.
+            let outcome = plan
+                .run()
+                .and_then(|result| result.prepare())
+                .and_then(|prepared| p.log().install_clean(prepared));
             match outcome {
                 Ok(stats) => {
                     tracing::info!(

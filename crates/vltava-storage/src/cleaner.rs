@@ -13,13 +13,16 @@
 //!    consumer reading from the start has that long to see the delete. Kept records are copied
 //!    verbatim into batches with the same base offset, base timestamp and last offset delta:
 //!    offsets never change. Batches that cannot be decoded are kept whole.
-//! 3. [`crate::PartitionLog::install_clean`] (under the lock) swaps the files in with renames.
+//! 3. [`CleanResult::prepare`] (without the lock) scans each copy into a [`Segment`] and removes
+//!    the index files of the segments to be replaced, fsyncing the directory.
+//! 4. [`crate::PartitionLog::install_clean`] (under the lock) swaps the files in with renames and
+//!    marks the directory dirty; the partition's next sync fsyncs it (without the lock).
 //!
 //! Crash safety: a `.cleaned` file is complete and synced before it is renamed over its
 //! segment; a crash before the rename leaves the old segment (the `.cleaned` file is removed at
-//! start-up), after it the new one. Index files are removed before the rename and rebuilt, so a
-//! stale index never describes a new file. The checkpoint is written last; a stale one only means
-//! some data is cleaned again.
+//! start-up), after it the new one. Index files are removed, durably, before the rename and
+//! rebuilt, so a stale index never describes a new file. The checkpoint is written last; a stale
+//! one only means some data is cleaned again.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -30,7 +33,7 @@ use std::sync::Arc;
 
 use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
 use crate::records::{batch_records, parse_records, rebuild_batch};
-use crate::segment;
+use crate::segment::{self, Segment};
 
 /// Largest decompressed records section the cleaner will open; a larger batch is kept whole.
 pub const MAX_RECORDS_BYTES: usize = 64 << 20;
@@ -117,10 +120,80 @@ pub struct CleanStats {
 
 #[derive(Debug)]
 pub struct CleanResult {
+    /// The partition directory.
+    pub dir: PathBuf,
     pub segments: Vec<CleanedSegment>,
     /// The new checkpoint: everything below this offset is now clean.
     pub checkpoint: CleanerCheckpoint,
     pub stats: CleanStats,
+}
+
+/// A segment's swap, readied without the log's lock.
+pub(crate) enum Swap {
+    Unchanged,
+    Emptied,
+    /// The cleaned copy at `path`, already scanned: `segment` is it as it will be once renamed.
+    Replaced {
+        path: PathBuf,
+        segment: Segment,
+    },
+}
+
+pub(crate) struct PreparedSegment {
+    pub base_offset: i64,
+    pub source: Arc<File>,
+    pub swap: Swap,
+}
+
+/// A cleaning ready to be swapped in by [`crate::PartitionLog::install_clean`].
+pub struct PreparedClean {
+    pub(crate) segments: Vec<PreparedSegment>,
+    pub(crate) checkpoint: CleanerCheckpoint,
+    pub(crate) stats: CleanStats,
+}
+
+impl CleanResult {
+    /// Readies the swap without the log's lock: scans each cleaned copy (its indexes built in
+    /// memory), then removes the index files of the segments it replaces or empties and makes
+    /// that durable (one directory fsync), so that no stale index file can ever describe a new
+    /// segment file. Those segments are sealed: only a start-up reads their index files, and it
+    /// rebuilds missing ones by scanning.
+    pub fn prepare(self) -> io::Result<PreparedClean> {
+        let mut segments = Vec::with_capacity(self.segments.len());
+        let mut any_swap = false;
+        for seg in self.segments {
+            let swap = match seg.outcome {
+                SegmentOutcome::Unchanged => Swap::Unchanged,
+                SegmentOutcome::Emptied => Swap::Emptied,
+                SegmentOutcome::Replaced(path) => {
+                    match Segment::open_replacement(&self.dir, seg.base_offset, &path) {
+                        Ok(segment) => Swap::Replaced { path, segment },
+                        Err(e) => {
+                            let _ = fs::remove_file(&path);
+                            return Err(e);
+                        }
+                    }
+                }
+            };
+            if !matches!(swap, Swap::Unchanged) {
+                segment::delete_index_files(&self.dir, seg.base_offset);
+                any_swap = true;
+            }
+            segments.push(PreparedSegment {
+                base_offset: seg.base_offset,
+                source: seg.source,
+                swap,
+            });
+        }
+        if any_swap {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(PreparedClean {
+            segments,
+            checkpoint: self.checkpoint,
+            stats: self.stats,
+        })
+    }
 }
 
 /// The batches of a sealed segment file, in order.
@@ -187,6 +260,7 @@ impl CleanPlan {
         }
 
         let mut result = CleanResult {
+            dir: self.dir.clone(),
             segments: Vec::new(),
             checkpoint: CleanerCheckpoint {
                 first_dirty_offset: clean_until,

@@ -15,8 +15,8 @@ use bytes::Bytes;
 
 use crate::batch::{self, BatchError, BatchHeader, BatchWalker};
 use crate::cleaner::{
-    CleanPlan, CleanResult, CleanStats, CleanerCheckpoint, PlannedSegment, SegmentOutcome,
-    CHECKPOINT_FILE, CLEANED_SUFFIX,
+    CleanPlan, CleanStats, CleanerCheckpoint, PlannedSegment, PreparedClean, Swap, CHECKPOINT_FILE,
+    CLEANED_SUFFIX,
 };
 use crate::producer_state::{ProducerBatch, ProducerError, ProducerStateTable, SequenceVerdict};
 use crate::segment::{ScanReport, Segment, TRUSTED_ACTIVE_MIN_BYTES};
@@ -893,13 +893,17 @@ impl PartitionLog {
         })
     }
 
-    /// Swaps in the segments a [`CleanPlan::run`] wrote. A segment that retention or
+    /// Swaps in the segments a [`CleanPlan::run`] wrote, readied by [`crate::cleaner::CleanResult::prepare`]:
+    /// renames and in-memory swaps only, no fsync under the lock. The renames become durable
+    /// with the partition's next sync (the directory is marked dirty: the caller asks the syncer
+    /// for it); a crash before then leaves the old segments, which hold every record the new
+    /// ones do, with their index files rebuilt at start-up. A segment that retention or
     /// DeleteRecords removed meanwhile is skipped. Removing the first segment does not move the
     /// log start offset (it is persisted first), as Kafka's compacted logs keep theirs.
-    pub fn install_clean(&mut self, result: CleanResult) -> io::Result<CleanStats> {
-        let mut stats = result.stats;
-        let mut swaps: Vec<(usize, Option<PathBuf>)> = Vec::new();
-        for seg in result.segments {
+    pub fn install_clean(&mut self, prepared: PreparedClean) -> io::Result<CleanStats> {
+        let mut stats = prepared.stats;
+        let mut swaps: Vec<(usize, Option<(PathBuf, Segment)>)> = Vec::new();
+        for seg in prepared.segments {
             let at = self
                 .segments
                 .iter()
@@ -907,47 +911,44 @@ impl PartitionLog {
                     s.base_offset == seg.base_offset && Arc::ptr_eq(s.file(), &seg.source)
                 })
                 .filter(|&i| i + 1 < self.segments.len());
-            match (at, seg.outcome) {
-                (_, SegmentOutcome::Unchanged) => {}
-                (Some(i), SegmentOutcome::Replaced(path)) => swaps.push((i, Some(path))),
-                (Some(i), SegmentOutcome::Emptied) => swaps.push((i, None)),
-                (_, SegmentOutcome::Replaced(path)) => {
+            match (at, seg.swap) {
+                (_, Swap::Unchanged) => {}
+                (Some(i), Swap::Replaced { path, segment }) => {
+                    swaps.push((i, Some((path, segment))))
+                }
+                (Some(i), Swap::Emptied) => swaps.push((i, None)),
+                (None, Swap::Replaced { path, .. }) => {
                     let _ = fs::remove_file(path);
                 }
-                (_, SegmentOutcome::Emptied) => {}
+                (None, Swap::Emptied) => {}
             }
         }
         if !swaps.is_empty() {
             if swaps.iter().any(|(i, c)| *i == 0 && c.is_none()) {
                 self.persist_log_start()?;
             }
-            for (i, _) in &swaps {
-                self.segments[*i].delete_index_files();
-            }
-            File::open(&self.dir)?.sync_all()?;
-            for (i, cleaned) in &swaps {
-                let log_path = self.segments[*i].log_path().to_path_buf();
-                match cleaned {
-                    Some(path) => fs::rename(path, &log_path)?,
-                    None => fs::remove_file(&log_path)?,
-                }
-            }
-            File::open(&self.dir)?.sync_all()?;
             // Replace in reverse so removals do not shift the indexes still to visit.
-            for (i, cleaned) in swaps.iter().rev() {
-                if cleaned.is_some() {
-                    let base = self.segments[*i].base_offset;
-                    let seg = Segment::open_sealed(&self.dir, base)?;
-                    seg.write_indexes()?;
-                    self.segments[*i] = seg;
-                    stats.segments_rewritten += 1;
-                } else {
-                    self.segments.remove(*i);
-                    stats.segments_removed += 1;
+            for (i, cleaned) in swaps.into_iter().rev() {
+                match cleaned {
+                    Some((path, seg)) => {
+                        fs::rename(path, seg.log_path())?;
+                        // Not synced, as at a roll; a missing one is rebuilt at start-up.
+                        if let Err(e) = seg.write_indexes() {
+                            tracing::warn!(segment = %seg.log_path().display(), error = %e, "cannot write the cleaned segment's index files");
+                        }
+                        self.segments[i] = seg;
+                        stats.segments_rewritten += 1;
+                    }
+                    None => {
+                        fs::remove_file(self.segments[i].log_path())?;
+                        self.segments.remove(i);
+                        stats.segments_removed += 1;
+                    }
                 }
+                self.dir_dirty = true;
             }
         }
-        self.cleaner = result.checkpoint;
+        self.cleaner = prepared.checkpoint;
         self.cleaner.store(&self.dir)?;
         Ok(stats)
     }
@@ -1221,8 +1222,16 @@ mod tests {
 
     fn clean(log: &mut PartitionLog, cfg: &LogConfig, now_ms: i64) -> Option<CleanStats> {
         let plan = log.plan_clean(cfg, now_ms)?;
-        let result = plan.run().unwrap();
-        Some(log.install_clean(result).unwrap())
+        let prepared = plan.run().unwrap().prepare().unwrap();
+        let stats = log.install_clean(prepared).unwrap();
+        // The renames are made durable by the partition's next sync, not under the lock.
+        if stats.segments_rewritten + stats.segments_removed > 0 {
+            let work = log.sync_work().expect("the directory needs a sync");
+            assert_eq!(work.dir.as_deref(), Some(log.dir.as_path()));
+            work.run().unwrap();
+            log.mark_durable(work.point);
+        }
+        Some(stats)
     }
 
     #[test]
@@ -1363,8 +1372,15 @@ mod tests {
         assert!(result
             .segments
             .iter()
-            .any(|s| matches!(s.outcome, SegmentOutcome::Replaced(_))));
+            .any(|s| matches!(s.outcome, crate::cleaner::SegmentOutcome::Replaced(_))));
         drop(result);
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path()).unwrap();
+        assert_eq!(read_all(&log), before);
+        // Again, dying after readying the swap (the old segments' index files removed).
+        let plan = log.plan_clean(&cfg, 100).unwrap();
+        let prepared = plan.run().unwrap().prepare().unwrap();
+        drop(prepared);
         drop(log);
         let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
         assert_eq!(read_all(&log), before);
@@ -1383,7 +1399,7 @@ mod tests {
         let plan = log.plan_clean(&cfg, 100).unwrap();
         let result = plan.run().unwrap();
         log.delete_records_before(log.high_watermark()).unwrap();
-        log.install_clean(result).unwrap();
+        log.install_clean(result.prepare().unwrap()).unwrap();
         assert!(read_all(&log).is_empty());
     }
 

@@ -45,6 +45,13 @@ pub fn log_file_name(base_offset: i64) -> String {
 /// `{base_offset:020}{suffix}`: the name of one of a segment's files. Written digit by digit
 /// because `format!` pads one `write_char` at a time, and a start-up names a file of each of
 /// tens of thousands of partitions.
+/// Removes the index files of the segment at `base_offset` in `dir` (before its log file is
+/// replaced), if there are any.
+pub(crate) fn delete_index_files(dir: &Path, base_offset: i64) {
+    let _ = fs::remove_file(dir.join(segment_file_name(base_offset, ".index")));
+    let _ = fs::remove_file(dir.join(segment_file_name(base_offset, ".timeindex")));
+}
+
 pub(crate) fn segment_file_name(base_offset: i64, suffix: &str) -> String {
     let Ok(mut n) = u64::try_from(base_offset) else {
         return format!("{base_offset:020}{suffix}");
@@ -144,6 +151,21 @@ impl Segment {
             tracing::info!(segment = %s.log_path.display(), "rebuilding index by scanning");
             s.scan(false, |_| {})?;
         }
+        Ok(s)
+    }
+
+    /// Opens a cleaner's copy at `path` as the segment it will be once renamed over the one at
+    /// `base_offset` in `dir`, scanning it for its indexes (no lock held: the swap only renames).
+    pub(crate) fn open_replacement(
+        dir: &Path,
+        base_offset: i64,
+        path: &Path,
+    ) -> io::Result<Segment> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let size = file.metadata()?.len();
+        let mut s = Self::empty(base_offset, file, dir.join(log_file_name(base_offset)));
+        s.size_bytes = size;
+        s.scan(false, |_| {})?;
         Ok(s)
     }
 
@@ -417,14 +439,6 @@ impl Segment {
         }
         fs::write(index_path, idx)?;
         fs::write(time_path, tix)
-    }
-
-    /// Removes the index files (before the log file is replaced).
-    pub fn delete_index_files(&self) {
-        let dir = self.log_path.parent().unwrap_or(Path::new("."));
-        let (_, index, time) = Self::paths(dir, self.base_offset);
-        let _ = fs::remove_file(index);
-        let _ = fs::remove_file(time);
     }
 
     /// Removes the segment's files.
