@@ -201,10 +201,7 @@ async fn handle(
             reply!(groups::consumer_describe(state, body!(ConsumerGroupDescribeRequest)).await)
         }
         ApiKey::InitProducerId => {
-            reply!(producer_id::handle(
-                &state.producer_ids,
-                body!(InitProducerIdRequest)
-            ))
+            reply!(producer_id::handle(&state.producer_ids, body!(InitProducerIdRequest)).await)
         }
         _ => Err(unsupported),
     }

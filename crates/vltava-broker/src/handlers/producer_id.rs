@@ -22,7 +22,11 @@ struct Range {
 
 pub struct ProducerIdAllocator {
     path: PathBuf,
+    /// Ids handed out and reserved; never held across I/O.
     range: Mutex<Range>,
+    /// One block reservation at a time (blocks are reserved in order). Held across the block
+    /// file's fsync, awaited by the callers that need the next block; nothing else takes it.
+    reserving: tokio::sync::Mutex<()>,
 }
 
 impl ProducerIdAllocator {
@@ -44,46 +48,71 @@ impl ProducerIdAllocator {
                 next: start,
                 end: start,
             }),
+            reserving: tokio::sync::Mutex::new(()),
         };
         Ok(a)
     }
 
-    /// Persists the end of a new block before handing out any id in it.
-    fn reserve(&self, r: &mut Range) -> io::Result<()> {
-        let end = r.end + BLOCK_SIZE;
-        let tmp = self.path.with_extension("tmp");
-        {
-            use std::io::Write;
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(end.to_string().as_bytes())?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            fs::File::open(dir)?.sync_all()?;
-        }
-        r.end = end;
-        Ok(())
+    fn range(&self) -> std::sync::MutexGuard<'_, Range> {
+        self.range.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn allocate(&self) -> io::Result<i64> {
-        let mut r = self.range.lock().unwrap_or_else(|p| p.into_inner());
-        if r.next >= r.end {
-            self.reserve(&mut r)?;
+    /// The next id of the reserved block, if any is left.
+    fn take(&self) -> Option<i64> {
+        let mut r = self.range();
+        (r.next < r.end).then(|| {
+            r.next += 1;
+            r.next - 1
+        })
+    }
+
+    /// An id no run of this broker handed out before. When the reserved block is used up, the
+    /// end of the next one is made durable (on a blocking thread) before any id in it is given.
+    pub async fn allocate(&self) -> io::Result<i64> {
+        loop {
+            if let Some(id) = self.take() {
+                return Ok(id);
+            }
+            let _reserving = self.reserving.lock().await;
+            // Another caller may have reserved a block while this one waited.
+            if let Some(id) = self.take() {
+                return Ok(id);
+            }
+            let end = self.range().end + BLOCK_SIZE;
+            let path = self.path.clone();
+            tokio::task::spawn_blocking(move || write_block_end(&path, end))
+                .await
+                .map_err(io::Error::other)??;
+            self.range().end = end;
         }
-        let id = r.next;
-        r.next += 1;
-        Ok(id)
     }
 
     /// Whether `id` was handed out by this broker (in any run).
     pub fn issued(&self, id: i64) -> bool {
-        let r = self.range.lock().unwrap_or_else(|p| p.into_inner());
-        id >= 0 && id < r.next
+        id >= 0 && id < self.range().next
     }
 }
 
-pub fn handle(alloc: &ProducerIdAllocator, req: InitProducerIdRequest) -> InitProducerIdResponse {
+/// Writes `end` as the end of the reserved ids, durably (file and directory fsynced).
+fn write_block_end(path: &Path, end: i64) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(end.to_string().as_bytes())?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+pub async fn handle(
+    alloc: &ProducerIdAllocator,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let fail = |err: E, msg: &str| {
         tracing::info!(message = msg, "InitProducerId refused");
         InitProducerIdResponse::default()
@@ -109,7 +138,7 @@ pub fn handle(alloc: &ProducerIdAllocator, req: InitProducerIdRequest) -> InitPr
                 .with_producer_epoch(epoch + 1);
         }
     }
-    match alloc.allocate() {
+    match alloc.allocate().await {
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
@@ -124,45 +153,76 @@ pub fn handle(alloc: &ProducerIdAllocator, req: InitProducerIdRequest) -> InitPr
 mod tests {
     use super::*;
 
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
     #[test]
     fn ids_are_unique_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
         let a = ProducerIdAllocator::open(dir.path()).unwrap();
-        let first = a.allocate().unwrap();
-        let second = a.allocate().unwrap();
+        let first = run(a.allocate()).unwrap();
+        let second = run(a.allocate()).unwrap();
         assert_eq!(second, first + 1);
         drop(a);
         let b = ProducerIdAllocator::open(dir.path()).unwrap();
-        assert!(b.allocate().unwrap() > second);
+        assert!(run(b.allocate()).unwrap() > second);
+    }
+
+    /// Callers racing over several blocks each get a distinct id, the ids are exactly the first
+    /// ones, and the block file covers them all (so a restart never reuses one).
+    #[test]
+    fn concurrent_callers_across_blocks_get_distinct_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = std::sync::Arc::new(ProducerIdAllocator::open(dir.path()).unwrap());
+        let total = 3 * BLOCK_SIZE as usize + 7;
+        let ids = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                let tasks: Vec<_> = (0..total)
+                    .map(|_| {
+                        let a = a.clone();
+                        tokio::spawn(async move { a.allocate().await })
+                    })
+                    .collect();
+                let mut ids = Vec::new();
+                for t in tasks {
+                    ids.push(t.await.expect("task").expect("allocate"));
+                }
+                ids
+            });
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..total as i64).collect::<Vec<_>>());
+        let end: i64 = fs::read_to_string(dir.path().join(BLOCK_FILE))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(end, 4 * BLOCK_SIZE, "four blocks reserved, no more");
+        assert!(a.issued(total as i64 - 1) && !a.issued(total as i64));
     }
 
     #[test]
     fn epoch_bump_keeps_the_id() {
         let dir = tempfile::tempdir().unwrap();
         let a = ProducerIdAllocator::open(dir.path()).unwrap();
-        let r = handle(
-            &a,
-            InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1),
-        );
-        let pid = r.producer_id.0;
-        let r2 = handle(
-            &a,
-            InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_producer_id(ProducerId(pid))
-                .with_producer_epoch(0),
-        );
+        let init = |pid: i64, epoch: i16| {
+            run(handle(
+                &a,
+                InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch),
+            ))
+        };
+        let pid = init(-1, -1).producer_id.0;
+        let r2 = init(pid, 0);
         assert_eq!((r2.producer_id.0, r2.producer_epoch), (pid, 1));
-        let bad = handle(
-            &a,
-            InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_producer_id(ProducerId(pid + 99))
-                .with_producer_epoch(0),
-        );
-        assert_ne!(bad.error_code, 0);
+        assert_ne!(init(pid + 99, 0).error_code, 0);
     }
 }
