@@ -127,3 +127,38 @@ def test_fetch_long_poll_is_woken_by_a_produce(broker):
     c.close()
     # With a 30 s broker-side wait, only a wake-up delivers the record inside poll(20).
     assert m is not None and not m.error() and m.value() == b"wake"
+
+
+def test_fetch_long_poll_outlives_a_deleted_topic(broker):
+    """A fetch parked on two topics, one of which is deleted meanwhile, is still woken by a
+    record on the other (a parked fetch waits on the high watermarks of its own partitions)."""
+    bs = broker.bootstrap
+    admin = AdminClient({"bootstrap.servers": bs})
+    for f in admin.create_topics([NewTopic("poll-kept", 1, 1), NewTopic("poll-gone", 1, 1)]).values():
+        f.result(10)
+    stats = {}
+
+    def on_stats(raw):
+        stats.update(json.loads(raw))
+
+    c = Consumer({"bootstrap.servers": bs, "group.id": "poll2", "fetch.wait.max.ms": 30000,
+                  "enable.auto.commit": False, "topic.metadata.refresh.interval.ms": 600000,
+                  "statistics.interval.ms": 50, "stats_cb": on_stats})
+    c.assign([TopicPartition("poll-kept", 0, 0), TopicPartition("poll-gone", 0, 0)])
+
+    def fetch_parked():
+        c.poll(0.05)
+        brokers = [b for b in stats.get("brokers", {}).values() if b.get("nodeid") == 1]
+        topics = stats.get("topics", {})
+        states = [topics.get(t, {}).get("partitions", {}).get("0", {}).get("fetch_state") for t in ("poll-kept", "poll-gone")]
+        return brokers and brokers[0].get("waitresp_cnt", 0) >= 1 and states == ["active", "active"]
+    wait_until(fetch_parked, 20, interval_s=0, what="a parked fetch on both topics")
+    admin.delete_topics(["poll-gone"])["poll-gone"].result(10)
+    produce(bs, "poll-kept", [b"still here"])
+    deadline = time.monotonic() + 20
+    m = None
+    while time.monotonic() < deadline and (m is None or m.error()):
+        m = c.poll(1)
+    c.close()
+    # The broker-side wait is 30 s: only a wake-up delivers the record inside 20.
+    assert m is not None and not m.error() and m.value() == b"still here", m and m.error()

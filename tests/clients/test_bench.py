@@ -30,7 +30,8 @@ def bench(*args, tmp_path, check=True, timeout_s=240):
 
 def test_workload_with_its_own_broker_and_baselines(tmp_path):
     r, rep = bench("--records", "20000", "--partitions", "3", "--producers", "2", "--consumers", "2",
-                   "--e2e-secs", "1", "--e2e-warmup-secs", "1", "--e2e-rate", "2000", tmp_path=tmp_path)
+                   "--e2e-secs", "1", "--e2e-warmup-secs", "1", "--e2e-rate", "2000",
+                   "--idle-consumers", "4", tmp_path=tmp_path)
     text = r.stdout.decode()
     for line in ("produce ", "minimal sink", "consume ", "raw loopback", "e2e ", "broker ", "clients "):
         assert line in text, text
@@ -63,6 +64,11 @@ def test_workload_with_its_own_broker_and_baselines(tmp_path):
     # How busy broker and clients kept the cores over the phase.
     assert 0 < e["cores_busy_fraction"] <= 1.05, e
     assert "the cores: broker and clients used" in text
+    assert 0 <= e["steal_fraction"] <= 1 and "the hypervisor took" in text, e
+    # Four idle consumers long-polled (500 ms) an empty topic over the two-second phase: each
+    # fetch they sent was answered, beside the group's own fetches.
+    assert e["idle_consumers"] == 4 and "4 idle consumers long-polled an empty topic" in text
+    assert e["broker_fetches"] >= 4 * 2, e
     # Per record, the floor adds each record's wait for its request (2 per 1 ms request at
     # 2000/s: 0.25 and 0.75 ms), as the producer's latency includes its linger.
     per_record = e["sink_record_latency"]

@@ -11,8 +11,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use tokio::sync::watch;
-
 use crate::metrics::Metrics;
 use crate::topics::Partition;
 
@@ -29,19 +27,15 @@ struct Queue {
 pub struct Syncer {
     queue: Mutex<Queue>,
     wake: Condvar,
-    /// Bumped after every fsync that moved a high watermark: fetch long-polls wait on it.
-    data_version: watch::Sender<u64>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     metrics: Arc<Metrics>,
 }
 
 impl Syncer {
     pub fn start(metrics: Arc<Metrics>) -> Arc<Syncer> {
-        let (data_version, _) = watch::channel(0);
         let s = Arc::new(Syncer {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
-            data_version,
             threads: Mutex::new(Vec::new()),
             metrics,
         });
@@ -58,10 +52,6 @@ impl Syncer {
         }
         *s.threads.lock().unwrap_or_else(|p| p.into_inner()) = threads;
         s
-    }
-
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.data_version.subscribe()
     }
 
     /// Queues `p` for an fsync (once, however many appends it had; not while one is running,
@@ -94,9 +84,7 @@ impl Syncer {
                     q = self.wake.wait(q).unwrap_or_else(|p| p.into_inner());
                 }
             };
-            if sync_partition(&p, &self.metrics) {
-                self.data_version.send_modify(|v| *v = v.wrapping_add(1));
-            }
+            sync_partition(&p, &self.metrics);
             // Appends during the fsync left the flag set and did not queue: queue them now.
             // Decided under the log's lock, which appends hold while writing, so an append
             // either is seen here or finds the flag clear and queues the partition itself.

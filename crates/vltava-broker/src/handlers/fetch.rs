@@ -2,7 +2,10 @@
 //! available or `max_wait_ms` passes. Sessionless: a session id of 0 in the answer tells clients
 //! that use fetch sessions (KIP-227) to send full requests.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -12,6 +15,7 @@ use vltava_storage::{ReadData, ReadError, ReadPlan};
 use super::code;
 use crate::protocol::{Chunk, Shared};
 use crate::state::BrokerState;
+use crate::topics::Partition;
 
 /// The longest a fetch may long-poll, whatever the client asks.
 const MAX_FETCH_WAIT_MS: u64 = 60_000;
@@ -179,23 +183,73 @@ pub async fn handle(state: &BrokerState, req: FetchRequest, version: i16) -> Fet
     reply
 }
 
+/// The partitions a fetch names that exist, to wait on their high watermarks.
+fn requested_partitions(
+    state: &BrokerState,
+    req: &FetchRequest,
+    version: i16,
+) -> Vec<Arc<Partition>> {
+    let mut out = Vec::new();
+    for ft in &req.topics {
+        let topic = if version >= 13 {
+            state.topics.get_by_id(ft.topic_id)
+        } else {
+            state.topics.get(ft.topic.0.as_str())
+        };
+        let Some(topic) = topic else { continue };
+        for fp in &ft.partitions {
+            if let Some(p) = usize::try_from(fp.partition)
+                .ok()
+                .and_then(|i| topic.partitions.get(i))
+            {
+                out.push(p.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Resolves when any of `watches` has a value it has not seen: a fetch wakes only for the
+/// partitions it reads, never for other partitions' fsyncs. A watch whose partition is gone
+/// (its topic deleted) is dropped; with none left it stays pending (the deadline or shutdown
+/// ends the wait).
+async fn any_changed(watches: &mut Vec<watch::Receiver<i64>>) {
+    while !watches.is_empty() {
+        let changed = watches.iter_mut().map(|w| Box::pin(w.changed()));
+        let gone = match futures::future::select_all(changed).await {
+            (Ok(()), _, _) => return,
+            (Err(_), gone, _) => gone,
+        };
+        watches.swap_remove(gone);
+    }
+    std::future::pending().await
+}
+
 async fn wait_and_build(state: &BrokerState, req: &FetchRequest, version: i16) -> FetchReply {
     let wait_ms = (req.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT_MS);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = req.min_bytes.max(0) as usize;
-    let mut data_version = state.syncer.subscribe();
     let mut stopping = state.stopping.subscribe();
+    let mut watches: Vec<watch::Receiver<i64>> = Vec::new();
     loop {
-        data_version.borrow_and_update();
+        // Subscribed before the pass, so that a high watermark published during it wakes the
+        // wait after it.
+        if watches.is_empty() {
+            watches = requested_partitions(state, req, version)
+                .iter()
+                .map(|p| p.subscribe_hw())
+                .collect();
+        }
+        for w in &mut watches {
+            w.borrow_and_update();
+        }
         let (resp, total, any_error) = build(state, req, version);
         if total >= min_bytes || any_error || req.topics.is_empty() || *stopping.borrow() {
             return resp;
         }
         tokio::select! {
-            woken = tokio::time::timeout_at(deadline, data_version.changed()) => match woken {
-                Ok(Ok(())) => continue,
-                // The syncer is gone: the broker is stopping.
-                Ok(Err(_)) => return resp,
+            woken = tokio::time::timeout_at(deadline, any_changed(&mut watches)) => match woken {
+                Ok(()) => continue,
                 // Deadline: answer with what there is now.
                 Err(_) => return build(state, req, version).0,
             },

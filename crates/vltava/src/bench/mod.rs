@@ -124,6 +124,11 @@ pub struct BenchArgs {
     /// End-to-end rate in records/s (instead of --e2e-rate-fraction).
     #[arg(long)]
     pub e2e_rate: Option<f64>,
+    /// Consumers that long-poll a topic nobody writes to during the end-to-end phase (each its
+    /// own librdkafka instance, assigned every partition, no group): what waiting fetches cost
+    /// the broker while others' records arrive.
+    #[arg(long, default_value_t = 0)]
+    pub idle_consumers: usize,
     /// Skip the sink and loopback baselines.
     #[arg(long)]
     pub no_baselines: bool,
@@ -655,6 +660,14 @@ async fn run_workload(
         .is_none()
         .then(|| disk::Sampler::start(dir.path()))
         .flatten();
+    let idle_consumers = if a.idle_consumers > 0 {
+        let idle_topic = format!("bench-{run_id}-idle");
+        lifecycle::create_topic(&mut admin, &idle_topic, w.partitions, &[]).await?;
+        let (w, n) = (w.clone(), a.idle_consumers);
+        Some(blocking(move || workload::IdleConsumers::start(&w, &idle_topic, n)).await?)
+    } else {
+        None
+    };
     let (s4, c4, m4) = (target.stats(), own_stats(), target.metrics());
     let machine_before = MachineCpu::read();
     let e2e_started = Instant::now();
@@ -676,6 +689,7 @@ async fn run_workload(
     };
     let (s5, c5, m5) = (target.stats(), own_stats(), target.metrics());
     let steal = MachineCpu::steal_fraction(machine_before, MachineCpu::read());
+    drop(idle_consumers);
     // The phase's wall time: the group's join, warm-up, measurement and the last records read.
     let e2e_wall_s = e2e_started.elapsed().as_secs_f64();
     let e2e_disk = disk_sampler.and_then(disk::Sampler::finish);
@@ -703,6 +717,15 @@ async fn run_workload(
             "  the broker, warm-up included (bounds of its /metrics buckets): {}; {}",
             f.text("fsyncs"),
             p.text("produce requests (arrival to response)")
+        );
+    }
+    let fetches = delta(&m4, &m5, |m| {
+        m.sum_where("vltava_requests_total", "api=\"Fetch\"")
+    }) as u64;
+    if a.idle_consumers > 0 {
+        println!(
+            "  {} idle consumers long-polled an empty topic meanwhile; the broker answered {fetches} fetches in the phase",
+            a.idle_consumers
         );
     }
     if let Some(d) = &e2e_disk {
@@ -738,6 +761,8 @@ async fn run_workload(
             "target_records_per_s": rate,
             "cores_busy_fraction": busy,
             "steal_fraction": steal,
+            "idle_consumers": a.idle_consumers,
+            "broker_fetches": fetches,
             "sink_steal_fraction": floor.as_ref().map(|f| f.steal_fraction),
             "linger_ms": a.e2e_linger_ms,
             "warmup_s": a.e2e_warmup_secs,

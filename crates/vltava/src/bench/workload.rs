@@ -528,3 +528,37 @@ fn consume_one(c: BaseConsumer, k: Counters) -> anyhow::Result<Part> {
     c.unsubscribe();
     Ok(part)
 }
+
+/// Consumers assigned every partition of a topic nobody writes to, from its end, with no group
+/// and no application thread: librdkafka's fetcher long-polls it (`fetch.wait.max.ms` 500) in
+/// its own threads until they are dropped.
+pub struct IdleConsumers {
+    _consumers: Vec<BaseConsumer>,
+}
+
+impl IdleConsumers {
+    pub fn start(w: &Workload, topic: &str, n: usize) -> anyhow::Result<IdleConsumers> {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..w.partitions {
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::End)
+                .context("assignment")?;
+        }
+        let consumers = (0..n)
+            .map(|i| {
+                let c: BaseConsumer = ClientConfig::new()
+                    .set("bootstrap.servers", &w.bootstrap)
+                    .set("client.id", format!("vltava-bench-idle-{i}"))
+                    .set("group.id", format!("vltava-bench-idle-{i}"))
+                    .set("enable.auto.commit", "false")
+                    .set("fetch.wait.max.ms", "500")
+                    .create()
+                    .context("cannot create an idle consumer")?;
+                c.assign(&tpl).context("assign")?;
+                Ok(c)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(IdleConsumers {
+            _consumers: consumers,
+        })
+    }
+}
