@@ -126,6 +126,15 @@ pub struct Topic {
     pub partitions: Vec<Arc<Partition>>,
 }
 
+impl Topic {
+    /// Partition `index`, if the topic has it (a peer's index may be anything).
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+}
+
 #[derive(Serialize, Deserialize, Default)]
 struct MetaFile {
     cluster_id: String,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use vltava_storage::{ReadData, ReadError, ReadPlan};
@@ -15,7 +16,7 @@ use vltava_storage::{ReadData, ReadError, ReadPlan};
 use super::code;
 use crate::protocol::{Chunk, Shared};
 use crate::state::BrokerState;
-use crate::topics::Partition;
+use crate::topics::{Partition, Topic};
 
 /// The longest a fetch may long-poll, whatever the client asks.
 const MAX_FETCH_WAIT_MS: u64 = 60_000;
@@ -58,19 +59,11 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchReply, 
     let mut shared = Vec::new();
     let mut sent = Vec::new();
     for ft in &req.topics {
-        let topic = if version >= 13 {
-            state.topics.get_by_id(ft.topic_id)
-        } else {
-            state.topics.get(ft.topic.0.as_str())
-        };
+        let topic = fetched_topic(state, ft, version);
         let (mut topic_bytes, mut topic_records) = (0u64, 0u64);
         let mut parts = Vec::with_capacity(ft.partitions.len());
         for fp in &ft.partitions {
-            let Some(partition) = topic.as_ref().and_then(|t| {
-                usize::try_from(fp.partition)
-                    .ok()
-                    .and_then(|i| t.partitions.get(i))
-            }) else {
+            let Some(partition) = topic.as_ref().and_then(|t| t.partition(fp.partition)) else {
                 any_error = true;
                 let err = if version >= 13 && topic.is_none() {
                     E::UnknownTopicId
@@ -191,22 +184,25 @@ fn requested_partitions(
 ) -> Vec<Arc<Partition>> {
     let mut out = Vec::new();
     for ft in &req.topics {
-        let topic = if version >= 13 {
-            state.topics.get_by_id(ft.topic_id)
-        } else {
-            state.topics.get(ft.topic.0.as_str())
+        let Some(topic) = fetched_topic(state, ft, version) else {
+            continue;
         };
-        let Some(topic) = topic else { continue };
-        for fp in &ft.partitions {
-            if let Some(p) = usize::try_from(fp.partition)
-                .ok()
-                .and_then(|i| topic.partitions.get(i))
-            {
-                out.push(p.clone());
-            }
-        }
+        out.extend(
+            ft.partitions
+                .iter()
+                .filter_map(|fp| topic.partition(fp.partition).cloned()),
+        );
     }
     out
+}
+
+/// The topic a fetch names: by id from version 13, by name before.
+fn fetched_topic(state: &BrokerState, ft: &FetchTopic, version: i16) -> Option<Arc<Topic>> {
+    if version >= 13 {
+        state.topics.get_by_id(ft.topic_id)
+    } else {
+        state.topics.get(ft.topic.0.as_str())
+    }
 }
 
 /// Resolves when any of `watches` has a value it has not seen: a fetch wakes only for the

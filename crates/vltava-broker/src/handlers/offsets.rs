@@ -28,11 +28,7 @@ pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
 fn find(state: &BrokerState, topic: &str, p: i32) -> Option<Arc<Partition>> {
-    let t = state.topics.get(topic)?;
-    usize::try_from(p)
-        .ok()
-        .and_then(|i| t.partitions.get(i))
-        .cloned()
+    state.topics.get(topic)?.partition(p).cloned()
 }
 
 pub fn list_offsets(

@@ -47,10 +47,7 @@ fn append_one(
     records: Option<Bytes>,
     acks: i16,
 ) -> (PartitionProduceResponse, Option<(Arc<Partition>, i64)>) {
-    let Some(partition) = usize::try_from(index)
-        .ok()
-        .and_then(|i| topic.partitions.get(i))
-    else {
+    let Some(partition) = topic.partition(index) else {
         return (
             error_response(index, E::UnknownTopicOrPartition, None),
             None,
