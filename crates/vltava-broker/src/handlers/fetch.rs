@@ -16,7 +16,7 @@ use vltava_storage::{ReadData, ReadError, ReadPlan};
 use super::code;
 use crate::protocol::{Chunk, Shared};
 use crate::state::BrokerState;
-use crate::topics::{Partition, Topic};
+use crate::topics::Topic;
 
 /// The longest a fetch may long-poll, whatever the client asks.
 const MAX_FETCH_WAIT_MS: u64 = 60_000;
@@ -176,12 +176,8 @@ pub async fn handle(state: &BrokerState, req: FetchRequest, version: i16) -> Fet
     reply
 }
 
-/// The partitions a fetch names that exist, to wait on their high watermarks.
-fn requested_partitions(
-    state: &BrokerState,
-    req: &FetchRequest,
-    version: i16,
-) -> Vec<Arc<Partition>> {
+/// The high-watermark channels of the partitions a fetch names that exist.
+fn hw_watches(state: &BrokerState, req: &FetchRequest, version: i16) -> Vec<watch::Receiver<i64>> {
     let mut out = Vec::new();
     for ft in &req.topics {
         let Some(topic) = fetched_topic(state, ft, version) else {
@@ -190,7 +186,7 @@ fn requested_partitions(
         out.extend(
             ft.partitions
                 .iter()
-                .filter_map(|fp| topic.partition(fp.partition).cloned()),
+                .filter_map(|fp| topic.partition(fp.partition).map(|p| p.subscribe_hw())),
         );
     }
     out
@@ -226,16 +222,10 @@ async fn wait_and_build(state: &BrokerState, req: &FetchRequest, version: i16) -
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = req.min_bytes.max(0) as usize;
     let mut stopping = state.stopping.subscribe();
-    let mut watches: Vec<watch::Receiver<i64>> = Vec::new();
+    // Subscribed before the first pass, so that a high watermark published during a pass
+    // wakes the wait after it.
+    let mut watches = hw_watches(state, req, version);
     loop {
-        // Subscribed before the pass, so that a high watermark published during it wakes the
-        // wait after it.
-        if watches.is_empty() {
-            watches = requested_partitions(state, req, version)
-                .iter()
-                .map(|p| p.subscribe_hw())
-                .collect();
-        }
         for w in &mut watches {
             w.borrow_and_update();
         }

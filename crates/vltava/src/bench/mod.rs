@@ -739,11 +739,11 @@ async fn run_workload(
     };
     if let Some(busy) = busy {
         println!(
-            "  the cores: broker and clients used {:.0}% of {} cores over the phase's {:.1} s; {}",
+            "  the cores: broker and clients used {:.0}% of {} cores over the phase's {:.1} s{}",
             busy * 100.0,
             cores,
             e2e_wall_s,
-            steal_text(steal)
+            steal.map_or(String::new(), |f| format!("; {}", steal_text(f)))
         );
     }
     let floor = if a.no_baselines {
@@ -982,8 +982,8 @@ async fn sink_floor(
     if let Some(d) = &h.disk {
         println!("          {}", d.text());
     }
-    if h.steal_fraction.is_some() {
-        println!("          {}", steal_text(h.steal_fraction));
+    if let Some(f) = h.steal_fraction {
+        println!("          {}", steal_text(f));
     }
     Ok(h)
 }
@@ -1021,14 +1021,12 @@ async fn run_busy_cores(
 }
 
 /// "the hypervisor took N% of the cores' time": on a virtual machine, the time its virtual CPUs
-/// wanted to run and did not (steal). Empty when unknown.
-fn steal_text(steal: Option<f64>) -> String {
-    steal.map_or(String::new(), |f| {
-        format!(
-            "the hypervisor took {:.1}% of the cores' time (steal: virtual CPUs ready to run, not running)",
-            f * 100.0
-        )
-    })
+/// wanted to run and did not (steal).
+fn steal_text(steal_fraction: f64) -> String {
+    format!(
+        "the hypervisor took {:.1}% of the cores' time (steal: virtual CPUs ready to run, not running)",
+        steal_fraction * 100.0
+    )
 }
 
 /// Records/s of the busy-cores scenario without --e2e-rate: about half of this machine's
