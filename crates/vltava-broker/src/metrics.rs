@@ -25,6 +25,9 @@ pub struct Metrics {
     pub request_seconds: HistogramVec,
     pub connections_active: IntGauge,
     pub connections_accepted: IntCounter,
+    /// 1 once the data directory went offline after a storage error (Kafka's
+    /// `OfflineLogDirectoryCount`).
+    pub log_dir_offline: IntGauge,
     pub bytes_in: IntCounterVec,
     pub records_in: IntCounterVec,
     pub bytes_out: IntCounterVec,
@@ -98,6 +101,12 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("connections counter: {e}"));
         register(&r, Box::new(connections_accepted.clone()));
+        let log_dir_offline = IntGauge::new(
+            "vltava_log_dir_offline",
+            "1 when the data directory is offline after a storage error (until restart)",
+        )
+        .unwrap_or_else(|e| panic!("log dir gauge: {e}"));
+        register(&r, Box::new(log_dir_offline.clone()));
         let fsyncs = IntCounter::new("vltava_fsync_total", "Partition fsyncs since start")
             .unwrap_or_else(|e| panic!("fsync counter: {e}"));
         register(&r, Box::new(fsyncs.clone()));
@@ -155,6 +164,7 @@ impl Metrics {
             request_seconds,
             connections_active,
             connections_accepted,
+            log_dir_offline,
             bytes_in: counter_vec(
                 &r,
                 "vltava_topic_bytes_in_total",

@@ -318,7 +318,7 @@ impl BrokerHandle {
             let mut clean = true;
             for topic in state.topics.all() {
                 for p in &topic.partitions {
-                    sync_partition(p, &state.metrics);
+                    sync_partition(p, &state.metrics, &state.health, false);
                     let mut log = p.log();
                     if let Err(e) = log.close() {
                         clean = false;
@@ -327,7 +327,8 @@ impl BrokerHandle {
                     clean &= log.high_watermark() == log.log_end_offset();
                 }
             }
-            if clean {
+            // After a storage failure the next start must check everything.
+            if clean && !state.health.is_offline() {
                 if let Err(e) = state.topics.mark_clean_shutdown() {
                     tracing::warn!(error = %e, "cannot record the clean shutdown");
                 }

@@ -3,6 +3,8 @@
 use std::io;
 use std::sync::Arc;
 
+use vltava_storage::durable::StorageHealth;
+
 use crate::config::BrokerConfig;
 use crate::group::coordinator::CoordinatorConfig;
 use crate::group::service::GroupService;
@@ -30,6 +32,8 @@ pub struct ConnInfo {
 
 pub struct BrokerState {
     pub config: BrokerConfig,
+    /// The data directory's failure latch, shared by every writer (see `vltava_storage::durable`).
+    pub health: StorageHealth,
     pub topics: TopicRegistry,
     pub syncer: Arc<Syncer>,
     pub metrics: Arc<Metrics>,
@@ -70,10 +74,13 @@ fn lock_data_dir(data_dir: &std::path::Path) -> io::Result<std::fs::File> {
 
 impl BrokerState {
     pub fn open(config: BrokerConfig, listeners: Vec<ListenerInfo>) -> io::Result<BrokerState> {
+        // Before anything is written there: a foreign directory is refused untouched.
+        crate::topics::check_data_dir(&config.data_dir)?;
         let lock = lock_data_dir(&config.data_dir)?;
-        let topics = TopicRegistry::open(&config.data_dir)?;
+        let health = StorageHealth::new();
+        let topics = TopicRegistry::open(&config.data_dir, health.clone())?;
         let metrics = Arc::new(Metrics::new());
-        let producer_ids = ProducerIdAllocator::open(&config.data_dir)?;
+        let producer_ids = ProducerIdAllocator::open(&config.data_dir, health.clone())?;
         let groups = GroupService::open(
             &config.data_dir.join("__groups"),
             CoordinatorConfig {
@@ -83,11 +90,13 @@ impl BrokerState {
                 ..CoordinatorConfig::default()
             },
             crate::handlers::now_ms(),
+            health.clone(),
         )?;
         Ok(BrokerState {
             config,
             topics,
-            syncer: Syncer::start(metrics.clone()),
+            syncer: Syncer::start(metrics.clone(), health.clone()),
+            health,
             metrics,
             producer_ids,
             groups,

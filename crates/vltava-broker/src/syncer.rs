@@ -11,6 +11,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+use vltava_storage::durable::StorageHealth;
+
 use crate::metrics::Metrics;
 use crate::topics::Partition;
 
@@ -29,15 +31,27 @@ pub struct Syncer {
     wake: Condvar,
     threads: Mutex<Vec<JoinHandle<()>>>,
     metrics: Arc<Metrics>,
+    health: StorageHealth,
+    /// `VLTAVA_UNSAFE_ACK_BEFORE_FSYNC`, for the power-loss test only: the high watermark moves
+    /// without an fsync, so that the test can prove it detects acknowledgements a power loss
+    /// takes back.
+    skip_fsync: bool,
 }
 
 impl Syncer {
-    pub fn start(metrics: Arc<Metrics>) -> Arc<Syncer> {
+    pub fn start(metrics: Arc<Metrics>, health: StorageHealth) -> Arc<Syncer> {
+        let skip_fsync =
+            std::env::var_os("VLTAVA_UNSAFE_ACK_BEFORE_FSYNC").is_some_and(|v| v == "1");
+        if skip_fsync {
+            tracing::error!("VLTAVA_UNSAFE_ACK_BEFORE_FSYNC=1: acknowledging without fsync; a power loss loses acknowledged records (for tests only)");
+        }
         let s = Arc::new(Syncer {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             threads: Mutex::new(Vec::new()),
             metrics,
+            health,
+            skip_fsync,
         });
         let mut threads = Vec::new();
         for i in 0..SYNC_THREADS {
@@ -84,13 +98,14 @@ impl Syncer {
                     q = self.wake.wait(q).unwrap_or_else(|p| p.into_inner());
                 }
             };
-            sync_partition(&p, &self.metrics);
+            sync_partition(&p, &self.metrics, &self.health, self.skip_fsync);
             // Appends during the fsync left the flag set and did not queue: queue them now.
             // Decided under the log's lock, which appends hold while writing, so an append
             // either is seen here or finds the flag clear and queues the partition itself.
             let again = {
                 let log = p.log();
-                let again = log.needs_sync();
+                // Offline, nothing becomes durable again: the partition is not requeued.
+                let again = log.needs_sync() && !self.health.is_offline();
                 if !again {
                     p.sync_queued.store(false, Ordering::Release);
                 }
@@ -116,21 +131,34 @@ impl Syncer {
     }
 }
 
-/// Makes `p`'s appended data durable and publishes its new high watermark.
-pub fn sync_partition(p: &Partition, metrics: &Metrics) -> bool {
+/// Makes `p`'s appended data durable and publishes its new high watermark. A failed fsync
+/// takes the data directory offline (`health`): what the kernel kept of the dirty pages is
+/// unknown, and a later fsync could succeed over lost bytes, so the high watermark of every
+/// partition stops where it is.
+pub fn sync_partition(
+    p: &Partition,
+    metrics: &Metrics,
+    health: &StorageHealth,
+    skip_fsync: bool,
+) -> bool {
+    if health.is_offline() {
+        return false;
+    }
     let Some(work) = p.log().sync_work() else {
         return false;
     };
     let started = std::time::Instant::now();
-    let synced = work.run();
+    let synced = if skip_fsync { Ok(()) } else { work.run() };
     metrics.fsyncs.inc();
     metrics
         .fsync_seconds
         .observe(started.elapsed().as_secs_f64());
     if let Err(e) = synced {
-        // The data stays unacknowledged; producers time out and retry. Kafka would take the
-        // log directory offline here.
-        tracing::error!(topic = %p.topic, partition = p.index, error = %e, "fsync failed");
+        health.fail(&format!("fsync of partition {}-{}", p.topic, p.index), &e);
+        return false;
+    }
+    // Another writer failed meanwhile: nothing is acknowledged after the directory went offline.
+    if health.is_offline() {
         return false;
     }
     let hw = {
@@ -193,13 +221,13 @@ mod tests {
     #[test]
     fn every_queued_partition_is_synced_and_published() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let reg = TopicRegistry::open(dir.path()).expect("open");
+        let reg = TopicRegistry::open(dir.path(), StorageHealth::new()).expect("open");
         let topic = reg
             .create("t", 8, TopicConfig::default())
             .expect("create")
             .expect("new topic");
         let cfg = topic.config.log_config();
-        let syncer = Syncer::start(Arc::new(Metrics::new()));
+        let syncer = Syncer::start(Arc::new(Metrics::new()), StorageHealth::new());
         // All eight queued at once: the sync threads share them.
         {
             let mut q = syncer.queue.lock().expect("queue");

@@ -1,8 +1,18 @@
-//! Topics and their partitions, and the metadata file that makes them survive restarts.
+//! Topics and their partitions, and the metadata files that make them survive restarts.
 //!
-//! `<data-dir>/meta.json` holds the cluster id and, per topic, its id, partition count and config
-//! overrides; it is replaced atomically (write, fsync, rename, fsync the directory) on every
-//! change. Partition logs live in `<data-dir>/<topic>-<partition>/`, as in Kafka.
+//! * `<data-dir>/meta.properties` (as Kafka's) marks the directory as Vltava's and holds the
+//!   cluster id. Vltava starts only on a directory that has it, is empty, or holds an older
+//!   Vltava's `meta.json`; any other directory is refused, so Vltava never touches files it did
+//!   not create.
+//! * `<data-dir>/meta.json` holds, per topic, its id, partition count and config overrides, and
+//!   the ids of deleted topics whose directories may still exist. It is replaced on every change
+//!   (the previous copy kept as `meta.json.prev`), durably.
+//! * Partition logs live in `<data-dir>/<topic>-<partition>/`, as in Kafka, each with Kafka's
+//!   `partition.metadata` (the topic id). Should `meta.json` and its previous copy both be lost
+//!   or torn, the topics are rebuilt from these files (config overrides from the previous copy
+//!   when it is readable, else the defaults, said in the log).
+//! * A directory is removed only when its `partition.metadata` names a topic recorded as
+//!   deleted; never because of its name alone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
@@ -11,9 +21,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
+use vltava_storage::durable::{self, StorageHealth};
 use vltava_storage::log::list_files;
 use vltava_storage::PartitionLog;
 
@@ -139,7 +152,20 @@ impl Topic {
 struct MetaFile {
     cluster_id: String,
     topics: BTreeMap<String, TopicMeta>,
+    /// Deleted topics (id → name) whose partition directories may still be on disk (a crash
+    /// during the delete): start-up removes the directories whose `partition.metadata` names
+    /// one of these ids, and nothing else.
+    #[serde(default)]
+    deleted: BTreeMap<Uuid, String>,
 }
+
+const META_FILE: &str = "meta.json";
+const META_PREV_FILE: &str = "meta.json.prev";
+const META_TMP_FILE: &str = "meta.json.tmp";
+const META_PROPERTIES_FILE: &str = "meta.properties";
+const PARTITION_METADATA_FILE: &str = "partition.metadata";
+/// Files Vltava itself may have put in a directory before it became Vltava's.
+const OWN_MARKER_FILES: &[&str] = &[".lock"];
 
 #[derive(Serialize, Deserialize, Clone)]
 struct TopicMeta {
@@ -155,27 +181,141 @@ pub struct TopicRegistry {
     data_dir: PathBuf,
     pub cluster_id: String,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Deleted topics whose directories are not known to be gone (persisted in `meta.json`).
+    deleted: Mutex<BTreeMap<Uuid, String>>,
     /// Serialises changes (create, delete, alter, grow) so that each sees the previous one.
     admin: Mutex<()>,
+    health: StorageHealth,
 }
 
 fn partition_dir(data_dir: &Path, topic: &str, p: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{p}"))
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
+/// Kafka's topic-id text: the 16 bytes in URL-safe base64 without padding.
+fn topic_id_text(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.into_bytes())
+}
+
+/// Replaces `meta.json`, keeping the previous one as `meta.json.prev`: a crash leaves the old
+/// state in `meta.json` or in `meta.json.prev`, and start-up reads whichever is there.
+fn write_meta_json(data_dir: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let path = data_dir.join(META_FILE);
+    let tmp = data_dir.join(META_TMP_FILE);
     {
-        use std::io::Write;
-        let mut f = fs::File::create(&tmp)?;
+        let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)?.sync_all()?;
+    match fs::rename(&path, data_dir.join(META_PREV_FILE)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
     }
-    Ok(())
+    fs::rename(&tmp, &path)?;
+    durable::sync_dir(data_dir)
+}
+
+/// Writes Kafka's `partition.metadata` (the topic id) into a partition directory, durably.
+fn write_partition_metadata(dir: &Path, id: Uuid) -> io::Result<()> {
+    let text = format!("version: 0\ntopic_id: {}\n", topic_id_text(id));
+    durable::write_atomically(&dir.join(PARTITION_METADATA_FILE), text.as_bytes())
+}
+
+/// The topic id in a partition directory's `partition.metadata`: `Ok(None)` when the file is
+/// missing, an error when it is unreadable.
+fn read_partition_metadata(dir: &Path) -> io::Result<Option<Uuid>> {
+    let text = match fs::read_to_string(dir.join(PARTITION_METADATA_FILE)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("topic_id:"))
+        .map(str::trim)
+        .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
+        .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+        .map(Uuid::from_bytes);
+    id.map(Some).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} has no valid topic_id",
+                dir.join(PARTITION_METADATA_FILE).display()
+            ),
+        )
+    })
+}
+
+/// `<topic>-<partition>` split, when a directory name has that form.
+fn parse_partition_dir_name(name: &str) -> Option<(&str, i32)> {
+    let (topic, p) = name.rsplit_once('-')?;
+    let p = p.parse::<i32>().ok().filter(|p| *p >= 0)?;
+    validate_topic_name(topic).ok()?;
+    Some((topic, p))
+}
+
+/// The cluster id in `meta.properties`, `Ok(None)` when the file is missing.
+fn read_meta_properties(data_dir: &Path) -> io::Result<Option<String>> {
+    let path = data_dir.join(META_PROPERTIES_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .find_map(|l| l.split_once('=').filter(|(k, _)| k.trim() == "cluster.id"))
+        .map(|(_, v)| Some(v.trim().to_string()))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} has no cluster.id", path.display()),
+            )
+        })
+}
+
+fn write_meta_properties(data_dir: &Path, cluster_id: &str) -> io::Result<()> {
+    let text = format!(
+        "# Written by Vltava: this directory holds a Vltava broker's data.\nversion=1\ncluster.id={cluster_id}\n"
+    );
+    durable::write_atomically(&data_dir.join(META_PROPERTIES_FILE), text.as_bytes())
+}
+
+/// Decides whether Vltava may use `data_dir`, before anything is written to it: it may if the
+/// directory is missing, empty, marked as Vltava's (`meta.properties`), or an older Vltava's
+/// (`meta.json`). Any other directory is refused with a one-line reason.
+pub fn check_data_dir(data_dir: &Path) -> io::Result<()> {
+    let entries = match fs::read_dir(data_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut foreign = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name == META_PROPERTIES_FILE || name == META_FILE || name == META_PREV_FILE {
+            return Ok(());
+        }
+        if !OWN_MARKER_FILES.contains(&name.as_str()) {
+            foreign.push(name);
+        }
+    }
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    foreign.truncate(3);
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{} is not empty and is not a Vltava data directory (no {META_PROPERTIES_FILE}; it holds {}): use an empty or new directory with --data-dir",
+            data_dir.display(),
+            foreign.join(", ")
+        ),
+    ))
 }
 
 /// The marker of a clean shutdown (Kafka's `.kafka_cleanshutdown`).
@@ -264,29 +404,24 @@ impl TopicRegistry {
         File::open(&self.data_dir)?.sync_all()
     }
 
-    /// Loads the metadata and opens (recovers) every partition.
-    pub fn open(data_dir: &Path) -> io::Result<TopicRegistry> {
+    /// Loads the metadata and opens (recovers) every partition. The directory must have passed
+    /// [`check_data_dir`].
+    pub fn open(data_dir: &Path, health: StorageHealth) -> io::Result<TopicRegistry> {
         fs::create_dir_all(data_dir)?;
-        let meta_path = data_dir.join("meta.json");
-        let (meta, fresh): (MetaFile, bool) = match fs::read(&meta_path) {
-            Ok(bytes) => (
-                serde_json::from_slice(&bytes).map_err(|e| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} is not valid: {e}", meta_path.display()),
-                    )
-                })?,
-                false,
-            ),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (
-                MetaFile {
-                    cluster_id: new_cluster_id(),
-                    topics: BTreeMap::new(),
-                },
-                true,
-            ),
-            Err(e) => return Err(e),
-        };
+        let marked = read_meta_properties(data_dir)?;
+        let (mut meta, fresh) = load_meta(data_dir, marked.as_deref())?;
+        if let Some(id) = &marked {
+            if *id != meta.cluster_id {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} belongs to cluster {id} but meta.json to cluster {}: refusing to mix them",
+                        data_dir.display(),
+                        meta.cluster_id
+                    ),
+                ));
+            }
+        }
         // Written at a clean shutdown, removed before anything is served: its presence means
         // every partition was fsynced and closed.
         let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
@@ -311,8 +446,29 @@ impl TopicRegistry {
         );
         if clean {
             fs::remove_file(&marker)?;
-            File::open(data_dir)?.sync_all()?;
+            durable::sync_dir(data_dir)?;
         }
+        // Partitions of an older Vltava have no partition.metadata yet: it is what a lost
+        // meta.json is rebuilt from.
+        for (tm, partitions) in meta.topics.values().zip(&opened) {
+            for p in partitions {
+                let dir = p.log().dir().to_path_buf();
+                match read_partition_metadata(&dir) {
+                    Ok(Some(id)) if id == tm.id => {}
+                    Ok(Some(other)) => return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} belongs to topic id {} but meta.json says {}: refusing to serve it",
+                            dir.display(),
+                            topic_id_text(other),
+                            topic_id_text(tm.id)
+                        ),
+                    )),
+                    Ok(None) | Err(_) => write_partition_metadata(&dir, tm.id)?,
+                }
+            }
+        }
+        let deleted = std::mem::take(&mut meta.deleted);
         let mut topics = BTreeMap::new();
         for ((name, tm), partitions) in meta.topics.iter().zip(opened) {
             topics.insert(
@@ -329,40 +485,81 @@ impl TopicRegistry {
             data_dir: data_dir.to_path_buf(),
             cluster_id: meta.cluster_id,
             topics: RwLock::new(topics),
+            deleted: Mutex::new(deleted),
             admin: Mutex::new(()),
+            health,
         };
-        // A new data directory records its cluster id; an existing meta.json is already what
-        // the registry holds.
-        if fresh {
+        if marked.is_none() {
+            write_meta_properties(data_dir, &reg.cluster_id)?;
+        }
+        let had_deleted = !reg.deleted_lock().is_empty();
+        reg.remove_deleted_dirs();
+        // A new (or rebuilt) directory records its metadata; so does one whose deleted topics
+        // are now gone.
+        if fresh || had_deleted {
             reg.persist()?;
         }
-        reg.remove_orphan_dirs();
         Ok(reg)
     }
 
-    /// Partition directories whose topic is gone (a crash during a delete) are removed.
-    fn remove_orphan_dirs(&self) {
-        let topics = self.read();
+    fn deleted_lock(&self) -> MutexGuard<'_, BTreeMap<Uuid, String>> {
+        self.deleted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Removes the partition directories of deleted topics left by a crash during a delete:
+    /// only those whose `partition.metadata` names a deleted topic's id. Directories of
+    /// unknown topics are left alone (and said in the log).
+    fn remove_deleted_dirs(&self) {
         let Ok(entries) = fs::read_dir(&self.data_dir) else {
             return;
         };
+        let topics = self.read();
+        let mut deleted = self.deleted_lock();
         for entry in entries.flatten() {
             // The type comes with the directory listing (no stat per entry).
             if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().to_string();
-            let Some((topic, p)) = name.rsplit_once('-') else {
+            let Some((topic, p)) = parse_partition_dir_name(&name) else {
                 continue;
             };
-            let Ok(p) = p.parse::<i32>() else { continue };
-            let known = topics
-                .get(topic)
-                .is_some_and(|t| (p as usize) < t.partitions.len());
-            if !known {
-                tracing::info!(dir = %entry.path().display(), "removing partition directory of a deleted topic");
-                let _ = fs::remove_dir_all(entry.path());
+            if topics.get(topic).is_some_and(|t| t.partition(p).is_some()) {
+                continue;
             }
+            match read_partition_metadata(&entry.path()) {
+                Ok(Some(id)) if deleted.contains_key(&id) => {
+                    tracing::info!(dir = %entry.path().display(), "removing partition directory of a deleted topic");
+                    if let Err(e) = fs::remove_dir_all(entry.path()) {
+                        tracing::warn!(dir = %entry.path().display(), error = %e, "could not remove partition directory");
+                        return;
+                    }
+                }
+                _ => tracing::warn!(
+                    dir = %entry.path().display(),
+                    "a directory that is no partition of a known topic: left as it is"
+                ),
+            }
+        }
+        deleted.clear();
+    }
+
+    /// Removes a leftover directory where a new partition goes, only if it is Vltava's (has a
+    /// `partition.metadata` of a topic that no longer exists); refuses otherwise.
+    fn clear_partition_dir(&self, dir: &Path) -> io::Result<()> {
+        if !dir.exists() {
+            return Ok(());
+        }
+        let live = |id: Uuid| self.read().values().any(|t| t.id == id);
+        match read_partition_metadata(dir) {
+            Ok(Some(id)) if !live(id) => fs::remove_dir_all(dir),
+            _ => Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} already exists and is not a leftover of a deleted topic: remove it by hand if it is not needed",
+                    dir.display()
+                ),
+            )),
         }
     }
 
@@ -393,9 +590,12 @@ impl TopicRegistry {
                     )
                 })
                 .collect(),
+            deleted: self.deleted_lock().clone(),
         };
         let bytes = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
-        write_atomically(&self.data_dir.join("meta.json"), &bytes)
+        self.health.guard("writing meta.json", || {
+            write_meta_json(&self.data_dir, &bytes)
+        })
     }
 
     fn persist(&self) -> io::Result<()> {
@@ -412,6 +612,40 @@ impl TopicRegistry {
         self.read().values().cloned().collect()
     }
 
+    /// Makes `next` the topic map: persisted first (without the map's lock, so produce and
+    /// fetch lookups never wait on this fsync), then swapped in. Callers hold the admin lock, so
+    /// no other change happens in between.
+    fn commit(&self, next: BTreeMap<String, Arc<Topic>>) -> io::Result<()> {
+        self.persist_map(&next)?;
+        *self.write() = next;
+        Ok(())
+    }
+
+    /// Opens partitions `from..to` of a new or growing topic in fresh directories, each with its
+    /// `partition.metadata`.
+    fn open_new_partitions(
+        &self,
+        name: &str,
+        id: Uuid,
+        from: i32,
+        to: i32,
+    ) -> io::Result<Vec<Arc<Partition>>> {
+        // Every place is checked before anything is created: a refusal leaves nothing behind.
+        for p in from..to {
+            self.clear_partition_dir(&partition_dir(&self.data_dir, name, p))?;
+        }
+        let mut parts = Vec::with_capacity((to - from).max(0) as usize);
+        for p in from..to {
+            let dir = partition_dir(&self.data_dir, name, p);
+            let partition = Partition::open(&dir, name, p, false, None, None)?;
+            self.health.guard("writing partition.metadata", || {
+                write_partition_metadata(&dir, id)
+            })?;
+            parts.push(partition);
+        }
+        Ok(parts)
+    }
+
     /// Creates a topic (name and config already validated). Errors if it exists.
     pub fn create(
         &self,
@@ -423,47 +657,44 @@ impl TopicRegistry {
         if self.read().contains_key(name) {
             return Ok(None);
         }
-        let mut parts = Vec::with_capacity(partitions as usize);
-        for p in 0..partitions {
-            let dir = partition_dir(&self.data_dir, name, p);
-            // A leftover directory from an earlier topic of this name holds nothing of ours.
-            let _ = fs::remove_dir_all(&dir);
-            parts.push(Partition::open(&dir, name, p, false, None, None)?);
-        }
+        let id = Uuid::new_v4();
+        let parts = self.open_new_partitions(name, id, 0, partitions)?;
         let topic = Arc::new(Topic {
             name: name.to_string(),
-            id: Uuid::new_v4(),
+            id,
             config,
             partitions: parts,
         });
-        let mut map = self.write();
-        map.insert(name.to_string(), topic.clone());
-        if let Err(e) = self.persist_map(&map) {
-            map.remove(name);
-            return Err(e);
-        }
+        let mut next = self.read().clone();
+        next.insert(name.to_string(), topic.clone());
+        self.commit(next)?;
         Ok(Some(topic))
     }
 
-    /// Deletes a topic: forgotten in the metadata first, then its files removed.
+    /// Deletes a topic: forgotten in the metadata first (its id recorded as deleted), then its
+    /// files removed; a crash in between leaves directories that the next start removes.
     pub fn delete(&self, name: &str) -> io::Result<Option<Arc<Topic>>> {
         let _admin = self.admin_lock();
-        let removed = {
-            let mut map = self.write();
-            let Some(t) = map.remove(name) else {
-                return Ok(None);
-            };
-            if let Err(e) = self.persist_map(&map) {
-                map.insert(name.to_string(), t);
-                return Err(e);
-            }
-            t
+        let mut next = self.read().clone();
+        let Some(removed) = next.remove(name) else {
+            return Ok(None);
         };
+        self.deleted_lock().insert(removed.id, name.to_string());
+        if let Err(e) = self.commit(next) {
+            self.deleted_lock().remove(&removed.id);
+            return Err(e);
+        }
+        let mut all_gone = true;
         for p in &removed.partitions {
             let dir = p.log().dir().to_path_buf();
             if let Err(e) = fs::remove_dir_all(&dir) {
+                all_gone = false;
                 tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory");
             }
+        }
+        // Gone: the id need not be kept (dropped from meta.json at its next write).
+        if all_gone {
+            self.deleted_lock().remove(&removed.id);
         }
         Ok(Some(removed))
     }
@@ -471,8 +702,8 @@ impl TopicRegistry {
     /// Replaces a topic's config.
     pub fn set_config(&self, name: &str, config: TopicConfig) -> io::Result<bool> {
         let _admin = self.admin_lock();
-        let mut map = self.write();
-        let Some(old) = map.get(name).cloned() else {
+        let mut next = self.read().clone();
+        let Some(old) = next.get(name).cloned() else {
             return Ok(false);
         };
         let new = Arc::new(Topic {
@@ -481,11 +712,8 @@ impl TopicRegistry {
             config,
             partitions: old.partitions.clone(),
         });
-        map.insert(name.to_string(), new);
-        if let Err(e) = self.persist_map(&map) {
-            map.insert(name.to_string(), old);
-            return Err(e);
-        }
+        next.insert(name.to_string(), new);
+        self.commit(next)?;
         Ok(true)
     }
 
@@ -496,46 +724,138 @@ impl TopicRegistry {
             return Ok(false);
         };
         let mut partitions = old.partitions.clone();
-        for p in old.partitions.len() as i32..count {
-            let dir = partition_dir(&self.data_dir, name, p);
-            let _ = fs::remove_dir_all(&dir);
-            partitions.push(Partition::open(&dir, name, p, false, None, None)?);
-        }
+        partitions.extend(self.open_new_partitions(
+            name,
+            old.id,
+            old.partitions.len() as i32,
+            count,
+        )?);
         let new = Arc::new(Topic {
             name: old.name.clone(),
             id: old.id,
             config: old.config.clone(),
             partitions,
         });
-        let mut map = self.write();
-        map.insert(name.to_string(), new);
-        if let Err(e) = self.persist_map(&map) {
-            map.insert(name.to_string(), old);
-            return Err(e);
-        }
+        let mut next = self.read().clone();
+        next.insert(name.to_string(), new);
+        self.commit(next)?;
         Ok(true)
     }
 }
 
-/// Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (22 characters).
-fn new_cluster_id() -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = Uuid::new_v4().into_bytes();
-    let mut out = String::with_capacity(22);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for b in bytes {
-        acc = (acc << 8) | b as u32;
-        bits += 8;
-        while bits >= 6 {
-            bits -= 6;
-            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
+/// Reads `meta.json`. Without it: the fsynced `meta.json.tmp` of a change cut short between its
+/// two renames, else a rebuild from the partitions' `partition.metadata` (config overrides from
+/// `meta.json.prev` where its topic ids match). Returns the metadata and whether it must be
+/// written (new, or recovered).
+fn load_meta(data_dir: &Path, marked: Option<&str>) -> io::Result<(MetaFile, bool)> {
+    let parse = |name: &str| -> io::Result<Option<MetaFile>> {
+        let path = data_dir.join(name);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} is not valid: {e}", path.display()),
+                )
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let current = parse(META_FILE);
+    if let Ok(Some(meta)) = current {
+        return Ok((meta, false));
+    }
+    if matches!(current, Ok(None)) {
+        // Written and fsynced before meta.json was moved aside: the change was complete.
+        if let Ok(Some(meta)) = parse(META_TMP_FILE) {
+            tracing::warn!(
+                "completing a metadata change cut short: meta.json.tmp becomes meta.json"
+            );
+            return Ok((meta, true));
         }
     }
-    if bits > 0 {
-        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
+    let prev = parse(META_PREV_FILE).ok().flatten();
+    if matches!(current, Ok(None)) && prev.is_none() && marked.is_none() {
+        return Ok((
+            MetaFile {
+                cluster_id: new_cluster_id(),
+                ..MetaFile::default()
+            },
+            true,
+        ));
     }
-    out
+    let cluster_id = marked
+        .map(str::to_string)
+        .or_else(|| prev.as_ref().map(|p| p.cluster_id.clone()))
+        .unwrap_or_else(new_cluster_id);
+    let meta = rebuild_meta(data_dir, cluster_id, prev.as_ref())?;
+    let why = match &current {
+        Err(e) => e.to_string(),
+        Ok(_) => "meta.json is missing".to_string(),
+    };
+    tracing::warn!(
+        reason = %why,
+        topics = meta.topics.len(),
+        config_from_previous_copy = prev.is_some(),
+        "rebuilt the topics from the partitions' partition.metadata files (config overrides come from meta.json.prev where it has them, else the defaults: check them with `vltava topics describe`)"
+    );
+    Ok((meta, true))
+}
+
+/// The topics as the partition directories record them: each `<topic>-<p>` directory with a
+/// `partition.metadata` counts (unless `prev` records its topic as deleted); a topic has as many
+/// partitions as its highest index + 1 (missing ones are created empty).
+fn rebuild_meta(
+    data_dir: &Path,
+    cluster_id: String,
+    prev: Option<&MetaFile>,
+) -> io::Result<MetaFile> {
+    let mut topics: BTreeMap<String, TopicMeta> = BTreeMap::new();
+    let deleted = prev.map(|p| p.deleted.clone()).unwrap_or_default();
+    for entry in fs::read_dir(data_dir)? {
+        let entry = entry?;
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some((topic, p)) = parse_partition_dir_name(&name) else {
+            continue;
+        };
+        let Ok(Some(id)) = read_partition_metadata(&entry.path()) else {
+            tracing::warn!(dir = %entry.path().display(), "no readable partition.metadata: not part of the rebuilt topics");
+            continue;
+        };
+        if deleted.contains_key(&id) {
+            continue;
+        }
+        let config = prev
+            .and_then(|m| m.topics.get(topic))
+            .filter(|t| t.id == id)
+            .map(|t| t.config.clone())
+            .unwrap_or_default();
+        let tm = topics.entry(topic.to_string()).or_insert(TopicMeta {
+            id,
+            partitions: 0,
+            config,
+        });
+        if tm.id != id {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the partitions of topic {topic} name two topic ids: cannot rebuild meta.json; restore it from a backup"),
+            ));
+        }
+        tm.partitions = tm.partitions.max(p + 1);
+    }
+    Ok(MetaFile {
+        cluster_id,
+        topics,
+        deleted,
+    })
+}
+
+/// Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (22 characters).
+fn new_cluster_id() -> String {
+    URL_SAFE_NO_PAD.encode(Uuid::new_v4().into_bytes())
 }
 
 #[cfg(test)]
@@ -551,12 +871,135 @@ mod tests {
         assert!(validate_topic_name(&"a".repeat(250)).is_err());
     }
 
+    fn open(dir: &Path) -> TopicRegistry {
+        check_data_dir(dir).unwrap();
+        TopicRegistry::open(dir, StorageHealth::new()).unwrap()
+    }
+
+    #[test]
+    fn a_foreign_directory_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("project-2")).unwrap();
+        fs::write(dir.path().join("project-2/f"), b"mine").unwrap();
+        let err = check_data_dir(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("not a Vltava data directory"),
+            "{err}"
+        );
+        assert_eq!(fs::read(dir.path().join("project-2/f")).unwrap(), b"mine");
+        assert!(!dir.path().join(META_PROPERTIES_FILE).exists());
+        // An empty directory, or one with only our lock file, is fine.
+        let empty = tempfile::tempdir().unwrap();
+        fs::write(empty.path().join(".lock"), b"").unwrap();
+        check_data_dir(empty.path()).unwrap();
+    }
+
+    #[test]
+    fn a_directory_is_removed_only_for_a_deleted_topic_id() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let reg = open(dir.path());
+            reg.create("keep", 1, TopicConfig::default())
+                .unwrap()
+                .unwrap();
+        }
+        // The user's own folder inside the data directory, named like a partition.
+        fs::create_dir(dir.path().join("project-2")).unwrap();
+        fs::write(dir.path().join("project-2/f"), b"mine").unwrap();
+        // A deleted topic whose directory survived (a crash during the delete).
+        let gone_id;
+        {
+            let reg = open(dir.path());
+            gone_id = reg
+                .create("gone", 1, TopicConfig::default())
+                .unwrap()
+                .unwrap()
+                .id;
+            let dir_copy = dir.path().join("gone-0.copy");
+            fs::create_dir(&dir_copy).unwrap();
+            fs::copy(
+                dir.path().join("gone-0/partition.metadata"),
+                dir_copy.join("partition.metadata"),
+            )
+            .unwrap();
+            reg.delete("gone").unwrap().unwrap();
+            assert!(!dir.path().join("gone-0").exists());
+            // Put it back as a crash would have left it, and record the id as deleted again.
+            fs::rename(&dir_copy, dir.path().join("gone-0")).unwrap();
+            reg.deleted_lock().insert(gone_id, "gone".into());
+            reg.persist().unwrap();
+        }
+        let reg = open(dir.path());
+        assert!(reg.get("keep").is_some());
+        assert!(reg.get("gone").is_none());
+        assert!(
+            !dir.path().join("gone-0").exists(),
+            "the deleted topic's directory is removed"
+        );
+        assert_eq!(fs::read(dir.path().join("project-2/f")).unwrap(), b"mine");
+        // Creating a topic over a directory that is not ours is refused, and it stays.
+        assert!(reg.create("project", 3, TopicConfig::default()).is_err());
+        assert_eq!(fs::read(dir.path().join("project-2/f")).unwrap(), b"mine");
+        assert!(!dir.path().join("project-0").exists());
+    }
+
+    #[test]
+    fn lost_or_torn_meta_json_is_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, cluster);
+        {
+            let reg = open(dir.path());
+            cluster = reg.cluster_id.clone();
+            a = reg
+                .create("a", 3, TopicConfig::default())
+                .unwrap()
+                .unwrap()
+                .id;
+            b = reg
+                .create("b", 1, TopicConfig::default())
+                .unwrap()
+                .unwrap()
+                .id;
+            reg.add_partitions("b", 2).unwrap();
+        }
+        for damage in ["remove", "tear", "remove-both"] {
+            match damage {
+                "remove" => fs::remove_file(dir.path().join(META_FILE)).unwrap(),
+                "tear" => fs::write(dir.path().join(META_FILE), b"{\"cluster_id\": \"x").unwrap(),
+                _ => {
+                    fs::remove_file(dir.path().join(META_FILE)).unwrap();
+                    let _ = fs::remove_file(dir.path().join(META_PREV_FILE));
+                }
+            }
+            let reg = open(dir.path());
+            assert_eq!(reg.cluster_id, cluster, "{damage}");
+            let (ta, tb) = (reg.get("a").unwrap(), reg.get("b").unwrap());
+            assert_eq!((ta.id, ta.partitions.len()), (a, 3), "{damage}");
+            assert_eq!((tb.id, tb.partitions.len()), (b, 2), "{damage}");
+        }
+    }
+
+    #[test]
+    fn an_interrupted_metadata_change_is_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let reg = open(dir.path());
+            reg.create("a", 1, TopicConfig::default()).unwrap().unwrap();
+        }
+        // A crash after meta.json was moved aside, before meta.json.tmp took its place.
+        fs::copy(dir.path().join(META_FILE), dir.path().join(META_TMP_FILE)).unwrap();
+        fs::rename(dir.path().join(META_FILE), dir.path().join(META_PREV_FILE)).unwrap();
+        let reg = open(dir.path());
+        assert!(reg.get("a").is_some());
+        assert!(dir.path().join(META_FILE).exists());
+    }
+
     #[test]
     fn topics_survive_reopen_and_deletion_is_persisted() {
         let dir = tempfile::tempdir().unwrap();
         let id;
         {
-            let reg = TopicRegistry::open(dir.path()).unwrap();
+            let reg = TopicRegistry::open(dir.path(), StorageHealth::new()).unwrap();
             let t = reg.create("a", 3, TopicConfig::default()).unwrap().unwrap();
             id = t.id;
             reg.create("b", 1, TopicConfig::default()).unwrap().unwrap();
@@ -567,7 +1010,7 @@ mod tests {
             reg.delete("b").unwrap().unwrap();
             reg.add_partitions("a", 4).unwrap();
         }
-        let reg = TopicRegistry::open(dir.path()).unwrap();
+        let reg = TopicRegistry::open(dir.path(), StorageHealth::new()).unwrap();
         let t = reg.get("a").unwrap();
         assert_eq!(t.id, id);
         assert_eq!(t.partitions.len(), 4);

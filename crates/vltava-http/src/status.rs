@@ -17,9 +17,15 @@ pub async fn live() -> Json<serde_json::Value> {
     Json(json!({"status": "live"}))
 }
 
-/// 200 once the broker has recovered its logs and accepts connections.
+/// 200 once the broker has recovered its logs and accepts connections; 503 again once its data
+/// directory went offline after a storage error.
 pub async fn ready(State(s): State<Arc<AppState>>) -> Response {
     match s.broker() {
+        Some(b) if b.health.is_offline() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "storage offline", "reason": b.health.reason()})),
+        )
+            .into_response(),
         Some(_) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -114,8 +120,14 @@ pub async fn status(State(s): State<Arc<AppState>>) -> ApiResult<Json<serde_json
         "records_out": counter_sum(&m.records_out),
         "connections_active": m.connections_active.get(),
     });
+    let storage = json!({
+        "data_dir": broker.config.data_dir.display().to_string(),
+        "offline": broker.health.is_offline(),
+        "reason": broker.health.reason(),
+    });
     Ok(Json(json!({
         "node_id": broker.config.node_id,
+        "storage": storage,
         "totals": totals,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_ms": s.started.elapsed().as_millis() as u64,
@@ -141,6 +153,10 @@ fn counter_sum(v: &prometheus::IntCounterVec) -> u64 {
 pub async fn metrics(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
     let broker = s.broker().ok_or_else(starting)?;
     broker.metrics.refresh_logs(&broker.topics);
+    broker
+        .metrics
+        .log_dir_offline
+        .set(broker.health.is_offline() as i64);
     let mut families = broker.metrics.registry.gather();
     let lag_registry = Registry::new();
     let gauge = |name: &str, help: &str, labels: &[&str]| -> ApiResult<IntGaugeVec> {

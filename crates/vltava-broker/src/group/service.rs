@@ -19,6 +19,7 @@ use super::coordinator::{
     SyncResult, Ticket,
 };
 use super::store::{self, GroupStore, MAX_PENDING_BYTES};
+use vltava_storage::durable::StorageHealth;
 
 pub struct Inner {
     pub coord: Coordinator,
@@ -38,8 +39,13 @@ pub struct GroupService {
 }
 
 impl GroupService {
-    pub fn open(dir: &Path, cfg: CoordinatorConfig, now_ms: i64) -> io::Result<GroupService> {
-        let (store, records) = GroupStore::open(dir)?;
+    pub fn open(
+        dir: &Path,
+        cfg: CoordinatorConfig,
+        now_ms: i64,
+        health: StorageHealth,
+    ) -> io::Result<GroupService> {
+        let (store, records) = GroupStore::open(dir, health)?;
         let mut coord = Coordinator::new(cfg);
         let mut cgroups = ConsumerGroups::new(ConsumerGroupsConfig::default());
         for r in records {

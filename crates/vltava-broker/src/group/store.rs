@@ -19,6 +19,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use tokio::sync::watch;
+use vltava_storage::durable::{self, StorageHealth};
 
 use super::consumer::ConsumerGroups;
 use super::coordinator::{Coordinator, StoreRecord};
@@ -67,6 +68,8 @@ struct Shared {
     durable: watch::Sender<Durable>,
     pending_bytes: Arc<AtomicU64>,
     failed: AtomicBool,
+    /// The data directory's latch: a failure here takes the whole directory offline.
+    health: StorageHealth,
 }
 
 impl Shared {
@@ -95,16 +98,7 @@ impl Writer {
                         self.file.sync_data()?;
                         dirty = false;
                     }
-                    let tmp = self.path.with_extension("tmp");
-                    {
-                        let mut f = File::create(&tmp)?;
-                        f.write_all(bytes)?;
-                        f.sync_all()?;
-                    }
-                    fs::rename(&tmp, &self.path)?;
-                    if let Some(dir) = self.path.parent() {
-                        File::open(dir)?.sync_all()?;
-                    }
+                    durable::write_atomically(&self.path, bytes)?;
                     self.file = OpenOptions::new().append(true).open(&self.path)?;
                 }
             }
@@ -135,7 +129,9 @@ fn run_writer(shared: Arc<Shared>, mut w: Writer) {
         match outcome {
             Some(Ok(())) => shared.durable.send_modify(|d| d.seq = last_seq),
             Some(Err(e)) => {
-                tracing::error!(file = %w.path.display(), error = %e, "cannot persist group state; group requests fail until a restart");
+                shared
+                    .health
+                    .fail(&format!("writing {}", w.path.display()), &e);
                 shared.failed.store(true, Ordering::Release);
                 shared.durable.send_modify(|d| d.failed = true);
             }
@@ -176,7 +172,7 @@ fn encode(r: &StoreRecord) -> io::Result<Vec<u8>> {
 
 impl GroupStore {
     /// Opens the store in `dir`, returning it and the records to replay.
-    pub fn open(dir: &Path) -> io::Result<(GroupStore, Vec<StoreRecord>)> {
+    pub fn open(dir: &Path, health: StorageHealth) -> io::Result<(GroupStore, Vec<StoreRecord>)> {
         fs::create_dir_all(dir)?;
         let path = dir.join(FILE);
         let mut bytes = Vec::new();
@@ -213,18 +209,19 @@ impl GroupStore {
             file.set_len(pos as u64)?;
             file.sync_all()?;
         }
-        let store = GroupStore::start(Writer { path, file }, pos as u64)?;
+        let store = GroupStore::start(Writer { path, file }, pos as u64, health)?;
         Ok((store, records))
     }
 
     /// Starts the sync thread on `writer`, whose file holds `size_bytes`.
-    fn start(writer: Writer, size_bytes: u64) -> io::Result<GroupStore> {
+    fn start(writer: Writer, size_bytes: u64, health: StorageHealth) -> io::Result<GroupStore> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             durable: watch::channel(Durable::default()).0,
             pending_bytes: Arc::new(AtomicU64::new(0)),
             failed: AtomicBool::new(false),
+            health,
         });
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
@@ -269,9 +266,10 @@ impl GroupStore {
         self.shared.pending_bytes.clone()
     }
 
-    /// Refuses new records after a failed write or fsync.
+    /// Refuses new records after a failed write or fsync, here or anywhere in the data
+    /// directory (the group state lives in it too, as Kafka's `__consumer_offsets` does).
     pub fn failed(&self) -> bool {
-        self.shared.failed.load(Ordering::Acquire)
+        self.shared.failed.load(Ordering::Acquire) || self.shared.health.is_offline()
     }
 
     /// Queues records for the sync thread; they are durable once [`Durable::seq`] reaches
@@ -372,7 +370,8 @@ mod tests {
     #[tokio::test]
     async fn queued_records_become_durable_and_are_replayed_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut store, replayed) = GroupStore::open(dir.path()).expect("open");
+        let (mut store, replayed) =
+            GroupStore::open(dir.path(), StorageHealth::new()).expect("open");
         assert!(replayed.is_empty());
         for p in 0..50 {
             store.append(&[offset("g", p)]).expect("append");
@@ -381,7 +380,7 @@ mod tests {
         durable(&store).await.expect("durable");
         assert_eq!(store.pending_bytes().load(Ordering::Acquire), 0);
         drop(store);
-        let (_, replayed) = GroupStore::open(dir.path()).expect("reopen");
+        let (_, replayed) = GroupStore::open(dir.path(), StorageHealth::new()).expect("reopen");
         let want: Vec<_> = (0..50).map(|p| ("g".to_string(), p)).collect();
         assert_eq!(partitions(&replayed), want);
     }
@@ -389,7 +388,7 @@ mod tests {
     #[tokio::test]
     async fn records_queued_after_a_snapshot_land_in_the_new_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut store, _) = GroupStore::open(dir.path()).expect("open");
+        let (mut store, _) = GroupStore::open(dir.path(), StorageHealth::new()).expect("open");
         store.append(&[offset("old", 0)]).expect("append");
         store
             .push(Op::Snapshot(encode(&offset("snap", 1)).expect("encode")))
@@ -397,7 +396,7 @@ mod tests {
         store.append(&[offset("new", 2)]).expect("append");
         durable(&store).await.expect("durable");
         drop(store);
-        let (_, replayed) = GroupStore::open(dir.path()).expect("reopen");
+        let (_, replayed) = GroupStore::open(dir.path(), StorageHealth::new()).expect("reopen");
         assert_eq!(
             partitions(&replayed),
             vec![("snap".to_string(), 1), ("new".to_string(), 2)]
@@ -411,7 +410,8 @@ mod tests {
         File::create(&path).expect("create");
         // A read-only handle: the sync thread's write fails as a full or broken disk's would.
         let file = File::open(&path).expect("open");
-        let mut store = GroupStore::start(Writer { path, file }, 0).expect("start");
+        let mut store =
+            GroupStore::start(Writer { path, file }, 0, StorageHealth::new()).expect("start");
         store.append(&[offset("g", 0)]).expect("queued");
         let err = durable(&store).await.expect_err("the write failed");
         assert!(err.to_string().contains("failed to persist"), "{err}");
@@ -423,10 +423,10 @@ mod tests {
     #[test]
     fn dropping_the_store_writes_what_is_queued() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut store, _) = GroupStore::open(dir.path()).expect("open");
+        let (mut store, _) = GroupStore::open(dir.path(), StorageHealth::new()).expect("open");
         store.append(&[offset("g", 7)]).expect("append");
         drop(store);
-        let (_, replayed) = GroupStore::open(dir.path()).expect("reopen");
+        let (_, replayed) = GroupStore::open(dir.path(), StorageHealth::new()).expect("reopen");
         assert_eq!(partitions(&replayed), vec![("g".to_string(), 7)]);
     }
 }

@@ -18,6 +18,11 @@ use crate::protocol::{Chunk, Shared};
 use crate::state::BrokerState;
 use crate::topics::Topic;
 
+/// The most record bytes one fetch response carries, whatever the client asks (Kafka's broker
+/// `fetch.max.bytes`, 55 MiB): bounds the memory of a read-buffered response. The first batch
+/// is returned whole even beyond it (KIP-74); batches are at most `max.message.bytes`.
+const FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
+
 /// The longest a fetch may long-poll, whatever the client asks.
 const MAX_FETCH_WAIT_MS: u64 = 60_000;
 
@@ -50,9 +55,9 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchReply, 
     let mut total = 0usize;
     let mut any_error = false;
     let max_bytes = if req.max_bytes <= 0 {
-        i32::MAX as usize
+        FETCH_MAX_BYTES
     } else {
-        req.max_bytes as usize
+        (req.max_bytes as usize).min(FETCH_MAX_BYTES)
     };
     let read_committed = req.isolation_level == 1;
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -73,7 +78,14 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchReply, 
                 parts.push(partition_error(fp.partition, err));
                 continue;
             };
-            let budget = (fp.partition_max_bytes.max(0) as usize).min(max_bytes - total);
+            if state.health.is_offline() {
+                any_error = true;
+                parts.push(partition_error(fp.partition, E::KafkaStorageError));
+                continue;
+            }
+            // `total` may pass `max_bytes`: the first batch is returned whole (KIP-74).
+            let budget =
+                (fp.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
             let planned = {
                 let log = partition.log();
                 let plan = log.read(fp.fetch_offset, budget as u64, total == 0);
@@ -83,7 +95,8 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchReply, 
             let data = match plan.map(|p: ReadPlan| resolve(&p)) {
                 Ok(Ok(data)) => data,
                 Ok(Err(e)) | Err(ReadError::Io(e)) => {
-                    tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "read failed");
+                    let what = format!("read of partition {}-{}", partition.topic, partition.index);
+                    state.health.fail(&what, &e);
                     any_error = true;
                     parts.push(partition_error(fp.partition, E::KafkaStorageError));
                     continue;

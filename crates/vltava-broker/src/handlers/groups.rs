@@ -299,15 +299,18 @@ pub async fn offset_commit(state: &BrokerState, req: OffsetCommitRequest) -> Off
     let codes: Vec<Vec<i16>> = match result {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %e, "cannot persist offsets");
+            // A storage failure is answered as Kafka's coordinator answers a failed append to
+            // __consumer_offsets (KAFKA_STORAGE_ERROR becomes NOT_COORDINATOR): the client looks
+            // for the coordinator again and FindCoordinator says it is not available.
+            let err = if state.health.is_offline() {
+                E::NotCoordinator
+            } else {
+                tracing::error!(error = %e, "cannot persist offsets");
+                E::CoordinatorNotAvailable
+            };
             req.topics
                 .iter()
-                .map(|t| {
-                    t.partitions
-                        .iter()
-                        .map(|_| code(E::CoordinatorNotAvailable))
-                        .collect()
-                })
+                .map(|t| t.partitions.iter().map(|_| code(err)).collect())
                 .collect()
         }
     };

@@ -164,6 +164,16 @@ pub fn find_coordinator(
                 key,
             );
         }
+        if state.health.is_offline() {
+            return (
+                code(E::CoordinatorNotAvailable),
+                Some(s("the data directory is offline after a storage error")),
+                -1,
+                s(""),
+                -1,
+                key,
+            );
+        }
         if key.is_empty() {
             return (
                 code(E::InvalidGroupId),

@@ -54,6 +54,10 @@ fn append_one(
         );
     };
     let records = records.unwrap_or_default();
+    if let Some(resp) = offline_response(state, index) {
+        count_error(state, topic, resp.error_code);
+        return (resp, None);
+    }
     if acks == -1 && topic.config.min_insync_replicas() > 1 {
         let msg = format!(
             "min.insync.replicas is {} but a single node has 1 in-sync replica",
@@ -131,13 +135,25 @@ fn append_one(
                 AppendError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
                     E::OutOfOrderSequenceNumber
                 }
-                AppendError::Io(_) => E::KafkaStorageError,
+                AppendError::Io(io) => {
+                    let what = format!("append to partition {}-{index}", topic.name);
+                    state.health.fail(&what, io);
+                    E::KafkaStorageError
+                }
             };
             tracing::debug!(topic = %topic.name, partition = index, error = %e, "produce refused");
             count_error(state, topic, code(err));
             (error_response(index, err, msg), None)
         }
     }
+}
+
+/// KAFKA_STORAGE_ERROR once the data directory is offline (see `vltava_storage::durable`).
+fn offline_response(state: &BrokerState, index: i32) -> Option<PartitionProduceResponse> {
+    state.health.is_offline().then(|| {
+        let msg = state.health.offline_error().to_string();
+        error_response(index, E::KafkaStorageError, Some(msg))
+    })
 }
 
 fn count_error(state: &BrokerState, topic: &Topic, error_code: i16) {
@@ -153,6 +169,7 @@ fn count_error(state: &BrokerState, topic: &Topic, error_code: i16) {
 /// A produce whose batches are appended (in request order, before the next request on the
 /// connection is read) and whose answer waits for their fsync.
 pub struct Appended {
+    health: vltava_storage::durable::StorageHealth,
     acks: i16,
     timeout_ms: i32,
     responses: Vec<TopicProduceResponse>,
@@ -205,6 +222,7 @@ pub fn append(state: &BrokerState, req: ProduceRequest, version: i16) -> Appende
         );
     }
     Appended {
+        health: state.health.clone(),
         acks,
         timeout_ms: req.timeout_ms,
         responses,
@@ -221,6 +239,7 @@ impl Appended {
     /// Waits (at most the request's timeout) until every appended batch is fsynced.
     pub async fn finish(self) -> Option<ProduceResponse> {
         let Appended {
+            health,
             acks,
             timeout_ms,
             mut responses,
@@ -234,13 +253,21 @@ impl Appended {
         for p in pending {
             let mut rx = p.partition.subscribe_hw();
             let durable = tokio::time::timeout_at(deadline, rx.wait_for(|hw| *hw > p.last_offset));
-            if !matches!(durable.await, Ok(Ok(_))) {
-                let r = &mut responses[p.topic_idx].partition_responses[p.part_idx];
-                *r = error_response(
-                    r.index,
-                    E::RequestTimedOut,
-                    Some("the batch was not fsynced within the request timeout".into()),
-                );
+            let r = &mut responses[p.topic_idx].partition_responses[p.part_idx];
+            tokio::select! {
+                biased;
+                done = durable => if !matches!(done, Ok(Ok(_))) {
+                    *r = error_response(
+                        r.index,
+                        E::RequestTimedOut,
+                        Some("the batch was not fsynced within the request timeout".into()),
+                    );
+                },
+                // The batch may never become durable: it is not acknowledged.
+                _ = health.offline() => {
+                    let msg = health.offline_error().to_string();
+                    *r = error_response(r.index, E::KafkaStorageError, Some(msg));
+                }
             }
         }
         Some(ProduceResponse::default().with_responses(responses))

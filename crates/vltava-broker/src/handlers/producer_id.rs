@@ -9,6 +9,8 @@ use std::sync::Mutex;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+use vltava_storage::durable::{self, StorageHealth};
+
 use super::code;
 
 /// Ids reserved per write of the block file.
@@ -22,6 +24,7 @@ struct Range {
 
 pub struct ProducerIdAllocator {
     path: PathBuf,
+    health: StorageHealth,
     /// Ids handed out and reserved; never held across I/O.
     range: Mutex<Range>,
     /// One block reservation at a time (blocks are reserved in order). Held across the block
@@ -30,7 +33,7 @@ pub struct ProducerIdAllocator {
 }
 
 impl ProducerIdAllocator {
-    pub fn open(data_dir: &Path) -> io::Result<ProducerIdAllocator> {
+    pub fn open(data_dir: &Path, health: StorageHealth) -> io::Result<ProducerIdAllocator> {
         let path = data_dir.join(BLOCK_FILE);
         let start = match fs::read_to_string(&path) {
             Ok(s) => s.trim().parse::<i64>().map_err(|e| {
@@ -44,6 +47,7 @@ impl ProducerIdAllocator {
         };
         let a = ProducerIdAllocator {
             path,
+            health,
             range: Mutex::new(Range {
                 next: start,
                 end: start,
@@ -79,10 +83,17 @@ impl ProducerIdAllocator {
                 return Ok(id);
             }
             let end = self.range().end + BLOCK_SIZE;
-            let path = self.path.clone();
-            tokio::task::spawn_blocking(move || write_block_end(&path, end))
-                .await
-                .map_err(io::Error::other)??;
+            if self.health.is_offline() {
+                return Err(self.health.offline_error());
+            }
+            let (path, health) = (self.path.clone(), self.health.clone());
+            tokio::task::spawn_blocking(move || {
+                health.guard("writing the producer-id block", || {
+                    write_block_end(&path, end)
+                })
+            })
+            .await
+            .map_err(io::Error::other)??;
             self.range().end = end;
         }
     }
@@ -95,18 +106,7 @@ impl ProducerIdAllocator {
 
 /// Writes `end` as the end of the reserved ids, durably (file and directory fsynced).
 fn write_block_end(path: &Path, end: i64) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        use std::io::Write;
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(end.to_string().as_bytes())?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    durable::write_atomically(path, end.to_string().as_bytes())
 }
 
 pub async fn handle(
@@ -163,12 +163,12 @@ mod tests {
     #[test]
     fn ids_are_unique_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
-        let a = ProducerIdAllocator::open(dir.path()).unwrap();
+        let a = ProducerIdAllocator::open(dir.path(), StorageHealth::new()).unwrap();
         let first = run(a.allocate()).unwrap();
         let second = run(a.allocate()).unwrap();
         assert_eq!(second, first + 1);
         drop(a);
-        let b = ProducerIdAllocator::open(dir.path()).unwrap();
+        let b = ProducerIdAllocator::open(dir.path(), StorageHealth::new()).unwrap();
         assert!(run(b.allocate()).unwrap() > second);
     }
 
@@ -177,7 +177,9 @@ mod tests {
     #[test]
     fn concurrent_callers_across_blocks_get_distinct_ids() {
         let dir = tempfile::tempdir().unwrap();
-        let a = std::sync::Arc::new(ProducerIdAllocator::open(dir.path()).unwrap());
+        let a = std::sync::Arc::new(
+            ProducerIdAllocator::open(dir.path(), StorageHealth::new()).unwrap(),
+        );
         let total = 3 * BLOCK_SIZE as usize + 7;
         let ids = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
@@ -210,7 +212,7 @@ mod tests {
     #[test]
     fn epoch_bump_keeps_the_id() {
         let dir = tempfile::tempdir().unwrap();
-        let a = ProducerIdAllocator::open(dir.path()).unwrap();
+        let a = ProducerIdAllocator::open(dir.path(), StorageHealth::new()).unwrap();
         let init = |pid: i64, epoch: i16| {
             run(handle(
                 &a,
