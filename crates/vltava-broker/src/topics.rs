@@ -68,6 +68,8 @@ pub struct Partition {
     hw: watch::Sender<i64>,
     /// Set while the partition is queued for the syncer.
     pub(crate) sync_queued: std::sync::atomic::AtomicBool,
+    /// Damaged ranges recovery cut out of the active segment at this start (for `/status`).
+    pub damaged: Vec<vltava_storage::segment::DamagedRange>,
 }
 
 impl Partition {
@@ -105,6 +107,7 @@ impl Partition {
             log: Mutex::new(log),
             hw,
             sync_queued: std::sync::atomic::AtomicBool::new(false),
+            damaged: report.active.damaged,
         }))
     }
 
@@ -455,15 +458,17 @@ impl TopicRegistry {
                 let dir = p.log().dir().to_path_buf();
                 match read_partition_metadata(&dir) {
                     Ok(Some(id)) if id == tm.id => {}
-                    Ok(Some(other)) => return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
+                    Ok(Some(other)) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
                             "{} belongs to topic id {} but meta.json says {}: refusing to serve it",
                             dir.display(),
                             topic_id_text(other),
                             topic_id_text(tm.id)
                         ),
-                    )),
+                        ))
+                    }
                     Ok(None) | Err(_) => write_partition_metadata(&dir, tm.id)?,
                 }
             }

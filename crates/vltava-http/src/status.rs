@@ -76,8 +76,14 @@ pub async fn status(State(s): State<Arc<AppState>>) -> ApiResult<Json<serde_json
                 .iter()
                 .map(|p| {
                     let log = p.log();
+                    let damaged: Vec<_> = p
+                        .damaged
+                        .iter()
+                        .map(|d| json!({"position": d.position, "bytes": d.bytes, "next_offset_kept": d.next_offset_kept, "saved_to": d.saved_to.display().to_string(), "reason": d.reason}))
+                        .collect();
                     json!({
                         "partition": p.index,
+                        "damaged_ranges_recovered": damaged,
                         "size_bytes": log.size_bytes(),
                         "log_start_offset": log.log_start_offset(),
                         "log_end_offset": log.high_watermark(),

@@ -407,7 +407,7 @@ impl PartitionLog {
         let log_start_offset = persisted_start.unwrap_or(first_base).min(last.0);
         // Remove snapshots other than the active segment's, and a cleaning cut short.
         for name in &files {
-            if name.ends_with(CLEANED_SUFFIX) {
+            if name.ends_with(CLEANED_SUFFIX) || name.ends_with(crate::segment::REPAIRED_SUFFIX) {
                 let _ = fs::remove_file(dir.join(name));
             }
             if let Some(stem) = name.strip_suffix(".snapshot") {
@@ -1077,6 +1077,58 @@ mod tests {
         assert!(report.active.truncated_bytes > 0);
         assert_eq!(log.log_end_offset(), 8);
         assert_eq!(log.high_watermark(), 8);
+    }
+
+    #[test]
+    fn recovery_cuts_out_a_damaged_batch_and_keeps_the_valid_ones_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig::default();
+        let mut sizes = Vec::new();
+        {
+            let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+            for i in 0..10 {
+                let b = make_batch(2, i * 10, None);
+                sizes.push(b.len());
+                log.append(&b, &cfg, 0).unwrap();
+            }
+            sync(&mut log);
+        }
+        let path = dir.path().join(crate::segment::log_file_name(0));
+        let mut bytes = fs::read(&path).unwrap();
+        let before = bytes.len();
+        // One flipped byte in the fourth batch's records (offsets 6 and 7).
+        let fourth: usize = sizes[..3].iter().sum();
+        bytes[fourth + sizes[3] - 5] ^= 0x55;
+        fs::write(&path, &bytes).unwrap();
+        let (log, report) = PartitionLog::open(dir.path()).unwrap();
+        assert_eq!(report.active.truncated_bytes, 0);
+        assert_eq!(report.active.batches, 9);
+        let d = &report.active.damaged;
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(
+            (d[0].position, d[0].bytes),
+            (fourth as u64, sizes[3] as u64)
+        );
+        assert_eq!(d[0].next_offset_kept, 8);
+        // The damaged bytes are kept beside the segment, the segment holds the rest.
+        assert_eq!(
+            fs::read(&d[0].saved_to).unwrap(),
+            bytes[fourth..fourth + sizes[3]]
+        );
+        assert_eq!(
+            fs::metadata(&path).unwrap().len() as usize,
+            before - sizes[3]
+        );
+        assert_eq!(log.log_end_offset(), 20);
+        assert_eq!(log.high_watermark(), 20);
+        // Offset 6 falls in the gap: a read there returns the next batch, as in a compacted log.
+        let data = log.read(6, 1 << 20, true).unwrap().execute().unwrap();
+        assert_eq!(BatchHeader::parse(&data).unwrap().base_offset, 8);
+        drop(log);
+        // Opening again finds nothing more to repair.
+        let (_, again) = PartitionLog::open(dir.path()).unwrap();
+        assert!(again.active.damaged.is_empty());
+        assert_eq!(again.active.batches, 9);
     }
 
     #[test]

@@ -92,7 +92,28 @@ pub struct ScanReport {
     /// Bytes cut from the end because they were not a whole, valid batch.
     pub truncated_bytes: u64,
     pub reason: Option<String>,
+    /// Damaged ranges with valid batches after them: cut out of the segment (the batches after
+    /// are kept, leaving an offset gap as a compacted log has) and saved beside it.
+    pub damaged: Vec<DamagedRange>,
 }
+
+/// A damaged range of a segment found at recovery, moved out of the log into `saved_to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedRange {
+    /// Where the range started in the segment as it was.
+    pub position: u64,
+    pub bytes: u64,
+    /// The first offset after the range that the log still has.
+    pub next_offset_kept: i64,
+    pub saved_to: PathBuf,
+    pub reason: String,
+}
+
+/// The suffix of a segment rewritten without a damaged range, before it is renamed over the
+/// segment; one left by a crash is removed at start-up and the repair is done again.
+pub const REPAIRED_SUFFIX: &str = ".repaired";
+/// The suffix of a file holding a damaged range cut out of a segment (kept for the operator).
+pub const CORRUPT_SUFFIX: &str = ".corrupt";
 
 impl Segment {
     fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
@@ -302,6 +323,14 @@ impl Segment {
         self.bytes_since_index_entry = 0;
         let mut reader = ScanReader::default();
         let mut pos = 0u64;
+        let mut file_len = file_len;
+        // Where a damaged range was cut out (now or at an earlier start), the batch after it
+        // starts past the expected offset: those offsets are named by the `.corrupt` files.
+        let mut gaps_to = if truncate {
+            self.recorded_gaps()
+        } else {
+            Vec::new()
+        };
         while pos < file_len {
             let bad = |why: String| Some(why);
             let header = reader
@@ -315,10 +344,17 @@ impl Segment {
                     h.size_bytes(),
                     file_len - pos
                 )),
-                Some(h) if truncate && h.base_offset != self.next_offset => bad(format!(
-                    "batch at position {pos} has offset {} where {} was expected",
-                    h.base_offset, self.next_offset
-                )),
+                Some(h)
+                    if truncate
+                        && (h.base_offset < self.next_offset
+                            || (h.base_offset != self.next_offset
+                                && !gaps_to.contains(&h.base_offset))) =>
+                {
+                    bad(format!(
+                        "batch at position {pos} has offset {} where {} was expected",
+                        h.base_offset, self.next_offset
+                    ))
+                }
                 Some(h) => {
                     let valid = if truncate {
                         reader
@@ -341,6 +377,23 @@ impl Segment {
             };
             if let Some(why) = problem {
                 if truncate {
+                    if let Some(next) = self.find_valid_batch(&mut reader, file_len, pos + 1)? {
+                        let damage = self.cut_out(pos, next, file_len, why)?;
+                        tracing::error!(
+                            segment = %self.log_path.display(),
+                            position = damage.position,
+                            bytes = damage.bytes,
+                            next_offset_kept = damage.next_offset_kept,
+                            saved_to = %damage.saved_to.display(),
+                            reason = %damage.reason,
+                            "damaged batches in the middle of a segment: cut out and saved beside it; the valid batches after them are kept"
+                        );
+                        gaps_to.push(damage.next_offset_kept);
+                        report.damaged.push(damage);
+                        file_len -= next - pos;
+                        reader = ScanReader::default();
+                        continue;
+                    }
                     report.truncated_bytes = file_len - pos;
                     report.reason = Some(why);
                     self.file.set_len(pos)?;
@@ -350,6 +403,127 @@ impl Segment {
             }
         }
         Ok(report)
+    }
+
+    /// The position of the first whole batch at or after `from` that passes its CRC check and
+    /// continues the log (offset at least the next one expected), if any. A linear search:
+    /// recovery only, after a damaged batch.
+    fn find_valid_batch(
+        &self,
+        reader: &mut ScanReader,
+        file_len: u64,
+        from: u64,
+    ) -> io::Result<Option<u64>> {
+        let mut p = from;
+        while p + BATCH_HEADER_BYTES as u64 <= file_len {
+            let plausible = reader
+                .get(&self.file, file_len, p, BATCH_HEADER_BYTES)?
+                .and_then(|b| BatchHeader::parse(b).ok())
+                .filter(|h| {
+                    h.magic == 2
+                        && h.base_offset >= self.next_offset
+                        && h.records_count > 0
+                        && p + h.size_bytes() as u64 <= file_len
+                });
+            if let Some(h) = plausible {
+                let valid = reader
+                    .get(&self.file, file_len, p, h.size_bytes())?
+                    .is_some_and(|b| batch::check_stored(b).is_some());
+                if valid {
+                    return Ok(Some(p));
+                }
+            }
+            p += 1;
+        }
+        Ok(None)
+    }
+
+    /// The offsets at which this segment's log resumes after a damaged range cut out at an
+    /// earlier start (`<segment>.log.<offset>.corrupt` beside it).
+    fn recorded_gaps(&self) -> Vec<i64> {
+        let (Some(dir), Some(name)) = (self.log_path.parent(), self.log_path.file_name()) else {
+            return Vec::new();
+        };
+        let prefix = format!("{}.", name.to_string_lossy());
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.strip_prefix(&prefix)?
+                    .strip_suffix(CORRUPT_SUFFIX)?
+                    .parse::<i64>()
+                    .ok()
+            })
+            .collect()
+    }
+
+    /// Moves the bytes `[from, to)` of the segment (of `file_len` bytes) into a `.corrupt` file
+    /// beside it and rewrites the segment without them: the copy is written and fsynced as
+    /// `.repaired`, then renamed over the segment and the directory fsynced, so a crash leaves
+    /// the old segment (the repair is redone) or the new one.
+    fn cut_out(
+        &mut self,
+        from: u64,
+        to: u64,
+        file_len: u64,
+        reason: String,
+    ) -> io::Result<DamagedRange> {
+        let name = self
+            .log_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = self
+            .log_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let next_offset_kept = self
+            .read_header_at(to)?
+            .map_or(self.next_offset, |h| h.base_offset);
+        // Named by the offset after the gap, which later scans accept as a gap.
+        let saved_to = dir.join(format!("{name}.{next_offset_kept}{CORRUPT_SUFFIX}"));
+        let repaired = dir.join(format!("{name}{REPAIRED_SUFFIX}"));
+        let copy = |out: &File, src_from: u64, len: u64, dst_at: u64| -> io::Result<()> {
+            let mut buf = vec![0u8; SCAN_CHUNK_BYTES];
+            let mut done = 0u64;
+            while done < len {
+                let n = (len - done).min(buf.len() as u64) as usize;
+                self.file.read_exact_at(&mut buf[..n], src_from + done)?;
+                out.write_all_at(&buf[..n], dst_at + done)?;
+                done += n as u64;
+            }
+            Ok(())
+        };
+        {
+            let out = File::create(&saved_to)?;
+            copy(&out, from, to - from, 0)?;
+            out.sync_all()?;
+        }
+        {
+            let out = File::create(&repaired)?;
+            copy(&out, 0, from, 0)?;
+            copy(&out, to, file_len - to, from)?;
+            out.sync_all()?;
+        }
+        fs::rename(&repaired, &self.log_path)?;
+        crate::durable::sync_dir(&dir)?;
+        self.file = Arc::new(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.log_path)?,
+        );
+        Ok(DamagedRange {
+            position: from,
+            bytes: to - from,
+            next_offset_kept,
+            saved_to,
+            reason,
+        })
     }
 
     pub fn read_header_at(&self, pos: u64) -> io::Result<Option<BatchHeader>> {
