@@ -28,7 +28,7 @@ Fault injection through the unix socket CTL_DIR/control.sock, one command a line
 `eio on|off` (every fsync, fdatasync and fsyncdir fails with EIO), `enospc on|off` (every write
 fails with ENOSPC), `sync`, `stats`. Also: `python powerloss_fs.py --send CTL_DIR 'eio on'`.
 
-Locks (flock) are left to the kernel, which then handles them locally; fallocate supports mode 0
+Locks (flock and fcntl) are left to the kernel, which then handles them locally; fallocate supports mode 0
 only (EOPNOTSUPP otherwise); symlinks and hard links are not supported.
 """
 import argparse
@@ -36,6 +36,7 @@ import bisect
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -79,9 +80,10 @@ class PowerLossFS:
     use_ns = True
 
     def __init__(self, backing, durable):
+        # mfusepy takes any attribute named like a FUSE operation for one: none of these is.
         self.b = os.path.realpath(backing)
         self.d = os.path.realpath(durable)
-        self.lock = threading.RLock()
+        self.mutex = threading.RLock()
         self.next_id = 0
         self.ids = {}  # st_ino in BACKING -> inode id, for every inode that has a name there
         self.files = {}  # inode id -> FileState, for files written or truncated since their fsync
@@ -169,7 +171,7 @@ class PowerLossFS:
 
     def sync_all(self):
         """sync(1): every file's dirty ranges and every directory's listing become durable."""
-        with self.lock:
+        with self.mutex:
             for dirpath, _, filenames in os.walk(self.b):
                 self._persist_dir(dirpath[len(self.b):] or "/")
                 for name in filenames:
@@ -215,7 +217,7 @@ class PowerLossFS:
         flags &= ~os.O_APPEND
         if flags & os.O_ACCMODE == os.O_WRONLY:
             flags = (flags & ~os.O_ACCMODE) | os.O_RDWR
-        with self.lock:
+        with self.mutex:
             try:
                 existed = os.lstat(self._path(path))
             except FileNotFoundError:
@@ -242,14 +244,14 @@ class PowerLossFS:
     def write(self, path, data, offset, fh):
         if self.enospc:
             raise _error(errno.ENOSPC)
-        with self.lock:
+        with self.mutex:
             n = os.pwrite(fh, data, offset)
             self._file(self.fds[fh]).write(offset, offset + n)
             self.counts["write"] += 1
             return n
 
     def truncate(self, path, length, fh=None):
-        with self.lock:
+        with self.mutex:
             if fh is not None and fh in self.fds:
                 os.ftruncate(fh, length)
                 inode = self.fds[fh]
@@ -269,13 +271,13 @@ class PowerLossFS:
         return 0
 
     def release(self, path, fh):
-        with self.lock:
+        with self.mutex:
             self.fds.pop(fh, None)
             os.close(fh)
         return 0
 
     def fsync(self, path, datasync, fh):
-        with self.lock:
+        with self.mutex:
             self.counts["fsync"] += 1
             if self.eio:
                 self.counts["failed_fsync"] += 1
@@ -285,7 +287,7 @@ class PowerLossFS:
             return 0
 
     def fsyncdir(self, path, datasync, fh):
-        with self.lock:
+        with self.mutex:
             self.counts["fsyncdir"] += 1
             if self.eio:
                 self.counts["failed_fsync"] += 1
@@ -295,20 +297,20 @@ class PowerLossFS:
             return 0
 
     def mkdir(self, path, mode):
-        with self.lock:
+        with self.mutex:
             os.mkdir(self._path(path), mode)
             self._new_id(os.lstat(self._path(path)))
             return 0
 
     def rmdir(self, path):
-        with self.lock:
+        with self.mutex:
             st = os.lstat(self._path(path))
             os.rmdir(self._path(path))
             self._forget(st)
             return 0
 
     def unlink(self, path):
-        with self.lock:
+        with self.mutex:
             st = os.lstat(self._path(path))
             os.unlink(self._path(path))
             self._forget(st)
@@ -317,7 +319,7 @@ class PowerLossFS:
     def rename(self, old, new, flags=0):
         if flags & ~1:  # RENAME_NOREPLACE alone is supported
             raise _error(errno.EINVAL)
-        with self.lock:
+        with self.mutex:
             try:
                 replaced = os.lstat(self._path(new))
             except FileNotFoundError:
@@ -346,7 +348,7 @@ class PowerLossFS:
 
     def command(self, line):
         words = line.split()
-        with self.lock:
+        with self.mutex:
             if len(words) == 2 and words[0] in ("eio", "enospc") and words[1] in ("on", "off"):
                 setattr(self, words[0], words[1] == "on")
             elif words == ["sync"]:
@@ -543,10 +545,11 @@ def fuse_unusable(mount_error=None):
         os.close(os.open("/dev/fuse", os.O_RDWR))
     except OSError as e:
         return f"/dev/fuse is unusable here: {e}"
-    text = str(mount_error or "")
-    for refusal in ("Operation not permitted", "Permission denied", "fuse: device not found"):
-        if refusal in text and "mount" in text:
-            return f"this machine refuses FUSE mounts: {refusal}"
+    # What libfuse or fusermount3 prints when the kernel or the helper refuses.
+    refused = re.search(r"(?:fuse|fusermount3?): (?:failed to open /dev/fuse|mount failed|device not "
+                        r"found)[^\n]*", str(mount_error or ""))
+    if refused:
+        return f"this machine refuses FUSE mounts: {refused.group(0)}"
     return None
 
 

@@ -201,7 +201,7 @@ def test_sync_makes_everything_durable(fs):
     assert read(os.path.join(fs.mnt, "d", "f")) == b"unsynced"
 
 
-def test_fallocate_flock_and_sendfile_style_reads(fs):
+def test_fallocate_locks_and_sendfile_style_reads(fs):
     f = os.path.join(fs.mnt, "x")
     fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o644)
     os.posix_fallocate(fd, 0, 4096)
@@ -210,9 +210,11 @@ def test_fallocate_flock_and_sendfile_style_reads(fs):
     fd2 = os.open(f, os.O_RDONLY)
     with pytest.raises(BlockingIOError):
         fcntl.flock(fd2, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     os.pwrite(fd, b"hello", 10)
     r, w = os.pipe()
     assert os.sendfile(w, fd2, 10, 5) == 5
     assert os.read(r, 5) == b"hello"
     for x in (fd, fd2, r, w):
         os.close(x)
+    assert "Traceback" not in fs.log()
