@@ -62,14 +62,19 @@ def port_open(port):
 
 
 class Broker:
-    def __init__(self, args=(), port=None, advertise=None):
+    def __init__(self, args=(), port=None, advertise=None, data_dir=None):
         # Ports picked here may be re-picked if another process takes one before the first start.
         self.own_ports = port is None
         self.started = False
         self.port = port
         self.pick_ports()
-        self.data_dir = tempfile.mkdtemp(prefix="vltava-test-")
-        self.log_path = os.path.join(self.data_dir + ".log")
+        # A given data dir (e.g. on a test file system) belongs to the caller: kept, log elsewhere.
+        self.own_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="vltava-test-")
+        self.log_path = self.data_dir + ".log"
+        if not self.own_dir:
+            fd, self.log_path = tempfile.mkstemp(prefix="vltava-test-", suffix=".log")
+            os.close(fd)
         self.args = list(args)
         self.advertise = advertise
         self.proc = None
@@ -161,7 +166,8 @@ class Broker:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
         try:
             os.remove(self.log_path)
         except OSError:
