@@ -241,3 +241,27 @@ def test_fsync_error_takes_the_data_directory_offline(rig):
     err, off = produce_one(b.bootstrap, topic, "after-restart")
     assert err is None and off >= 5, (err, off)
 
+
+
+def test_committed_offsets_survive_power_loss(rig):
+    """An answered OffsetCommit is as durable as an acknowledged record: the group store's file
+    (data/__groups/groups.log) must have a durable name, not only fsynced bytes."""
+    b = rig.broker().start()
+    topic = "committed"
+    create(b.bootstrap, topic, 1)
+    assert [produce_one(b.bootstrap, topic, f"r{i}")[0] for i in range(3)] == [None] * 3
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "durable-group", "enable.auto.commit": False})
+    try:
+        c.commit(offsets=[TopicPartition(topic, 0, 3)], asynchronous=False)
+    finally:
+        c.close()
+    b.kill9()
+    dropped = rig.fs.power_loss()
+    rig.fs.mount()
+    b.start()
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "durable-group"})
+    try:
+        got = c.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
+    finally:
+        c.close()
+    assert got == 3, f"the committed offset is {got} after the power loss, not 3 (dropped: {dropped})"
