@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import requests
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -395,3 +396,123 @@ def test_clean_shutdown_listing_is_used_and_a_stale_one_is_ignored(broker_factor
     open(marker, "w").close()
     b.start()
     check_order_and_count(read_all(b.bootstrap, "listed", 2, 400), 400)
+
+
+def test_a_foreign_directory_is_refused_and_left_untouched(broker_factory, tmp_path):
+    """Issue 23.1: a non-empty directory Vltava did not create is never used, so nothing in it
+    is deleted (a folder named like a partition, `project-2`, used to be removed)."""
+    import subprocess
+    foreign = tmp_path / "x"
+    (foreign / "project-2").mkdir(parents=True)
+    (foreign / "project-2" / "f").write_bytes(b"mine")
+    b = broker_factory(start=False, data_dir=str(foreign))
+    r = subprocess.run(b.command(), capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    out = r.stderr + r.stdout
+    assert "is not a Vltava data directory" in out, out
+    assert (foreign / "project-2" / "f").read_bytes() == b"mine"
+    assert sorted(os.listdir(foreign)) == ["project-2"], "nothing was written into it"
+
+
+def test_a_users_folder_inside_the_data_directory_survives_restarts(broker_factory):
+    b = broker_factory()
+    create(b.bootstrap, "orders", 1)
+    assert b.terminate() == 0
+    mine = os.path.join(b.data_dir, "project-2")
+    os.mkdir(mine)
+    with open(os.path.join(mine, "f"), "wb") as f:
+        f.write(b"mine")
+    b.start()
+    assert b.terminate() == 0
+    b.start()
+    with open(os.path.join(mine, "f"), "rb") as f:
+        assert f.read() == b"mine"
+    assert "meta.properties" in os.listdir(b.data_dir)
+
+
+@pytest.mark.parametrize("damage", ["removed", "torn", "both-removed"])
+def test_lost_or_torn_topic_metadata_keeps_every_topic(broker_factory, damage):
+    """Issue 23.1 and 23.6: a lost or torn meta.json neither stops start-up nor starts a new,
+    empty cluster: the topics come back (from meta.json.prev, or rebuilt from the partitions'
+    partition.metadata) with their records."""
+    b = broker_factory()
+    bs = b.bootstrap
+    create(bs, "orders", 3)
+    create(bs, "audit", 1)
+    first_admin = AdminClient({"bootstrap.servers": bs})
+    cluster = first_admin.describe_cluster().result(10).cluster_id
+    p = Producer({"bootstrap.servers": bs})
+    for i in range(30):
+        p.produce("orders", key=f"k{i}", value=value_for(f"k{i}", i, "meta"))
+    assert p.flush(10) == 0
+    assert b.terminate() == 0
+    meta = os.path.join(b.data_dir, "meta.json")
+    if damage == "torn":
+        with open(meta, "r+b") as f:
+            f.truncate(os.path.getsize(meta) // 2)
+    else:
+        os.remove(meta)
+        if damage == "both-removed":
+            os.remove(os.path.join(b.data_dir, "meta.json.prev"))
+    b.start()
+    admin = AdminClient({"bootstrap.servers": bs})
+    md = admin.list_topics(timeout=10)
+    assert len(md.topics["orders"].partitions) == 3
+    assert "audit" in md.topics
+    records = read_all(bs, "orders", 3, 30, timeout_s=20)
+    assert len(records) == 30
+    assert admin.describe_cluster().result(10).cluster_id == cluster, "the same cluster, not a new one"
+
+
+def batch_spans(path):
+    """(position, size) of each record batch in a segment file."""
+    spans, data = [], open(path, "rb").read()
+    pos = 0
+    while pos + 12 <= len(data):
+        size = 12 + int.from_bytes(data[pos + 8:pos + 12], "big")
+        spans.append((pos, size))
+        pos += size
+    return spans
+
+
+def test_a_flipped_byte_mid_segment_keeps_the_batches_after_it(broker_factory):
+    """Issue 23.4: one damaged batch in the middle of the active segment used to cut every
+    acknowledged record after it; now only the damaged batch is lost, saved beside the segment,
+    and /status says so."""
+    b = broker_factory()
+    bs, topic = b.bootstrap, "flipped"
+    create(bs, topic, 1)
+    p = Producer({"bootstrap.servers": bs, "linger.ms": 0, "batch.num.messages": 1})
+    for i in range(100):
+        p.produce(topic, key="k", value=value_for("k", i, "flip"))
+        p.flush(10)  # one batch per record
+    b.kill9()
+    seg = sorted(glob.glob(os.path.join(b.data_dir, f"{topic}-0", "*.log")))[-1]
+    spans = batch_spans(seg)
+    assert len(spans) == 100
+    pos, size = spans[50]
+    with open(seg, "r+b") as f:
+        f.seek(pos + size - 3)
+        byte = f.read(1)
+        f.seek(pos + size - 3)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    b.start()
+    records = read_all(bs, topic, 1, 99, timeout_s=20)
+    seqs = sorted(int(r[3].split("|")[1]) for r in records)
+    assert seqs == [i for i in range(100) if i != 50]
+    offsets = sorted(r[1] for r in records)
+    assert offsets == [i for i in range(100) if i != 50], "offsets never change; 50 is a gap"
+    corrupt = glob.glob(os.path.join(b.data_dir, f"{topic}-0", "*.corrupt"))
+    assert len(corrupt) == 1 and os.path.getsize(corrupt[0]) == size
+    status = requests.get(f"{b.http}/status", timeout=5).json()
+    part = next(t for t in status["topics"] if t["name"] == topic)["partition_details"][0]
+    assert part["damaged_ranges_recovered"][0]["bytes"] == size
+    # The log goes on after the last offset; a second restart finds nothing more to cut.
+    out = []
+    p = Producer({"bootstrap.servers": bs})
+    p.produce(topic, key="k", value=value_for("k", 100, "after"), on_delivery=lambda e, m: out.append(m.offset()))
+    p.flush(10)
+    assert out == [100]
+    assert b.terminate() == 0
+    b.start()
+    assert len(read_all(bs, topic, 1, 100, timeout_s=20)) == 100

@@ -173,8 +173,14 @@ fn encode(r: &StoreRecord) -> io::Result<Vec<u8>> {
 impl GroupStore {
     /// Opens the store in `dir`, returning it and the records to replay.
     pub fn open(dir: &Path, health: StorageHealth) -> io::Result<(GroupStore, Vec<StoreRecord>)> {
+        let dir_existed = dir.exists();
         fs::create_dir_all(dir)?;
+        if !dir_existed {
+            // The new directory's own name must survive a power loss.
+            durable::sync_parent(dir)?;
+        }
         let path = dir.join(FILE);
+        let file_existed = path.exists();
         let mut bytes = Vec::new();
         if let Ok(mut f) = File::open(&path) {
             f.read_to_end(&mut bytes)?;
@@ -204,6 +210,11 @@ impl GroupStore {
             pos += 8 + len;
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        if !file_existed {
+            // Its appends are fdatasynced, which does not make its name durable: the directory
+            // is, once, before any offset commit is answered (found by the power-loss test).
+            durable::sync_dir(dir)?;
+        }
         if pos < bytes.len() {
             tracing::warn!(file = %path.display(), cut_bytes = bytes.len() - pos, "truncated a torn tail of the group store");
             file.set_len(pos as u64)?;
