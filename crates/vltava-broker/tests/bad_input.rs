@@ -233,3 +233,115 @@ async fn acknowledged_data_survives_a_restart() {
     assert_eq!(fetch_count(&mut s, "keep", 0).await, (0, 40));
     b.shutdown().await.unwrap();
 }
+
+/// Zigzag varint, as the v2 record format writes its lengths and deltas.
+fn varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        let b = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// One record: no key, `value`, `headers` declared (none written) — with the length prefix.
+fn record(value_len: i64, value: &[u8], headers: i64) -> Vec<u8> {
+    let mut body = vec![0u8]; // attributes
+    varint(&mut body, 0); // timestamp delta
+    varint(&mut body, 0); // offset delta
+    varint(&mut body, -1); // null key
+    varint(&mut body, value_len);
+    body.extend_from_slice(value);
+    varint(&mut body, headers);
+    let mut out = Vec::new();
+    varint(&mut out, body.len() as i64);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A v2 batch of one record around `records` (the records section as given, compressed or
+/// not as `attributes` claims), with a correct CRC: only its contents are wrong.
+fn raw_batch(attributes: i16, records: &[u8]) -> bytes::Bytes {
+    let mut b = BytesMut::new();
+    b.put_i64(0); // base offset
+    b.put_i32((49 + records.len()) as i32); // batch length
+    b.put_i32(-1); // partition leader epoch
+    b.put_i8(2); // magic
+    b.put_u32(0); // crc, below
+    b.put_i16(attributes);
+    b.put_i32(0); // last offset delta
+    b.put_i64(1_700_000_000_000);
+    b.put_i64(1_700_000_000_000);
+    b.put_i64(-1); // producer id
+    b.put_i16(-1);
+    b.put_i32(-1);
+    b.put_i32(1); // records count
+    b.extend_from_slice(records);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
+}
+
+#[tokio::test]
+async fn poison_batches_with_a_valid_crc_are_refused() {
+    let (b, _dir) = start(true).await;
+    let mut s = connect(&b).await;
+    let r = create_topic(&mut s, "poison", 1, &[]).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    let plain = record(1, b"x", 0);
+    let mut long_varint = vec![0xffu8; 19];
+    long_varint.push(0x01);
+    let cases: Vec<(&str, bytes::Bytes)> = vec![
+        ("zstd-flagged, not compressed", raw_batch(4, &plain)),
+        ("gzip-flagged, garbage", raw_batch(1, b"not gzip at all")),
+        (
+            "value length 2^31-1",
+            raw_batch(0, &record(i32::MAX as i64, b"x", 0)),
+        ),
+        (
+            "header count 2^31-1",
+            raw_batch(0, &record(1, b"x", i32::MAX as i64)),
+        ),
+        ("20-byte varint", raw_batch(0, &long_varint)),
+        (
+            "bytes after the last record",
+            raw_batch(0, &[plain.clone(), plain.clone()].concat()),
+        ),
+    ];
+    for (what, batch) in cases {
+        let resp: ProduceResponse = call(&mut s, &produce_req("poison", vec![(0, batch)]), 9)
+            .await
+            .expect("produce");
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!(
+            p.error_code, 2,
+            "{what}: CORRUPT_MESSAGE, got {:?}",
+            p.error_message
+        );
+    }
+    assert_eq!(
+        fetch_count(&mut s, "poison", 0).await,
+        (0, 0),
+        "nothing got an offset"
+    );
+    // A well-formed batch built the same way is taken, at offset 0.
+    let resp: ProduceResponse = call(
+        &mut s,
+        &produce_req("poison", vec![(0, raw_batch(0, &plain))]),
+        9,
+    )
+    .await
+    .expect("produce");
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(
+        (p.error_code, p.base_offset),
+        (0, 0),
+        "{:?}",
+        p.error_message
+    );
+    b.shutdown().await.unwrap();
+}

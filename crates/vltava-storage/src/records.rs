@@ -82,45 +82,59 @@ fn bytes_field<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Option<&'a [u8]>, S
     Ok(Some(field))
 }
 
-/// Parses the `count` records of a decompressed records section (v2 record format), checking
-/// that each record's fields fill exactly its declared length and nothing follows the last.
-pub fn parse_records(raw: &[u8], count: i32) -> Result<Vec<RawRecord<'_>>, String> {
-    let mut out = Vec::with_capacity((count.max(0) as usize).min(raw.len()));
+/// Visits the `count` records of a decompressed records section (v2 record format), checking
+/// what Kafka's `LogValidator` checks of each: every field inside the record's declared length
+/// and filling it exactly, header keys present, and nothing after the last record. `visit` gets
+/// each record with its index and may refuse it. Nothing is allocated.
+pub fn for_each_record<'a>(
+    raw: &'a [u8],
+    count: i32,
+    mut visit: impl FnMut(i32, RawRecord<'a>) -> Result<(), String>,
+) -> Result<(), String> {
     let mut pos = 0usize;
-    for _ in 0..count.max(0) {
+    for i in 0..count.max(0) {
         let start = pos;
         let len = varint(raw, &mut pos)?;
         let end = usize::try_from(len)
             .ok()
             .and_then(|l| pos.checked_add(l))
             .filter(|&e| e <= raw.len())
-            .ok_or_else(|| format!("record length {len} runs past the batch"))?;
+            .ok_or_else(|| format!("record {i}: length {len} runs past the batch"))?;
         let body = &raw[..end];
+        if pos >= end {
+            return Err(format!("record {i}: empty"));
+        }
         pos += 1; // attributes
         let timestamp_delta = varlong(body, &mut pos)?;
         let offset_delta = varint(body, &mut pos)?;
         let key = bytes_field(body, &mut pos)?;
         let value = bytes_field(body, &mut pos)?;
         let headers = varint(body, &mut pos)?;
-        for _ in 0..headers.max(0) {
+        if headers < 0 {
+            return Err(format!("record {i}: negative header count {headers}"));
+        }
+        for _ in 0..headers {
             if bytes_field(body, &mut pos)?.is_none() {
-                return Err("record header with a null key".into());
+                return Err(format!("record {i}: a header with a null key"));
             }
             bytes_field(body, &mut pos)?;
         }
         if pos != end {
             return Err(format!(
-                "record declares {len} bytes but its fields take {}",
+                "record {i} declares {len} bytes but its fields take {}",
                 len as i64 + (pos as i64 - end as i64)
             ));
         }
-        out.push(RawRecord {
-            bytes: &raw[start..end],
-            offset_delta,
-            timestamp_delta,
-            key,
-            value,
-        });
+        visit(
+            i,
+            RawRecord {
+                bytes: &raw[start..end],
+                offset_delta,
+                timestamp_delta,
+                key,
+                value,
+            },
+        )?;
     }
     if pos != raw.len() {
         return Err(format!(
@@ -128,7 +142,47 @@ pub fn parse_records(raw: &[u8], count: i32) -> Result<Vec<RawRecord<'_>>, Strin
             raw.len() - pos
         ));
     }
+    Ok(())
+}
+
+/// Parses the `count` records of a decompressed records section (see [`for_each_record`]).
+pub fn parse_records(raw: &[u8], count: i32) -> Result<Vec<RawRecord<'_>>, String> {
+    let mut out = Vec::with_capacity((count.max(0) as usize).min(raw.len()));
+    for_each_record(raw, count, |_, r| {
+        out.push(r);
+        Ok(())
+    })?;
     Ok(out)
+}
+
+/// Checks every record of one whole batch (already validated by `batch::validate`), the
+/// compressed ones decompressed within `limit_bytes`: a batch whose CRC is right but whose
+/// records cannot be read would otherwise get an offset and stop every consumer of the
+/// partition at it. A producer's inner offset deltas are consecutive from 0 (as Kafka requires).
+pub fn validate_batch_records(
+    batch: &[u8],
+    h: &BatchHeader,
+    limit_bytes: usize,
+) -> Result<(), String> {
+    let body = batch
+        .get(crate::batch::BATCH_HEADER_BYTES..h.size_bytes())
+        .unwrap_or_default();
+    let consecutive = |i: i32, r: RawRecord<'_>| {
+        if r.offset_delta == i {
+            Ok(())
+        } else {
+            Err(format!(
+                "record {i}: offset delta {}, inner offsets must be consecutive",
+                r.offset_delta
+            ))
+        }
+    };
+    if h.compression() == crate::codec::CODEC_NONE {
+        return for_each_record(body, h.records_count, consecutive);
+    }
+    let raw = crate::codec::decompress(h.compression(), body, limit_bytes)
+        .map_err(|e| format!("the batch's records cannot be decompressed: {e}"))?;
+    for_each_record(&raw, h.records_count, consecutive)
 }
 
 /// The decompressed records section of one whole batch.

@@ -11,7 +11,9 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use vltava_storage::batch::{BatchError, BatchHeader};
+use vltava_storage::cleaner::MAX_RECORDS_BYTES;
 use vltava_storage::producer_state::ProducerError;
+use vltava_storage::records::validate_batch_records;
 use vltava_storage::AppendError;
 
 use super::{code, now_ms, s};
@@ -82,8 +84,17 @@ fn append_one(
             );
         }
     }
+    // A batch that fails validation here is refused by the append below with the right error.
+    if let Ok(h) = vltava_storage::batch::validate(&records) {
+        // Every record of every batch is readable, or the batch gets no offset (a poison batch
+        // would stop every consumer of the partition at it).
+        if let Err(m) = validate_batch_records(&records, &h, MAX_RECORDS_BYTES) {
+            let resp = error_response(index, E::CorruptMessage, Some(m));
+            count_error(state, topic, resp.error_code);
+            return (resp, None);
+        }
+    }
     if record_check::needs_check(topic) {
-        // A batch that fails validation is refused by the append below with the right error.
         if let Ok(h) = vltava_storage::batch::validate(&records) {
             if let Err(problem) = record_check::check_batch(state, topic, &records, &h) {
                 let resp = match problem {
