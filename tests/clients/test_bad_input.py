@@ -1,9 +1,11 @@
 """Bad input from real clients and raw sockets: each gets Kafka's error code or a closed
 connection, and the broker keeps serving."""
 import socket
+import time
 import struct
 
 import pytest
+import requests
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    NewTopic)
@@ -161,3 +163,135 @@ def test_named_listeners_advertise_their_own_addresses(broker_factory):
     assert f"broker 1 at 127.0.0.1:{p1}" in md_a
     assert f"broker 1 at localhost:{p2}" in md_b
     assert "bootstrap servers (B): localhost:" in b.log()
+
+
+def proc_status(pid, field):
+    """A /proc/<pid>/status field in KiB (VmHWM: peak resident memory; VmSize: address space)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field}")
+
+
+def test_millions_of_names_in_one_request_close_that_connection_without_allocating(broker):
+    """Issue 23.8: one 16 MiB DescribeGroups of 8M empty group ids peaked at 2.7 GB (OOM beyond);
+    8M copies of one topic in Metadata made a 296 MiB reply."""
+    pid = broker.proc.pid
+    before = proc_status(pid, "VmHWM")
+    n = 8_000_000
+    cases = [
+        (15, 0, struct.pack(">i", n) + b"\x00\x00" * n),  # DescribeGroups v0: n empty ids
+        (3, 1, struct.pack(">i", n) + (struct.pack(">h", 1) + b"t") * (n // 2)),  # Metadata v1
+    ]
+    for key, version, body in cases:
+        with socket.create_connection(("127.0.0.1", broker.port), timeout=30) as s:
+            s.sendall(frame(key, version, 7, body))
+            assert closed_by_peer(s), f"api {key}"
+    grown_mib = (proc_status(pid, "VmHWM") - before) / 1024
+    assert grown_mib < 400, f"peak RSS grew by {grown_mib:.0f} MiB"
+    still_serves(broker.port)
+    assert "more than the 100000 allowed" in broker.log()
+
+
+def test_a_topic_named_many_times_is_answered_once(broker):
+    body = struct.pack(">i", 1000) + (struct.pack(">h", 5) + b"dupes") * 1000
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as s:
+        s.sendall(frame(3, 1, 8, body))  # Metadata v1 (auto-creates "dupes" once)
+        resp = read_frame(s)
+    pos = 4
+    (brokers,) = struct.unpack(">i", resp[pos:pos + 4])
+    pos += 4
+    for _ in range(brokers):
+        pos += 4
+        (hl,) = struct.unpack(">h", resp[pos:pos + 2])
+        pos += 2 + hl
+        (rl,) = struct.unpack(">h", resp[pos:pos + 2])
+        pos += 2 + max(rl, 0)
+    pos += 4  # controller id
+    (topics,) = struct.unpack(">i", resp[pos:pos + 4])
+    assert topics == 1
+
+
+def test_idle_and_half_sent_connections_are_closed(broker_factory):
+    """Issue 23.10: connections.max.idle.ms, and a request frame must arrive in time."""
+    b = broker_factory("--connections-max-idle-ms", "1000")
+    idle = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+    half = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+    half.sendall(struct.pack(">i", 100) + b"\x00" * 10)
+    t0 = time.monotonic()
+    assert closed_by_peer(idle) and closed_by_peer(half)
+    assert time.monotonic() - t0 < 9
+    idle.close()
+    half.close()
+    # A connection that keeps asking stays open past the idle limit.
+    with socket.create_connection(("127.0.0.1", b.port), timeout=10) as s:
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            s.sendall(frame(18, 0, 1))
+            read_frame(s)
+            time.sleep(0.2)
+
+
+def test_one_peer_cannot_take_every_connection(broker_factory):
+    """Issue 23.10: max.connections.per.ip (and its overrides) leave room for other clients."""
+    b = broker_factory("--max-connections-per-ip", "20",
+                       "--max-connections-per-ip-overrides", "127.0.0.3:30")
+    def connect_from(src):
+        s = socket.socket()
+        s.settimeout(10)
+        s.bind((src, 0))
+        s.connect(("127.0.0.1", b.port))
+        return s
+    # The hog is 127.0.0.4 (the broker's own registry and HTTP API connect from 127.0.0.1).
+    hog = [connect_from("127.0.0.4") for _ in range(20)]
+    try:
+        # Every slot of 127.0.0.4 is taken (each answers), the next one is refused...
+        for s in hog[:3]:
+            s.sendall(frame(18, 0, 1))
+            read_frame(s)
+        extra = connect_from("127.0.0.4")
+        assert closed_by_peer(extra)
+        extra.close()
+        # ...and a client from another address is served as usual.
+        other = connect_from("127.0.0.2")
+        other.sendall(frame(18, 0, 2))
+        assert struct.unpack(">ih", read_frame(other)[:6]) == (2, 0)
+        other.close()
+        more = [connect_from("127.0.0.3") for _ in range(25)]
+        for s in more:
+            s.sendall(frame(18, 0, 3))
+            assert struct.unpack(">ih", read_frame(s)[:6]) == (3, 0), "the override allows 30"
+        for s in more:
+            s.close()
+    finally:
+        for s in hog:
+            s.close()
+    assert "max.connections.per.ip reached" in b.log()
+
+
+def test_announced_frames_reserve_nothing(broker):
+    """Issue 23.11: 1,000 sockets announcing 100 MiB frames used to reserve 102.7 GB of address
+    space; buffers now grow with the bytes that arrive."""
+    pid = broker.proc.pid
+    before = proc_status(pid, "VmSize")
+    socks = []
+    try:
+        for _ in range(900):
+            s = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+            s.sendall(struct.pack(">i", 100 * 1024 * 1024) + b"\x00" * 100)
+            socks.append(s)
+        # Every socket is read up to its few bytes (the last one too): then measure.
+        wait_until_conns = time.monotonic() + 20
+        while time.monotonic() < wait_until_conns:
+            m = requests.get(f"{broker.http}/metrics", timeout=5).text
+            active = [l for l in m.splitlines() if l.startswith("vltava_connections_active ")]
+            if active and float(active[0].split()[1]) >= 900:
+                break
+            time.sleep(0.1)
+        grown_mib = (proc_status(pid, "VmSize") - before) / 1024
+        assert grown_mib < 1024, f"address space grew by {grown_mib:.0f} MiB for 900 announced frames"
+        still_serves(broker.port)
+    finally:
+        for s in socks:
+            s.close()

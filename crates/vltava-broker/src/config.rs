@@ -25,6 +25,12 @@ impl ListenerConfig {
     }
 }
 
+/// Kafka leaves max.connections.per.ip unbounded; a tenth of max.connections keeps room for
+/// every other client when one peer opens sockets without end.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_000;
+/// Kafka leaves queued.max.request.bytes unbounded; five of the largest requests at once.
+pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: usize = 500 * 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub node_id: i32,
@@ -44,6 +50,16 @@ pub struct BrokerConfig {
     pub max_inflight_requests_per_connection: usize,
     /// Connections accepted at once across all listeners (max.connections).
     pub max_connections: usize,
+    /// Connections accepted at once from one IP address (max.connections.per.ip), so that one
+    /// peer cannot take every slot.
+    pub max_connections_per_ip: usize,
+    /// Per-address exceptions to `max_connections_per_ip` (max.connections.per.ip.overrides).
+    pub max_connections_per_ip_overrides: Vec<(std::net::IpAddr, usize)>,
+    /// connections.max.idle.ms: a connection that sends no request for this long is closed.
+    pub connections_max_idle_ms: u64,
+    /// queued.max.request.bytes: request bytes read and not yet answered, over all connections;
+    /// past it the broker stops reading sockets until answers free some.
+    pub queued_max_request_bytes: usize,
     /// producer.id.expiration.ms: idempotent producer state idle this long is dropped.
     pub producer_id_expiration_ms: i64,
     /// group.min.session.timeout.ms
@@ -68,6 +84,10 @@ impl BrokerConfig {
             log_cleaner_backoff_ms: 15_000,
             max_inflight_requests_per_connection: 16,
             max_connections: 10_000,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_connections_per_ip_overrides: Vec::new(),
+            connections_max_idle_ms: 600_000,
+            queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
             producer_id_expiration_ms: 86_400_000,
             group_min_session_timeout_ms: 1_000,
             group_initial_rebalance_delay_ms: 0,

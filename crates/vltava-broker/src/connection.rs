@@ -34,10 +34,19 @@ use crate::protocol::{
     peek_header, supported_range, unsupported_api_versions_response, Chunk, ProtocolError,
     MIN_DECODABLE_PRODUCE_VERSION,
 };
+use crate::request_limits::{Elements, MAX_REQUEST_ELEMENTS};
 use crate::state::{BrokerState, ConnInfo};
 
-/// Socket read buffer per connection.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Socket read buffer per connection: small, so that idle connections cost little; request
+/// bodies larger than it are read straight into their own buffer.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+/// A request body's buffer starts at most this large and grows with the bytes that arrive, so
+/// a peer that announces a large frame and sends nothing holds no more than this.
+const FRAME_INITIAL_BYTES: usize = 64 * 1024;
+/// Every request body must arrive within this much time, plus `FRAME_MIN_RATE_BYTES_PER_S`
+/// of its size: a half-sent frame is not held forever.
+const FRAME_READ_BASE_MS: u64 = 30_000;
+const FRAME_MIN_RATE_BYTES_PER_S: u64 = 1024 * 1024;
 /// Requests read but not yet answered, per connection (librdkafka keeps at most 5 produce
 /// requests in flight with idempotence; Kafka itself handles one at a time).
 const MAX_IN_FLIGHT: usize = 16;
@@ -100,9 +109,20 @@ async fn handle(
         client_host: &conn.peer_host,
     };
     macro_rules! body {
-        ($t:ty) => {
-            decode_body::<$t>(&mut frame, key, v)?
-        };
+        ($t:ty) => {{
+            let req = decode_body::<$t>(&mut frame, key, v)?;
+            let elements = Elements::elements(&req);
+            if elements > MAX_REQUEST_ELEMENTS {
+                return Err(ProtocolError::Malformed {
+                    key,
+                    version: v,
+                    reason: format!(
+                        "the request names {elements} elements (topics, partitions, groups...), more than the {MAX_REQUEST_ELEMENTS} allowed"
+                    ),
+                });
+            }
+            req
+        }};
     }
     macro_rules! reply {
         ($resp:expr) => {
@@ -221,6 +241,8 @@ struct InFlight {
     reply: Reply,
     api_key: i16,
     started: Instant,
+    /// Its share of `queued.max.request.bytes`, returned once it is answered.
+    _memory: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Serves one connection until the peer closes it, it sends something unparseable, or the
@@ -263,7 +285,7 @@ pub async fn serve(
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(%peer, error = %e, "closing connection");
+                    crate::warn_limited!(state.log_limit, "bad request", %peer, error = %e, "closing connection");
                     return;
                 }
             }
@@ -324,23 +346,53 @@ async fn read_requests(
 ) {
     let mut rd = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
     let max = state.config.max_request_bytes;
+    let idle = std::time::Duration::from_millis(state.config.connections_max_idle_ms);
     loop {
         let size = tokio::select! {
-            r = rd.read_i32() => match r {
-                Ok(n) => n,
-                Err(_) => return,
+            r = tokio::time::timeout(idle, rd.read_i32()) => match r {
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::debug!(%peer, "closing connection idle for connections.max.idle.ms");
+                    return;
+                }
             },
             _ = shutdown.wait_for(|s| *s) => return,
         };
         if size < 0 || size as usize > max {
-            tracing::warn!(%peer, size, max, "closing connection: frame size outside [0, socket.request.max.bytes]");
+            crate::warn_limited!(state.log_limit, "frame size", %peer, size, max, "closing connection: frame size outside [0, socket.request.max.bytes]");
             return;
         }
-        // Read into uninitialised capacity: no zeroing of up to max_request_bytes per request.
         let size = size as usize;
-        let mut buf = BytesMut::with_capacity(size);
+        // The broker's budget for request bytes in hand (queued.max.request.bytes): charged as
+        // the buffer grows with bytes that arrived, so a peer that only announces large frames
+        // holds little of it; past it, this socket is not read until answers free some.
+        let budget = state
+            .config
+            .queued_max_request_bytes
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
+        let charge = |n: usize| {
+            let sem = state.request_memory.clone();
+            async move { sem.acquire_many_owned(n.clamp(1, budget) as u32).await }
+        };
+        let first = size.min(FRAME_INITIAL_BYTES);
+        let mut memory = tokio::select! {
+            p = charge(first) => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        // Grown with the bytes received (into uninitialised capacity: no zeroing), never
+        // reserved whole for what a peer merely announces.
+        let mut buf = BytesMut::with_capacity(first);
         let fill = async {
             while buf.len() < size {
+                if buf.capacity() == buf.len() {
+                    let more = buf.len().max(FRAME_INITIAL_BYTES).min(size - buf.len());
+                    memory.merge(charge(more).await.map_err(std::io::Error::other)?);
+                    buf.reserve(more);
+                }
                 let left = (size - buf.len()) as u64;
                 if (&mut rd).take(left).read_buf(&mut buf).await? == 0 {
                     return Err(std::io::ErrorKind::UnexpectedEof.into());
@@ -348,12 +400,22 @@ async fn read_requests(
             }
             Ok::<(), std::io::Error>(())
         };
+        // Bounded by the idle limit too, so that a test (or a tight deployment) sees it soon.
+        let deadline = std::time::Duration::from_millis(
+            FRAME_READ_BASE_MS.min(state.config.connections_max_idle_ms)
+                + size as u64 * 1000 / FRAME_MIN_RATE_BYTES_PER_S,
+        );
         let read = tokio::select! {
-            r = fill => r,
+            r = tokio::time::timeout(deadline, fill) => r,
             _ = shutdown.wait_for(|s| *s) => return,
         };
-        if read.is_err() {
-            return;
+        match read {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                crate::warn_limited!(state.log_limit, "frame deadline", %peer, size, "closing connection: a request frame did not arrive in time");
+                return;
+            }
         }
         let started = Instant::now();
         let api_key = match buf.get(..2) {
@@ -367,6 +429,7 @@ async fn read_requests(
                 reply,
                 api_key,
                 started,
+                _memory: memory,
             })
             .await;
         if failed || queued.is_err() {

@@ -1,7 +1,7 @@
 //! Starting and stopping a broker: bind the listeners, recover the data directory, accept
 //! connections, run retention, and on shutdown drain connections and sync everything.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,11 +36,29 @@ pub struct BrokerHandle {
 struct ConnCount {
     open: AtomicUsize,
     zero: Notify,
+    /// Open connections per peer address (max.connections.per.ip); an address leaves the map
+    /// with its last connection, so it holds at most `max.connections` entries.
+    per_ip: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
 }
 
-struct ConnGuard(Arc<ConnCount>);
+impl ConnCount {
+    fn per_ip(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<IpAddr, usize>> {
+        self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct ConnGuard(Arc<ConnCount>, IpAddr);
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        {
+            let mut per_ip = self.0.per_ip();
+            if let Some(n) = per_ip.get_mut(&self.1) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&self.1);
+                }
+            }
+        }
         if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.zero.notify_waiters();
         }
@@ -157,17 +175,37 @@ async fn accept_loop(
             Ok(x) => x,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
+                crate::warn_limited!(state.log_limit, "accept", error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         if connections.open.load(Ordering::Acquire) >= state.config.max_connections {
-            tracing::warn!(%peer, max = state.config.max_connections, "refusing connection: max.connections reached");
+            crate::warn_limited!(state.log_limit, "max.connections", %peer, max = state.config.max_connections, "refusing connection: max.connections reached");
             continue;
         }
+        let ip = peer.ip();
+        let cfg = &state.config;
+        let ip_max = cfg
+            .max_connections_per_ip_overrides
+            .iter()
+            .find(|(o, _)| *o == ip)
+            .map_or(cfg.max_connections_per_ip, |(_, n)| *n);
+        {
+            let mut per_ip = connections.per_ip();
+            let n = per_ip.entry(ip).or_insert(0);
+            if *n >= ip_max {
+                if *n == 0 {
+                    per_ip.remove(&ip);
+                }
+                drop(per_ip);
+                crate::warn_limited!(state.log_limit, "max.connections.per.ip", %peer, max = ip_max, "refusing connection: max.connections.per.ip reached");
+                continue;
+            }
+            *n += 1;
+        }
         connections.open.fetch_add(1, Ordering::AcqRel);
-        let guard = ConnGuard(connections.clone());
+        let guard = ConnGuard(connections.clone(), ip);
         let (state, info, shutdown) = (state.clone(), info.clone(), shutdown.clone());
         tokio::spawn(async move {
             let _guard = guard;

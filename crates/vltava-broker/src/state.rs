@@ -42,6 +42,10 @@ pub struct BrokerState {
     pub listeners: Vec<ListenerInfo>,
     /// Schema ids registered per subject, for topics with schema validation.
     pub schema_ids: std::sync::Mutex<crate::record_check::SchemaIds>,
+    /// Peer-caused warnings, rate-limited per cause.
+    pub log_limit: crate::log_limit::LogLimiter,
+    /// Request bytes read and not yet answered, over all connections (queued.max.request.bytes).
+    pub request_memory: Arc<tokio::sync::Semaphore>,
     /// True once shutdown began: long-polling fetches answer at once instead of waiting.
     pub stopping: tokio::sync::watch::Sender<bool>,
     /// `<data-dir>/.lock`, locked exclusively for the broker's life: a second broker on the same
@@ -92,6 +96,11 @@ impl BrokerState {
             crate::handlers::now_ms(),
             health.clone(),
         )?;
+        let request_memory = Arc::new(tokio::sync::Semaphore::new(
+            config
+                .queued_max_request_bytes
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
+        ));
         Ok(BrokerState {
             config,
             topics,
@@ -102,6 +111,8 @@ impl BrokerState {
             groups,
             listeners,
             schema_ids: Default::default(),
+            log_limit: Default::default(),
+            request_memory,
             stopping: tokio::sync::watch::channel(false).0,
             _data_dir_lock: lock,
         })

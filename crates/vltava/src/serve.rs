@@ -50,6 +50,27 @@ pub struct ServeArgs {
     /// Most client connections served at once (max.connections).
     #[arg(long, env = "VLTAVA_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
+    /// Most connections from one IP address (max.connections.per.ip).
+    #[arg(long, env = "VLTAVA_MAX_CONNECTIONS_PER_IP", default_value_t = vltava_broker::config::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
+    /// Exceptions to --max-connections-per-ip, as IP:N,IP:N (max.connections.per.ip.overrides).
+    #[arg(
+        long,
+        env = "VLTAVA_MAX_CONNECTIONS_PER_IP_OVERRIDES",
+        value_delimiter = ','
+    )]
+    max_connections_per_ip_overrides: Vec<String>,
+    /// Close a connection that sends no request for this long (connections.max.idle.ms).
+    #[arg(
+        long,
+        env = "VLTAVA_CONNECTIONS_MAX_IDLE_MS",
+        default_value_t = 600_000
+    )]
+    connections_max_idle_ms: u64,
+    /// Request bytes held at once over all connections; past it sockets are not read until
+    /// answers free some (queued.max.request.bytes).
+    #[arg(long, env = "VLTAVA_QUEUED_MAX_REQUEST_BYTES", default_value_t = vltava_broker::config::DEFAULT_QUEUED_MAX_REQUEST_BYTES)]
+    queued_max_request_bytes: usize,
     /// Smallest session.timeout.ms a group member may ask for (group.min.session.timeout.ms).
     #[arg(
         long,
@@ -177,6 +198,29 @@ fn broker_config(a: &ServeArgs) -> anyhow::Result<BrokerConfig> {
     c.retention_check_interval_ms = a.retention_check_interval_ms;
     c.log_cleaner_backoff_ms = a.log_cleaner_backoff_ms;
     c.max_connections = a.max_connections;
+    c.max_connections_per_ip = a.max_connections_per_ip;
+    for o in &a.max_connections_per_ip_overrides {
+        let (ip, n) = o
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow!("--max-connections-per-ip-overrides '{o}' must be IP:N"))?;
+        let ip = ip
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .with_context(|| format!("'{ip}' in '{o}' is not an IP address"))?;
+        let n = n
+            .parse()
+            .with_context(|| format!("'{n}' in '{o}' is not a number"))?;
+        c.max_connections_per_ip_overrides.push((ip, n));
+    }
+    if a.connections_max_idle_ms < 1000 {
+        bail!("--connections-max-idle-ms must be at least 1000");
+    }
+    c.connections_max_idle_ms = a.connections_max_idle_ms;
+    if a.queued_max_request_bytes < a.max_request_bytes {
+        bail!("--queued-max-request-bytes must be at least --max-request-bytes (one largest request must fit)");
+    }
+    c.queued_max_request_bytes = a.queued_max_request_bytes;
     if a.group_min_session_timeout_ms < 1
         || a.offsets_retention_minutes < 1
         || a.group_initial_rebalance_delay_ms < 0

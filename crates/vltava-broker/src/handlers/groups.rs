@@ -527,7 +527,9 @@ pub async fn describe_groups(
     version: i16,
 ) -> DescribeGroupsResponse {
     let mut groups = Vec::with_capacity(req.groups.len());
-    for id in req.groups.iter() {
+    // Each group once, however often it is named.
+    let mut seen = std::collections::HashSet::new();
+    for id in req.groups.iter().filter(|g| seen.insert(*g)) {
         let d = state
             .groups
             .with(|i| match i.coord.group(id.0.as_str()) {

@@ -62,14 +62,19 @@ pub fn handle(
         Some(t) => Some(t),
     };
     let auto_create = version < 4 || req.allow_auto_topic_creation;
-    let topics = match requested {
-        None => state
-            .topics
-            .all()
-            .iter()
-            .map(|t| topic_metadata(t, node))
-            .collect(),
-        Some(list) => list
+    let topics =
+        match requested {
+            None => state
+                .topics
+                .all()
+                .iter()
+                .map(|t| topic_metadata(t, node))
+                .collect(),
+            Some(mut list) => {
+                // Each topic once, however often it is named (Kafka answers from a set too).
+                let mut seen = std::collections::HashSet::new();
+                list.retain(|rt| seen.insert((rt.name.clone(), rt.topic_id)));
+                list
             .into_iter()
             .map(|rt| match rt.name {
                 Some(name) => {
@@ -99,8 +104,9 @@ pub fn handle(
                     None => topic_error(None, rt.topic_id, E::UnknownTopicId),
                 },
             })
-            .collect(),
-    };
+            .collect()
+            }
+        };
     let mut resp = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(node))
