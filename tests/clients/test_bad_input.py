@@ -11,6 +11,7 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, 
                                    NewTopic)
 
 from conftest import run
+from util import frame, read_frame
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -72,28 +73,6 @@ def test_unknown_topic_with_auto_create_off(broker_factory):
     assert errors[0].code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC), errors[0]
     admin = AdminClient({"bootstrap.servers": b.bootstrap})
     assert "does-not-exist" not in admin.list_topics(timeout=10).topics
-
-
-def frame(api_key, version, correlation_id, body=b"", client_id=b"raw", flexible=False):
-    header = struct.pack(">hhi", api_key, version, correlation_id)
-    header += struct.pack(">h", len(client_id)) + client_id
-    if flexible:
-        header += b"\x00"  # empty tagged fields
-    payload = header + body
-    return struct.pack(">i", len(payload)) + payload
-
-
-def read_frame(s):
-    def exact(n):
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("closed")
-            buf += chunk
-        return buf
-    (n,) = struct.unpack(">i", exact(4))
-    return exact(n)
 
 
 def closed_by_peer(s):

@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import Broker, wait_until
 from powerloss_fs import mount_or_skip
-from util import read_messages
+from util import frame, read_frame, read_messages
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -149,20 +149,9 @@ def fetch_error(port, topic, partition, offset):
     t = topic.encode()
     body = struct.pack(">iiiib", -1, 100, 1, 1 << 20, 0)
     body += struct.pack(">ih", 1, len(t)) + t + struct.pack(">iiqi", 1, partition, offset, 1 << 20)
-    header = struct.pack(">hhih", 1, 4, 7, 3) + b"raw"
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
-
-        def exact(n):
-            buf = b""
-            while len(buf) < n:
-                chunk = s.recv(n - len(buf))
-                if not chunk:
-                    raise ConnectionError("closed")
-                buf += chunk
-            return buf
-
-        resp = exact(struct.unpack(">i", exact(4))[0])
+        s.sendall(frame(1, 4, 7, body))
+        resp = read_frame(s)
     (corr, _, _), pos = struct.unpack_from(">iii", resp), 12
     assert corr == 7
     (name_len,) = struct.unpack_from(">h", resp, pos)

@@ -142,3 +142,30 @@ class ExampleProcs:
         if rep is not None and rep.failed:
             for name, _ in self.procs:
                 print(f"--- {name} output ---\n{self.log(name)[-6000:]}")
+
+
+def frame(api_key, version, correlation_id, body=b"", client_id=b"raw", flexible=False):
+    """A size-prefixed Kafka request with a v1 (or, `flexible`, v2) header, for raw-socket tests."""
+    import struct
+    header = struct.pack(">hhi", api_key, version, correlation_id)
+    header += struct.pack(">h", len(client_id)) + client_id
+    if flexible:
+        header += b"\x00"  # empty tagged fields
+    payload = header + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def read_frame(s):
+    """One size-prefixed response from socket `s` (without its size)."""
+    import struct
+
+    def exact(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return buf
+    (n,) = struct.unpack(">i", exact(4))
+    return exact(n)
