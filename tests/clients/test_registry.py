@@ -995,3 +995,69 @@ def test_broker_validates_value_schema_ids(broker_factory):
     values = [m.value() for m in consume_all(bs, topic, 1, 3)]
     assert values[0] == good and values[2] == v2
     assert all(framed_id(v) in (sid, framed_id(v2)) for v in values)
+
+
+# --- Hostile schemas and bodies (issue 23, items 7 and 18) -------------------------------------
+
+def nested_proto(depth):
+    """`message M0 { message M1 { ... } }`, `depth` messages deep."""
+    return 'syntax = "proto3";\n' + "".join(f"message M{i} {{ " for i in range(depth)) + "}" * depth + "\n"
+
+
+def test_deeply_nested_protobuf_schema_is_refused_and_the_broker_survives(broker_factory):
+    b, reg = started(broker_factory)
+    create_topic(b.bootstrap, "survivor")
+    produce_ok(b.bootstrap, "survivor", [(b"k", b"before")])
+    deep = nested_proto(800)
+    body = json.dumps(reg.body(deep, "PROTOBUF"))
+    headers = {"Content-Type": SR_JSON}
+    targets = [
+        f"{b.registry}/subjects/deep-value/versions",
+        f"{b.registry}/compatibility/subjects/deep-value/versions/latest",
+        f"{b.registry}/subjects/deep-value",
+        # The web console forwards /api/registry/* to the registry.
+        f"{b.http}/api/registry/subjects/deep-value/versions",
+    ]
+    for url in targets:
+        try:
+            r = requests.post(url, data=body, headers=headers, timeout=20)
+        except requests.ConnectionError as e:
+            raise AssertionError(f"POST {url} of an 800-deep Protobuf schema: no answer ({e}); "
+                                 f"broker exit code {b.proc.poll()}") from e
+        assert r.status_code == 422, f"POST {url}: {r.status_code} {r.text[:300]}"
+        err = r.json()
+        assert err["error_code"] == 42201, err
+        assert "nest" in err["message"], err
+    assert b.proc.poll() is None, "the process died"
+    # The broker still serves clients, and the registry still works.
+    produce_ok(b.bootstrap, "survivor", [(b"k", b"after")])
+    assert [m.value() for m in consume_all(b.bootstrap, "survivor", 1, 2)] == [b"before", b"after"]
+    assert reg.register("fine-value", proto("message Fine { string a = 1; }"), "PROTOBUF") > 0
+    # A schema nested well within the limit is still accepted.
+    assert reg.register("nested-value", nested_proto(30), "PROTOBUF") > 0
+    reg.fails("GET", "/subjects/deep-value/versions", 404, 40401)
+
+
+def test_request_body_limit_is_the_registrys_own_with_json_errors(broker_factory):
+    b, reg = started(broker_factory)
+    headers = {"Content-Type": SR_JSON}
+    # 3 MiB is within the registry's 8 MiB body limit (axum's default 2 MiB must not apply):
+    # the registry itself answers, refusing a schema that large.
+    big = {"type": "record", "name": "Big", "fields": [], "doc": "x" * (3 * 1024 * 1024)}
+    r = requests.post(f"{b.registry}/subjects/big-value/versions",
+                      data=json.dumps({"schema": json.dumps(big)}), headers=headers, timeout=30)
+    assert r.status_code == 422, f"{r.status_code} {r.text[:300]}"
+    assert r.json()["error_code"] == 42201, r.text[:300]
+    # Over 8 MiB: 413, as Confluent-style JSON.
+    huge = {"type": "record", "name": "Huge", "fields": [], "doc": "x" * (9 * 1024 * 1024)}
+    for path in ["/subjects/huge-value/versions", "/config"]:
+        r = requests.request("PUT" if path == "/config" else "POST", f"{b.registry}{path}",
+                             data=json.dumps({"schema": json.dumps(huge)}), headers=headers, timeout=30)
+        assert r.status_code == 413, f"{path}: {r.status_code} {r.text[:300]}"
+        assert r.headers["Content-Type"].startswith(SR_JSON), r.headers
+        err = r.json()
+        assert err["error_code"] == 413 and "8388608" in err["message"], err
+    # A request body nested deeper than the JSON parser allows is a 400, not a crash.
+    r = requests.post(f"{b.registry}/subjects/x-value/versions", data="[" * 100_000, headers=headers, timeout=20)
+    assert r.status_code == 400 and r.json()["error_code"] == 400, r.text[:300]
+    assert reg.register("after-value", USER_V1) > 0
