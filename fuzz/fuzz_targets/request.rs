@@ -2,7 +2,7 @@
 //! advertised API and version, and the handlers behind them. Nothing may panic or abort.
 #![no_main]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
@@ -12,7 +12,7 @@ use vltava_broker::BrokerConfig;
 
 struct Env {
     rt: tokio::runtime::Runtime,
-    state: BrokerState,
+    state: Arc<BrokerState>,
     conn: ConnInfo,
 }
 
@@ -24,7 +24,7 @@ fn env() -> &'static Env {
         let mut config = BrokerConfig::new("127.0.0.1:9092".parse().expect("addr"), &dir);
         config.default_partitions = 2;
         let listener = ListenerInfo { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092 };
-        let state = BrokerState::open(config, vec![listener.clone()]).expect("open broker state");
+        let state = Arc::new(BrokerState::open(config, vec![listener.clone()]).expect("open broker state"));
         // Paused time: long polls and produce waits resolve at once instead of sleeping.
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()

@@ -274,3 +274,53 @@ def test_announced_frames_reserve_nothing(broker):
     finally:
         for s in socks:
             s.close()
+
+
+def test_creating_ten_thousand_partitions_leaves_the_broker_answering(broker):
+    """CreateTopics works on the file system off the request path: while a 10,000-partition
+    create runs, a new connection's ApiVersions and a produce to another topic are answered."""
+    import os
+    import threading
+    from conftest import wait_until
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for f in admin.create_topics([NewTopic("other", 1, 1)]).values():
+        f.result(10)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    producer.produce("other", b"warm-up")
+    assert producer.flush(10) == 0
+    done = threading.Event()
+    failure = []
+
+    def create():
+        try:
+            wide = AdminClient({"bootstrap.servers": broker.bootstrap})
+            fut = wide.create_topics([NewTopic("wide", 10_000, 1)], request_timeout=120,
+                                     operation_timeout=120)["wide"]
+            fut.result(120)
+        except Exception as e:  # reported below
+            failure.append(e)
+        done.set()
+
+    t = threading.Thread(target=create, daemon=True)
+    t.start()
+    wait_until(lambda: done.is_set() or any(n.startswith("wide-") for n in os.listdir(broker.data_dir)),
+               30, what="the create under way")
+    still_serves(broker.port)
+    delivered = []
+    producer.produce("other", b"during", on_delivery=lambda e, m: delivered.append(e))
+    producer.flush(30)
+    assert delivered == [None]
+    answered_during_create = not done.is_set()
+    t.join(120)
+    assert not failure, failure
+    assert answered_during_create, "the create finished first: nothing was measured"
+    assert len(admin.list_topics("wide", timeout=30).topics["wide"].partitions) == 10_000
+    # Deleting renames the directories at once and removes them in the background: the name
+    # is free again right away, and every directory is gone soon after.
+    admin.delete_topics(["wide"], operation_timeout=60, request_timeout=60)["wide"].result(60)
+    for f in admin.create_topics([NewTopic("wide", 1, 1)]).values():
+        f.result(30)
+    still_serves(broker.port)
+    wait_until(lambda: not [n for n in os.listdir(broker.data_dir) if n.endswith("-delete")], 60,
+               what="deleted directories removed")
+    assert sorted(n for n in os.listdir(broker.data_dir) if n.startswith("wide-")) == ["wide-0"]

@@ -62,7 +62,7 @@ pub enum Reply {
 }
 
 /// Handles one request frame (without its size prefix) to completion.
-pub async fn dispatch(state: &BrokerState, conn: &ConnInfo, frame: Bytes) -> Encoded {
+pub async fn dispatch(state: &Arc<BrokerState>, conn: &ConnInfo, frame: Bytes) -> Encoded {
     match start(state, conn, frame).await {
         Reply::Now(r) => r,
         Reply::Later(f) => f.await,
@@ -70,7 +70,7 @@ pub async fn dispatch(state: &BrokerState, conn: &ConnInfo, frame: Bytes) -> Enc
 }
 
 /// Handles one request frame up to the point where only waiting for durability is left.
-pub async fn start(state: &BrokerState, conn: &ConnInfo, frame: Bytes) -> Reply {
+pub async fn start(state: &Arc<BrokerState>, conn: &ConnInfo, frame: Bytes) -> Reply {
     match handle(state, conn, frame).await {
         Ok(r) => r,
         Err(e) => Reply::Now(Err(e)),
@@ -78,7 +78,7 @@ pub async fn start(state: &BrokerState, conn: &ConnInfo, frame: Bytes) -> Reply 
 }
 
 async fn handle(
-    state: &BrokerState,
+    state: &Arc<BrokerState>,
     conn: &ConnInfo,
     mut frame: Bytes,
 ) -> Result<Reply, ProtocolError> {
@@ -131,6 +131,24 @@ async fn handle(
             ))
         };
     }
+    // Topic admin touches the file system (directories, files, fsyncs): it runs on a blocking
+    // thread, so the runtime keeps serving every other connection meanwhile. This connection
+    // waits for it, so its later requests see the change (Kafka answers a connection's
+    // requests one at a time, in order).
+    macro_rules! off_request_path {
+        ($handler:path, $t:ty $(, $arg:expr)*) => {{
+            let req = body!($t);
+            let state = Arc::clone(state);
+            match tokio::task::spawn_blocking(move || $handler(&state, req $(, $arg)*)).await {
+                Ok(resp) => reply!(resp),
+                Err(e) => Err(ProtocolError::Internal {
+                    key,
+                    version: v,
+                    reason: e.to_string(),
+                }),
+            }
+        }};
+    }
     match key {
         ApiKey::ApiVersions => {
             let _req = body!(ApiVersionsRequest);
@@ -164,24 +182,20 @@ async fn handle(
             body!(OffsetForLeaderEpochRequest)
         )),
         ApiKey::DeleteRecords => {
-            reply!(offsets::delete_records(state, body!(DeleteRecordsRequest)))
+            off_request_path!(offsets::delete_records, DeleteRecordsRequest)
         }
-        ApiKey::CreateTopics => reply!(admin::create_topics(state, body!(CreateTopicsRequest), v)),
-        ApiKey::DeleteTopics => reply!(admin::delete_topics(state, body!(DeleteTopicsRequest), v)),
+        ApiKey::CreateTopics => off_request_path!(admin::create_topics, CreateTopicsRequest, v),
+        ApiKey::DeleteTopics => off_request_path!(admin::delete_topics, DeleteTopicsRequest, v),
         ApiKey::CreatePartitions => {
-            reply!(admin::create_partitions(
-                state,
-                body!(CreatePartitionsRequest)
-            ))
+            off_request_path!(admin::create_partitions, CreatePartitionsRequest)
         }
         ApiKey::DescribeConfigs => {
             reply!(configs::describe(state, body!(DescribeConfigsRequest), v))
         }
-        ApiKey::AlterConfigs => reply!(configs::alter(state, body!(AlterConfigsRequest))),
-        ApiKey::IncrementalAlterConfigs => reply!(configs::incremental_alter(
-            state,
-            body!(IncrementalAlterConfigsRequest)
-        )),
+        ApiKey::AlterConfigs => off_request_path!(configs::alter, AlterConfigsRequest),
+        ApiKey::IncrementalAlterConfigs => {
+            off_request_path!(configs::incremental_alter, IncrementalAlterConfigsRequest)
+        }
         ApiKey::DescribeCluster => reply!(metadata::describe_cluster(
             state,
             listener,
@@ -337,7 +351,7 @@ async fn write_chunks(
 /// Reads frames and starts each request, queueing its reply for the writer. Returns (dropping
 /// `tx`) when the peer closes, a frame is out of bounds, or the broker shuts down.
 async fn read_requests(
-    state: &BrokerState,
+    state: &Arc<BrokerState>,
     conn: &ConnInfo,
     peer: &str,
     rd: tokio::net::tcp::OwnedReadHalf,

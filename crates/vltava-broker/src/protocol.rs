@@ -87,6 +87,12 @@ pub enum ProtocolError {
         version: i16,
         reason: String,
     },
+    #[error("{key:?} v{version} failed inside the broker: {reason}")]
+    Internal {
+        key: ApiKey,
+        version: i16,
+        reason: String,
+    },
     #[error("cannot encode the response to {key:?} v{version}: {reason}")]
     Encode {
         key: ApiKey,

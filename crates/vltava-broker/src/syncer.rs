@@ -154,6 +154,10 @@ pub fn sync_partition(
         .fsync_seconds
         .observe(started.elapsed().as_secs_f64());
     if let Err(e) = synced {
+        // Its topic was deleted meanwhile (the directory renamed away): not a storage failure.
+        if p.log().is_deleted() {
+            return false;
+        }
         health.fail(&format!("fsync of partition {}-{}", p.topic, p.index), &e);
         return false;
     }

@@ -185,7 +185,9 @@ pub struct TopicRegistry {
     pub cluster_id: String,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Deleted topics whose directories are not known to be gone (persisted in `meta.json`).
-    deleted: Mutex<BTreeMap<Uuid, String>>,
+    deleted: Arc<Mutex<BTreeMap<Uuid, String>>>,
+    /// Hands the renamed directories of a deleted topic to the thread that removes them.
+    deleter: std::sync::mpsc::SyncSender<Deletion>,
     /// Serialises changes (create, delete, alter, grow) so that each sees the previous one.
     admin: Mutex<()>,
     health: StorageHealth,
@@ -193,6 +195,60 @@ pub struct TopicRegistry {
 
 fn partition_dir(data_dir: &Path, topic: &str, p: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{p}"))
+}
+
+/// The suffix of a deleted partition's directory, renamed to `<topic>-<p>.<topic id hex>-delete`
+/// (Kafka's name) before a background thread removes it.
+const DELETE_SUFFIX: &str = "-delete";
+
+/// How many deleted topics may wait for their directories to be removed; a delete past that
+/// waits for room (removing files can be slow: ext4 with `discard` waits on the device).
+const MAX_PENDING_DELETIONS: usize = 64;
+
+/// A deleted topic's partition directories (already renamed), for the deleter thread.
+struct Deletion {
+    id: Uuid,
+    dirs: Vec<PathBuf>,
+}
+
+fn deleted_partition_dir(dir: &Path, id: Uuid) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(format!(".{}{DELETE_SUFFIX}", id.simple()));
+    PathBuf::from(name)
+}
+
+/// Whether a directory name is that of a deleted partition awaiting removal.
+fn is_deleted_partition_dir_name(name: &str) -> bool {
+    name.strip_suffix(DELETE_SUFFIX)
+        .and_then(|rest| rest.rsplit_once('.'))
+        .is_some_and(|(base, hex)| {
+            parse_partition_dir_name(base).is_some() && Uuid::try_parse(hex).is_ok()
+        })
+}
+
+/// Removes deleted topics' directories, one topic at a time, then forgets their ids (dropped
+/// from `meta.json` at its next write). Ends when the registry is dropped.
+fn spawn_deleter(
+    deleted: Arc<Mutex<BTreeMap<Uuid, String>>>,
+) -> io::Result<std::sync::mpsc::SyncSender<Deletion>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Deletion>(MAX_PENDING_DELETIONS);
+    std::thread::Builder::new()
+        .name("vltava-deleter".into())
+        .spawn(move || {
+            for d in rx {
+                let mut all_gone = true;
+                for dir in &d.dirs {
+                    if let Err(e) = fs::remove_dir_all(dir) {
+                        all_gone = false;
+                        tracing::warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition's directory");
+                    }
+                }
+                if all_gone {
+                    deleted.lock().unwrap_or_else(|p| p.into_inner()).remove(&d.id);
+                }
+            }
+        })?;
+    Ok(tx)
 }
 
 /// Kafka's topic-id text: the 16 bytes in URL-safe base64 without padding.
@@ -221,9 +277,22 @@ fn write_meta_json(data_dir: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Writes Kafka's `partition.metadata` (the topic id) into a partition directory, durably.
+fn partition_metadata_text(id: Uuid) -> String {
+    format!("version: 0\ntopic_id: {}\n", topic_id_text(id))
+}
+
 fn write_partition_metadata(dir: &Path, id: Uuid) -> io::Result<()> {
-    let text = format!("version: 0\ntopic_id: {}\n", topic_id_text(id));
+    let text = partition_metadata_text(id);
     durable::write_atomically(&dir.join(PARTITION_METADATA_FILE), text.as_bytes())
+}
+
+/// Writes `partition.metadata` into a partition directory just created (no earlier copy to
+/// keep): written, fsynced, and the directory fsynced for its name (and the segment's).
+fn write_partition_metadata_in_new_dir(dir: &Path, id: Uuid) -> io::Result<()> {
+    let mut f = File::create(dir.join(PARTITION_METADATA_FILE))?;
+    io::Write::write_all(&mut f, partition_metadata_text(id).as_bytes())?;
+    f.sync_all()?;
+    durable::sync_dir(dir)
 }
 
 /// The topic id in a partition directory's `partition.metadata`: `Ok(None)` when the file is
@@ -328,6 +397,9 @@ const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 /// system (directory listings, index reads, an fdatasync each), so more threads than cores help.
 const OPEN_THREADS: usize = 8;
 
+/// Threads that create and fsync the partitions of one CreateTopics or CreatePartitions.
+const ADMIN_SYNC_THREADS: usize = 16;
+
 /// Opens every partition of `topics` on `OPEN_THREADS` threads; the result is in topic order.
 /// What a clean shutdown records in its marker: the files of every partition directory, so that
 /// the next start needs no directory listing per partition.
@@ -356,32 +428,46 @@ fn open_partitions(
             (t, name, p, Mutex::new(files))
         })
         .collect();
+    let opened = parallel_map(&jobs, OPEN_THREADS, |(_, name, p, files)| {
+        let files = files.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let dir = partition_dir(data_dir, name, *p);
+        Partition::open(&dir, name, *p, clean, files, Some(trusted))
+    });
+    let mut out: Vec<Vec<Arc<Partition>>> = topics.values().map(|_| Vec::new()).collect();
+    for ((t, _, _, _), opened) in jobs.iter().zip(opened) {
+        out[*t].push(opened?);
+    }
+    Ok(out)
+}
+
+/// Runs `f` on every item on up to `threads` threads (file-system work: mostly waiting, and
+/// concurrent fsyncs share journal commits); the results are in item order.
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<io::Result<Arc<Partition>>>>> =
-        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|s| {
-        for _ in 0..OPEN_THREADS.min(jobs.len()) {
+        for _ in 0..threads.min(items.len()) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((_, name, p, files)) = jobs.get(i) else {
+                let Some(item) = items.get(i) else {
                     return;
                 };
-                let files = files.lock().unwrap_or_else(|e| e.into_inner()).take();
-                let dir = partition_dir(data_dir, name, *p);
-                let r = Partition::open(&dir, name, *p, clean, files, Some(trusted));
+                let r = f(item);
                 *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             });
         }
     });
-    let mut out: Vec<Vec<Arc<Partition>>> = topics.values().map(|_| Vec::new()).collect();
-    for ((t, _, _, _), slot) in jobs.iter().zip(slots) {
-        let opened = slot
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .unwrap_or_else(|| Err(io::Error::other("a partition was not opened")))?;
-        out[*t].push(opened);
-    }
-    Ok(out)
+    // A worker that panicked re-raises its panic when the scope ends, so every slot is filled.
+    let out: Vec<R> = slots
+        .into_iter()
+        .filter_map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect();
+    assert_eq!(out.len(), items.len(), "every item was run");
+    out
 }
 
 impl TopicRegistry {
@@ -473,7 +559,8 @@ impl TopicRegistry {
                 }
             }
         }
-        let deleted = std::mem::take(&mut meta.deleted);
+        let deleted = Arc::new(Mutex::new(std::mem::take(&mut meta.deleted)));
+        let deleter = spawn_deleter(Arc::clone(&deleted))?;
         let mut topics = BTreeMap::new();
         for ((name, tm), partitions) in meta.topics.iter().zip(opened) {
             topics.insert(
@@ -490,7 +577,8 @@ impl TopicRegistry {
             data_dir: data_dir.to_path_buf(),
             cluster_id: meta.cluster_id,
             topics: RwLock::new(topics),
-            deleted: Mutex::new(deleted),
+            deleted,
+            deleter,
             admin: Mutex::new(()),
             health,
         };
@@ -526,6 +614,23 @@ impl TopicRegistry {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().to_string();
+            if is_deleted_partition_dir_name(&name) {
+                // Renamed by a delete the broker stopped before finishing: Vltava's own, if
+                // its partition.metadata says so.
+                match read_partition_metadata(&entry.path()) {
+                    Ok(Some(id)) if !topics.values().any(|t| t.id == id) => {
+                        if let Err(e) = fs::remove_dir_all(entry.path()) {
+                            tracing::warn!(dir = %entry.path().display(), error = %e, "could not remove partition directory");
+                            return;
+                        }
+                    }
+                    _ => tracing::warn!(
+                        dir = %entry.path().display(),
+                        "a directory named as a deleted partition but not one: left as it is"
+                    ),
+                }
+                continue;
+            }
             let Some((topic, p)) = parse_partition_dir_name(&name) else {
                 continue;
             };
@@ -639,15 +744,23 @@ impl TopicRegistry {
         for p in from..to {
             self.clear_partition_dir(&partition_dir(&self.data_dir, name, p))?;
         }
-        let mut parts = Vec::with_capacity((to - from).max(0) as usize);
-        for p in from..to {
+        // The directories are new and nothing refers to them until the topic map is committed,
+        // so their files need no temporary copies; their fsyncs run in parallel (they share the
+        // file system's journal commits), then one fsync of the data directory covers the new
+        // names. A crash before the commit leaves directories the next create refuses or clears.
+        let indexes: Vec<i32> = (from..to).collect();
+        let opened = parallel_map(&indexes, ADMIN_SYNC_THREADS, |&p| {
             let dir = partition_dir(&self.data_dir, name, p);
             let partition = Partition::open(&dir, name, p, false, None, None)?;
             self.health.guard("writing partition.metadata", || {
-                write_partition_metadata(&dir, id)
+                write_partition_metadata_in_new_dir(&dir, id)
             })?;
-            parts.push(partition);
-        }
+            Ok::<_, io::Error>(partition)
+        });
+        let parts = opened.into_iter().collect::<io::Result<Vec<_>>>()?;
+        self.health.guard("syncing the data directory", || {
+            durable::sync_dir(&self.data_dir)
+        })?;
         Ok(parts)
     }
 
@@ -689,17 +802,35 @@ impl TopicRegistry {
             self.deleted_lock().remove(&removed.id);
             return Err(e);
         }
-        let mut all_gone = true;
+        // Renamed now (fast), removed by the deleter thread: the name is free for a new topic
+        // at once, and removing the files (slow on some file systems) holds nothing up.
+        let mut dirs = Vec::with_capacity(removed.partitions.len());
         for p in &removed.partitions {
-            let dir = p.log().dir().to_path_buf();
-            if let Err(e) = fs::remove_dir_all(&dir) {
-                all_gone = false;
-                tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory");
+            let mut log = p.log();
+            log.mark_deleted();
+            let dir = log.dir().to_path_buf();
+            drop(log);
+            let renamed = deleted_partition_dir(&dir, removed.id);
+            match fs::rename(&dir, &renamed) {
+                Ok(()) => dirs.push(renamed),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not rename a deleted partition's directory");
+                    dirs.push(dir);
+                }
             }
         }
-        // Gone: the id need not be kept (dropped from meta.json at its next write).
-        if all_gone {
-            self.deleted_lock().remove(&removed.id);
+        if let Err(e) = durable::sync_dir(&self.data_dir) {
+            // The metadata already says deleted; at worst the next start removes them.
+            tracing::warn!(error = %e, "could not sync the data directory after a delete");
+        }
+        if let Err(std::sync::mpsc::SendError(d)) = self.deleter.send(Deletion {
+            id: removed.id,
+            dirs,
+        }) {
+            tracing::warn!(
+                dirs = d.dirs.len(),
+                "the deleter thread is gone: the directories are removed at the next start"
+            );
         }
         Ok(Some(removed))
     }
@@ -946,6 +1077,52 @@ mod tests {
         assert!(reg.create("project", 3, TopicConfig::default()).is_err());
         assert_eq!(fs::read(dir.path().join("project-2/f")).unwrap(), b"mine");
         assert!(!dir.path().join("project-0").exists());
+    }
+
+    #[test]
+    fn a_deleted_topic_is_renamed_at_once_and_removed_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let renamed;
+        {
+            let reg = open(dir.path());
+            let t = reg
+                .create("gone", 2, TopicConfig::default())
+                .unwrap()
+                .unwrap();
+            renamed = deleted_partition_dir(&dir.path().join("gone-1"), t.id);
+            reg.delete("gone").unwrap().unwrap();
+            assert!(t.partitions[0].log().is_deleted());
+            assert!(
+                !dir.path().join("gone-0").exists(),
+                "renamed within the delete"
+            );
+            // The name is free at once.
+            reg.create("gone", 1, TopicConfig::default())
+                .unwrap()
+                .unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !reg.deleted_lock().is_empty() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the deleter never finished"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert!(!renamed.exists());
+        }
+        // A renamed directory left by a stop before the deleter finished is removed at start;
+        // one that only looks like it (no partition.metadata of ours) is kept.
+        fs::create_dir(&renamed).unwrap();
+        write_partition_metadata(&renamed, Uuid::new_v4()).unwrap();
+        let lookalike = dir
+            .path()
+            .join(format!("notes-0.{}-delete", Uuid::new_v4().simple()));
+        fs::create_dir(&lookalike).unwrap();
+        fs::write(lookalike.join("f"), b"mine").unwrap();
+        let reg = open(dir.path());
+        assert!(!renamed.exists());
+        assert_eq!(fs::read(lookalike.join("f")).unwrap(), b"mine");
+        assert!(reg.get("gone").is_some());
     }
 
     #[test]

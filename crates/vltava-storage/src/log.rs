@@ -79,6 +79,8 @@ pub enum AppendError {
     Producer(#[from] ProducerError),
     #[error("I/O error appending: {0}")]
     Io(#[from] io::Error),
+    #[error("the partition was deleted")]
+    Deleted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +257,9 @@ pub struct PartitionLog {
     dir_dirty: bool,
     producers: ProducerStateTable,
     cleaner: CleanerCheckpoint,
+    /// Set when its topic is deleted (its directory is renamed, then removed): nothing is
+    /// appended, synced or retained any more.
+    deleted: bool,
 }
 
 /// The names of the files in `dir` (created when missing): one directory listing per open.
@@ -430,6 +435,7 @@ impl PartitionLog {
             // the page cache only), must have its directory entry synced too; a clean shutdown
             // synced every one.
             dir_dirty: created || !clean_shutdown,
+            deleted: false,
             producers,
             cleaner: if has(CHECKPOINT_FILE) {
                 CleanerCheckpoint::load(dir)
@@ -442,6 +448,15 @@ impl PartitionLog {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Marks the log deleted (its topic is gone): appends are refused, and no sync or
+    /// retention touches its directory, which is renamed and removed next.
+    pub fn mark_deleted(&mut self) {
+        self.deleted = true;
+    }
+    pub fn is_deleted(&self) -> bool {
+        self.deleted
     }
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
@@ -483,6 +498,9 @@ impl PartitionLog {
         cfg: &LogConfig,
         now_ms: i64,
     ) -> Result<AppendOutcome, AppendError> {
+        if self.deleted {
+            return Err(AppendError::Deleted);
+        }
         let h = batch::validate(batch)?;
         if batch.len() > cfg.max_message_bytes {
             return Err(AppendError::TooLarge {
@@ -606,7 +624,9 @@ impl PartitionLog {
 
     /// Whether anything appended (or a segment created or removed) is not yet durable.
     pub fn needs_sync(&self) -> bool {
-        self.end_point() != self.durable || !self.unsynced.is_empty() || self.dir_dirty
+        !self.deleted && self.end_point() != self.durable
+            || !self.unsynced.is_empty()
+            || self.dir_dirty
     }
 
     /// What must be synced to make everything appended so far durable; `None` if it already is.
@@ -750,7 +770,7 @@ impl PartitionLog {
 
     /// Deletes whole segments past retention.ms / retention.bytes; returns how many.
     pub fn apply_retention(&mut self, cfg: &LogConfig, now_ms: i64) -> io::Result<usize> {
-        if !cfg.delete_enabled {
+        if !cfg.delete_enabled || self.deleted {
             return Ok(0);
         }
         let mut delete = 0usize;
@@ -836,7 +856,7 @@ impl PartitionLog {
     /// Decides whether the log needs compacting now and what a cleaning would read (see
     /// [`crate::cleaner`]). `None` when the topic is not compacted or nothing is due.
     pub fn plan_clean(&self, cfg: &LogConfig, now_ms: i64) -> Option<CleanPlan> {
-        if !cfg.compact_enabled {
+        if !cfg.compact_enabled || self.deleted {
             return None;
         }
         let sealed = &self.segments[..self.segments.len() - 1];
@@ -901,6 +921,11 @@ impl PartitionLog {
     /// DeleteRecords removed meanwhile is skipped. Removing the first segment does not move the
     /// log start offset (it is persisted first), as Kafka's compacted logs keep theirs.
     pub fn install_clean(&mut self, prepared: PreparedClean) -> io::Result<CleanStats> {
+        if self.deleted {
+            return Err(io::Error::other(
+                "the partition was deleted while it was cleaned",
+            ));
+        }
         let mut stats = prepared.stats;
         let mut swaps: Vec<(usize, Option<(PathBuf, Segment)>)> = Vec::new();
         for seg in prepared.segments {

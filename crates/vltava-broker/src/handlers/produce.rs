@@ -146,6 +146,7 @@ fn append_one(
                 AppendError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
                     E::OutOfOrderSequenceNumber
                 }
+                AppendError::Deleted => E::UnknownTopicOrPartition,
                 AppendError::Io(io) => {
                     let what = format!("append to partition {}-{index}", topic.name);
                     state.health.fail(&what, io);
