@@ -231,6 +231,47 @@ def test_fsync_error_takes_the_data_directory_offline(rig):
     assert err is None and off >= 5, (err, off)
 
 
+def test_a_full_disk_is_logged_reported_and_refused(rig):
+    """ENOSPC on append takes the directory offline like any storage error: produce gets
+    KAFKA_STORAGE_ERROR, the log, /status and /metrics say the disk is full, and an offset
+    commit gets NOT_COORDINATOR (what Kafka answers when the offsets log cannot be written)."""
+    b = rig.broker().start()
+    topic = "full"
+    create(b.bootstrap, topic, 1)
+    assert produce_one(b.bootstrap, topic, "before")[0] is None
+    rig.fs.send("enospc on")
+    err, _ = produce_one(b.bootstrap, topic, "no-room")
+    assert err is not None and err.code() == KafkaError.KAFKA_STORAGE_ERROR, err
+    assert "No space left on device" in b.log()
+    status = requests.get(f"{b.http}/status", timeout=5).json()
+    assert "No space left on device" in json.dumps(status.get("storage")), status
+    metrics = requests.get(f"{b.http}/metrics", timeout=5).text
+    assert "vltava_log_dir_offline 1" in metrics
+    assert ready(b)[0] == 503
+    s = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+    try:
+        # OffsetCommit v2: group, generation -1, member "", retention -1, one topic/partition.
+        body = (struct.pack(">h", 5) + b"group" + struct.pack(">ih", -1, 0) + struct.pack(">q", -1)
+                + struct.pack(">i", 1) + struct.pack(">h", len(topic)) + topic.encode()
+                + struct.pack(">iiqh", 1, 0, 1, -1))
+        s.sendall(frame(8, 2, 7, body))
+        resp = read_frame(s)
+        corr, topics, name_len = struct.unpack(">iih", resp[:10])
+        partition, error = struct.unpack(">ih", resp[10 + name_len + 4:10 + name_len + 10])
+        assert (corr, topics, partition) == (7, 1, 0)
+        assert error == 16, f"OffsetCommit on a full disk answered {error}, not NOT_COORDINATOR (16)"
+    finally:
+        s.close()
+    # Rate-limited: one error line for the failure, not one per refused request.
+    for i in range(20):
+        produce_one(b.bootstrap, topic, f"refused-{i}")
+    assert b.log().count("No space left on device") <= 3, b.log()
+    rig.fs.send("enospc off")
+    b.restart()
+    wait_until(lambda: ready(b)[0] == 200, 20, what="ready after the restart")
+    assert produce_one(b.bootstrap, topic, "after")[0] is None
+
+
 
 def test_committed_offsets_survive_power_loss(rig):
     """An answered OffsetCommit is as durable as an acknowledged record: the group store's file
