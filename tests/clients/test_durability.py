@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import free_port, wait_until
-from util import check_order_and_count, read_all, value_for
+from util import check_order_and_count, frame, read_all, read_frame, value_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -516,3 +516,46 @@ def test_a_flipped_byte_mid_segment_keeps_the_batches_after_it(broker_factory):
     assert b.terminate() == 0
     b.start()
     assert len(read_all(bs, topic, 1, 100, timeout_s=20)) == 100
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_partitions_do_not_take_every_descriptor(broker_factory):
+    """Segment files are opened through a bounded cache: 1,200 partitions under a 1,024
+    open-files limit still leave room for clients, and every record reads back. Start-up also
+    raises the soft limit (256 here) to the hard one."""
+    b = broker_factory(start=False)
+    base = b.command
+    b.command = lambda: ["prlimit", "--nofile=256:1024", "--"] + base()
+    b.start()
+    limits = open(f"/proc/{b.proc.pid}/limits").read()
+    soft = int(re.search(r"Max open files\s+(\d+)", limits).group(1))
+    assert soft == 1024, limits
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    for f in admin.create_topics([NewTopic("wide", 1200, 1)], request_timeout=60,
+                                 operation_timeout=60).values():
+        f.result(60)
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5})
+    for i in range(1200):
+        p.produce("wide", value=f"v{i}".encode(), partition=i)
+    assert p.flush(60) == 0
+    # Half the limit for segment files (512), the rest for sockets and the process itself.
+    assert open_fds(b.proc.pid) < 512 + 100, open_fds(b.proc.pid)
+    socks = []
+    try:
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+            socks.append(s)
+        for i, s in enumerate(socks):
+            s.sendall(frame(18, 0, i))
+            assert read_frame(s)[:4] == i.to_bytes(4, "big")
+    finally:
+        for s in socks:
+            s.close()
+    got = read_all(b.bootstrap, "wide", 1200, 1200, timeout_s=60)
+    assert sorted(v for _, _, _, v, _ in got) == sorted(f"v{i}" for i in range(1200))
+    assert all(v == f"v{part}" for part, _, _, v, _ in got)
+    assert open_fds(b.proc.pid) < 512 + 100, open_fds(b.proc.pid)
+    assert "Too many open files" not in b.log()

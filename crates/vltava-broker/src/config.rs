@@ -60,6 +60,9 @@ pub struct BrokerConfig {
     /// queued.max.request.bytes: request bytes read and not yet answered, over all connections;
     /// past it the broker stops reading sockets until answers free some.
     pub queued_max_request_bytes: usize,
+    /// Segment files kept open at once (a cache: the rest are opened when read). `None`: half
+    /// the open-files limit, which start-up first raises to its hard limit.
+    pub max_open_segment_files: Option<usize>,
     /// producer.id.expiration.ms: idempotent producer state idle this long is dropped.
     pub producer_id_expiration_ms: i64,
     /// group.min.session.timeout.ms
@@ -88,6 +91,7 @@ impl BrokerConfig {
             max_connections_per_ip_overrides: Vec::new(),
             connections_max_idle_ms: 600_000,
             queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+            max_open_segment_files: None,
             producer_id_expiration_ms: 86_400_000,
             group_min_session_timeout_ms: 1_000,
             group_initial_rebalance_delay_ms: 0,

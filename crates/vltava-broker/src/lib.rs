@@ -2,6 +2,7 @@
 //! `vltava-storage`. Start one with [`Broker::start`]; see ARCHITECTURE.md for the request paths.
 
 pub mod config;
+pub mod fd_limit;
 pub mod connection;
 pub mod group;
 pub mod handlers;

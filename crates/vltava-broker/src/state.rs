@@ -81,6 +81,13 @@ impl BrokerState {
         // Before anything is written there: a foreign directory is refused untouched.
         crate::topics::check_data_dir(&config.data_dir)?;
         let lock = lock_data_dir(&config.data_dir)?;
+        let fds = crate::fd_limit::configure(config.max_open_segment_files);
+        tracing::info!(
+            open_files_limit = fds.soft_now,
+            raised_from = fds.soft_before,
+            max_open_segment_files = fds.max_open_segment_files,
+            "descriptors"
+        );
         let health = StorageHealth::new();
         let topics = TopicRegistry::open(&config.data_dir, health.clone())?;
         let metrics = Arc::new(Metrics::new());

@@ -29,7 +29,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
 use crate::records::{batch_records, parse_records, rebuild_batch};
@@ -75,7 +74,7 @@ pub struct PlannedSegment {
     pub base_offset: i64,
     /// The segment's end: the next segment's base offset.
     pub end_offset: i64,
-    pub file: Arc<File>,
+    pub file: crate::fd_cache::SegmentFile,
     pub size_bytes: u64,
     /// At or after the first dirty offset.
     pub dirty: bool,
@@ -104,8 +103,9 @@ pub enum SegmentOutcome {
 #[derive(Debug)]
 pub struct CleanedSegment {
     pub base_offset: i64,
-    /// The file the plan read; the segment is only replaced if it is still this one.
-    pub source: Arc<File>,
+    /// The file the plan read ([`SegmentFile::id`]); the segment is only replaced if it is
+    /// still this one.
+    pub source: u64,
     pub outcome: SegmentOutcome,
 }
 
@@ -141,7 +141,7 @@ pub(crate) enum Swap {
 
 pub(crate) struct PreparedSegment {
     pub base_offset: i64,
-    pub source: Arc<File>,
+    pub source: u64,
     pub swap: Swap,
 }
 
@@ -232,7 +232,7 @@ impl CleanPlan {
             if map_bytes >= self.max_map_bytes && clean_until > self.first_dirty_offset {
                 break;
             }
-            for_each_batch(&seg.file, seg.size_bytes, |h, batch| {
+            for_each_batch(seg.file.get()?.as_ref(), seg.size_bytes, |h, batch| {
                 if h.is_control() {
                     return Ok(());
                 }
@@ -275,7 +275,7 @@ impl CleanPlan {
             let outcome = self.clean_segment(seg, &map, &mut result)?;
             result.segments.push(CleanedSegment {
                 base_offset: seg.base_offset,
-                source: seg.file.clone(),
+                source: seg.file.id(),
                 outcome,
             });
         }
@@ -302,7 +302,7 @@ impl CleanPlan {
         let mut changed = false;
         let mut horizon = result.checkpoint.tombstone_horizon_ms;
         let mut removed = 0u64;
-        for_each_batch(&seg.file, seg.size_bytes, |h, batch| {
+        for_each_batch(seg.file.get()?.as_ref(), seg.size_bytes, |h, batch| {
             let decoded = if h.is_control() {
                 None
             } else {

@@ -48,6 +48,22 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Logs running out of descriptors at most once per 10 s (a peer can cause it).
+fn warn_descriptor_exhaustion(what: &str, err: &io::Error) {
+    static LAST_WARN_S: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_WARN_S.load(Ordering::Relaxed);
+    if now_s >= last + 10
+        && LAST_WARN_S
+            .compare_exchange(last, now_s, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(%what, error = %err, "out of file descriptors: the request failed, the data directory stays online (raise the open-files limit or lower --max-open-segment-files)");
+    }
+}
+
 /// Whether the data directory is still usable, shared by every writer of it.
 #[derive(Clone)]
 pub struct StorageHealth {
@@ -82,6 +98,11 @@ impl StorageHealth {
     /// Takes the data directory offline because `what` failed with `err`. Only the first
     /// failure is logged (as an error); later ones are consequences of it.
     pub fn fail(&self, what: &str, err: &io::Error) {
+        // Out of descriptors, an open failed and nothing was written: the request fails alone.
+        if crate::fd_cache::is_descriptor_exhaustion(err) {
+            warn_descriptor_exhaustion(what, err);
+            return;
+        }
         if self.inner.offline.swap(true, Ordering::AcqRel) {
             return;
         }

@@ -7,6 +7,7 @@ pub mod batch;
 pub mod cleaner;
 pub mod codec;
 pub mod durable;
+pub mod fd_cache;
 pub mod log;
 pub mod producer_state;
 pub mod records;

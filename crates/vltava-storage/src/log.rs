@@ -395,7 +395,7 @@ impl PartitionLog {
         // Whatever is in the file now is made durable before it is served (after a crash the
         // page cache may hold bytes the disk does not).
         if !clean_shutdown || scan.truncated_bytes > 0 {
-            active.file().sync_data()?;
+            active.file()?.sync_data()?;
         }
         report.active = scan;
         segments.push(active);
@@ -595,8 +595,9 @@ impl PartitionLog {
     pub fn roll(&mut self) -> io::Result<()> {
         let next = self.log_end_offset();
         self.active().write_indexes()?;
-        let sealed = self.active().file().clone();
-        self.unsynced.push(sealed);
+        if let Some(sealed) = self.active_mut().take_unsynced_write() {
+            self.unsynced.push(sealed);
+        }
         self.write_producer_snapshot(next)?;
         let _ = fs::remove_file(snapshot_path(&self.dir, self.active().base_offset));
         self.segments.push(Segment::create(&self.dir, next)?);
@@ -634,10 +635,10 @@ impl PartitionLog {
         if !self.needs_sync() {
             return None;
         }
-        let active_file = self.active().file().clone();
         let point = self.end_point();
         let mut files = std::mem::take(&mut self.unsynced);
-        files.push(active_file);
+        // Only a written file has bytes to sync, and its write kept its descriptor for this.
+        files.extend(self.active_mut().take_unsynced_write());
         let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
         Some(SyncWork { files, dir, point })
     }
@@ -706,7 +707,7 @@ impl PartitionLog {
                     return Ok(ReadPlan::empty());
                 };
                 return Ok(ReadPlan {
-                    file: Some(seg.file().clone()),
+                    file: Some(seg.file()?),
                     position: pos,
                     len_bytes: len,
                 });
@@ -886,7 +887,7 @@ impl PartitionLog {
             segments.push(PlannedSegment {
                 base_offset: s.base_offset,
                 end_offset: self.segments[i + 1].base_offset,
-                file: s.file().clone(),
+                file: s.file_handle().clone(),
                 size_bytes: s.size_bytes(),
                 dirty,
             });
@@ -933,7 +934,7 @@ impl PartitionLog {
                 .segments
                 .iter()
                 .position(|s| {
-                    s.base_offset == seg.base_offset && Arc::ptr_eq(s.file(), &seg.source)
+                    s.base_offset == seg.base_offset && s.file_handle().id() == seg.source
                 })
                 .filter(|&i| i + 1 < self.segments.len());
             match (at, seg.swap) {
@@ -955,8 +956,9 @@ impl PartitionLog {
             // Replace in reverse so removals do not shift the indexes still to visit.
             for (i, cleaned) in swaps.into_iter().rev() {
                 match cleaned {
-                    Some((path, seg)) => {
+                    Some((path, mut seg)) => {
                         fs::rename(path, seg.log_path())?;
+                        seg.unpin();
                         // Not synced, as at a roll; a missing one is rebuilt at start-up.
                         if let Err(e) = seg.write_indexes() {
                             tracing::warn!(segment = %seg.log_path().display(), error = %e, "cannot write the cleaned segment's index files");

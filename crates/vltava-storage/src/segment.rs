@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader, BATCH_HEADER_BYTES};
+use crate::fd_cache::SegmentFile;
 
 /// An offset index entry: the batch starting at `position` has base offset
 /// `segment.base_offset + rel_offset`.
@@ -72,7 +73,11 @@ pub(crate) fn segment_file_name(base_offset: i64, suffix: &str) -> String {
 
 pub struct Segment {
     pub base_offset: i64,
-    file: Arc<File>,
+    /// Opened on demand through the bounded descriptor cache ([`crate::fd_cache`]).
+    file: SegmentFile,
+    /// The descriptor of the last write not yet handed to an fsync: kept open so that the
+    /// fsync is on the descriptor that wrote (and sees its errors).
+    unsynced_write: Option<Arc<File>>,
     log_path: PathBuf,
     size_bytes: u64,
     next_offset: i64,
@@ -124,11 +129,12 @@ impl Segment {
         )
     }
 
-    fn empty(base_offset: i64, file: File, log_path: PathBuf) -> Segment {
+    fn empty(base_offset: i64, file: SegmentFile) -> Segment {
         Segment {
             base_offset,
-            file: Arc::new(file),
-            log_path,
+            log_path: file.path().to_path_buf(),
+            file,
+            unsynced_write: None,
             size_bytes: 0,
             next_offset: base_offset,
             index: Vec::new(),
@@ -152,14 +158,17 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(&log_path)?;
-        Ok(Self::empty(base_offset, file, log_path))
+        Ok(Self::empty(
+            base_offset,
+            SegmentFile::opened(log_path, file),
+        ))
     }
 
     fn open_file(dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let log_path = dir.join(log_file_name(base_offset));
         let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
         let size = file.metadata()?.len();
-        let mut s = Self::empty(base_offset, file, log_path);
+        let mut s = Self::empty(base_offset, SegmentFile::opened(log_path, file));
         s.size_bytes = size;
         Ok(s)
     }
@@ -184,7 +193,9 @@ impl Segment {
     ) -> io::Result<Segment> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let size = file.metadata()?.len();
-        let mut s = Self::empty(base_offset, file, dir.join(log_file_name(base_offset)));
+        // Pinned open until it is renamed into place (its path is where it will be).
+        let file = SegmentFile::pinned(dir.join(log_file_name(base_offset)), file);
+        let mut s = Self::empty(base_offset, file);
         s.size_bytes = size;
         s.scan(false, |_| {})?;
         Ok(s)
@@ -231,7 +242,7 @@ impl Segment {
             return Ok(true);
         }
         let mut batch = vec![0u8; (self.size_bytes - pos) as usize];
-        match self.file.read_exact_at(&mut batch, pos) {
+        match self.file.get()?.read_exact_at(&mut batch, pos) {
             Ok(()) => {
                 Ok(batch::check_stored(&batch).is_some_and(|h| h.size_bytes() == batch.len()))
             }
@@ -322,6 +333,7 @@ impl Segment {
         self.offset_of_max_timestamp = -1;
         self.bytes_since_index_entry = 0;
         let mut reader = ScanReader::default();
+        let mut file = self.file.get()?;
         let mut pos = 0u64;
         let mut file_len = file_len;
         // Where a damaged range was cut out (now or at an earlier start), the batch after it
@@ -334,7 +346,7 @@ impl Segment {
         while pos < file_len {
             let bad = |why: String| Some(why);
             let header = reader
-                .get(&self.file, file_len, pos, BATCH_HEADER_BYTES)?
+                .get(&file, file_len, pos, BATCH_HEADER_BYTES)?
                 .and_then(|b| BatchHeader::parse(b).ok())
                 .filter(|h| h.magic == 2);
             let problem = match header {
@@ -358,7 +370,7 @@ impl Segment {
                 Some(h) => {
                     let valid = if truncate {
                         reader
-                            .get(&self.file, file_len, pos, h.size_bytes())?
+                            .get(&file, file_len, pos, h.size_bytes())?
                             .is_some_and(|b| batch::check_stored(b).is_some())
                     } else {
                         true
@@ -392,12 +404,13 @@ impl Segment {
                         report.damaged.push(damage);
                         file_len -= next - pos;
                         reader = ScanReader::default();
+                        file = self.file.get()?;
                         continue;
                     }
                     report.truncated_bytes = file_len - pos;
                     report.reason = Some(why);
-                    self.file.set_len(pos)?;
-                    self.file.sync_all()?;
+                    file.set_len(pos)?;
+                    file.sync_all()?;
                 }
                 break;
             }
@@ -414,10 +427,11 @@ impl Segment {
         file_len: u64,
         from: u64,
     ) -> io::Result<Option<u64>> {
+        let file = self.file.get()?;
         let mut p = from;
         while p + BATCH_HEADER_BYTES as u64 <= file_len {
             let plausible = reader
-                .get(&self.file, file_len, p, BATCH_HEADER_BYTES)?
+                .get(&file, file_len, p, BATCH_HEADER_BYTES)?
                 .and_then(|b| BatchHeader::parse(b).ok())
                 .filter(|h| {
                     h.magic == 2
@@ -427,7 +441,7 @@ impl Segment {
                 });
             if let Some(h) = plausible {
                 let valid = reader
-                    .get(&self.file, file_len, p, h.size_bytes())?
+                    .get(&file, file_len, p, h.size_bytes())?
                     .is_some_and(|b| batch::check_stored(b).is_some());
                 if valid {
                     return Ok(Some(p));
@@ -492,7 +506,9 @@ impl Segment {
             let mut done = 0u64;
             while done < len {
                 let n = (len - done).min(buf.len() as u64) as usize;
-                self.file.read_exact_at(&mut buf[..n], src_from + done)?;
+                self.file
+                    .get()?
+                    .read_exact_at(&mut buf[..n], src_from + done)?;
                 out.write_all_at(&buf[..n], dst_at + done)?;
                 done += n as u64;
             }
@@ -511,12 +527,12 @@ impl Segment {
         }
         fs::rename(&repaired, &self.log_path)?;
         crate::durable::sync_dir(&dir)?;
-        self.file = Arc::new(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&self.log_path)?,
-        );
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.log_path)?;
+        self.file.forget();
+        self.file = SegmentFile::opened(self.log_path.clone(), file);
         Ok(DamagedRange {
             position: from,
             bytes: to - from,
@@ -528,7 +544,7 @@ impl Segment {
 
     pub fn read_header_at(&self, pos: u64) -> io::Result<Option<BatchHeader>> {
         let mut hdr = [0u8; BATCH_HEADER_BYTES];
-        match self.file.read_exact_at(&mut hdr, pos) {
+        match self.file.get()?.read_exact_at(&mut hdr, pos) {
             Ok(()) => Ok(BatchHeader::parse(&hdr).ok().filter(|h| h.magic == 2)),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
             Err(e) => Err(e),
@@ -574,11 +590,13 @@ impl Segment {
         now_ms: i64,
     ) -> io::Result<()> {
         let pos = self.size_bytes;
-        if let Err(e) = write_all_parts_at(&self.file, head, rest, pos) {
+        let file = self.file.get()?;
+        if let Err(e) = write_all_parts_at(&file, head, rest, pos) {
             // Leave no partial batch behind for readers or for recovery to find.
-            let _ = self.file.set_len(pos);
+            let _ = file.set_len(pos);
             return Err(e);
         }
+        self.unsynced_write = Some(file);
         self.track(h, pos);
         self.size_bytes = pos + (head.len() + rest.len()) as u64;
         self.first_append_ms.get_or_insert(now_ms);
@@ -624,8 +642,21 @@ impl Segment {
         fs::remove_file(log)
     }
 
-    pub fn file(&self) -> &Arc<File> {
+    /// The open file (opened again if its descriptor was closed).
+    pub fn file(&self) -> io::Result<Arc<File>> {
+        self.file.get()
+    }
+    /// The handle of the file, to open it later without the log (the cleaner).
+    pub fn file_handle(&self) -> &SegmentFile {
         &self.file
+    }
+    /// The cleaner's copy is now at its path: its descriptor joins the cache.
+    pub(crate) fn unpin(&mut self) {
+        self.file.unpin();
+    }
+    /// The descriptor written since the last call, for the fsync that makes it durable.
+    pub fn take_unsynced_write(&mut self) -> Option<Arc<File>> {
+        self.unsynced_write.take()
     }
     pub fn size_bytes(&self) -> u64 {
         self.size_bytes
@@ -710,7 +741,14 @@ impl Segment {
     }
 
     pub fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
-        self.file.read_exact_at(buf, pos)
+        self.file.get()?.read_exact_at(buf, pos)
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // Its cached descriptor closes with it (users of an `Arc<File>` keep theirs).
+        self.file.forget();
     }
 }
 

@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// answers free some (queued.max.request.bytes).
     #[arg(long, env = "VLTAVA_QUEUED_MAX_REQUEST_BYTES", default_value_t = vltava_broker::config::DEFAULT_QUEUED_MAX_REQUEST_BYTES)]
     queued_max_request_bytes: usize,
+    /// Segment files kept open at once; others are opened when read [default: half the
+    /// open-files limit, which start-up raises to its hard limit].
+    #[arg(long, env = "VLTAVA_MAX_OPEN_SEGMENT_FILES")]
+    max_open_segment_files: Option<usize>,
     /// Smallest session.timeout.ms a group member may ask for (group.min.session.timeout.ms).
     #[arg(
         long,
@@ -221,6 +225,16 @@ fn broker_config(a: &ServeArgs) -> anyhow::Result<BrokerConfig> {
         bail!("--queued-max-request-bytes must be at least --max-request-bytes (one largest request must fit)");
     }
     c.queued_max_request_bytes = a.queued_max_request_bytes;
+    if a
+        .max_open_segment_files
+        .is_some_and(|n| n < vltava_broker::fd_limit::MIN_MAX_OPEN_SEGMENT_FILES)
+    {
+        bail!(
+            "--max-open-segment-files must be at least {}",
+            vltava_broker::fd_limit::MIN_MAX_OPEN_SEGMENT_FILES
+        );
+    }
+    c.max_open_segment_files = a.max_open_segment_files;
     if a.group_min_session_timeout_ms < 1
         || a.offsets_retention_minutes < 1
         || a.group_initial_rebalance_delay_ms < 0

@@ -94,6 +94,12 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchReply, 
             let (plan, hw, log_start) = planned;
             let data = match plan.map(|p: ReadPlan| resolve(&p)) {
                 Ok(Ok(data)) => data,
+                Ok(Err(_)) | Err(ReadError::Io(_)) if partition.log().is_deleted() => {
+                    // Deleted while this fetch ran: its files are going away.
+                    any_error = true;
+                    parts.push(partition_error(fp.partition, E::UnknownTopicOrPartition));
+                    continue;
+                }
                 Ok(Err(e)) | Err(ReadError::Io(e)) => {
                     let what = format!("read of partition {}-{}", partition.topic, partition.index);
                     state.health.fail(&what, &e);
