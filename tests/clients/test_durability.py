@@ -4,6 +4,7 @@ import glob
 import os
 import re
 import socket
+import struct
 import threading
 import time
 
@@ -13,7 +14,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import free_port, wait_until
-from util import check_order_and_count, frame, read_all, read_frame, value_for
+from util import check_order_and_count, fetch_error, frame, read_all, read_frame, value_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -559,3 +560,52 @@ def test_partitions_do_not_take_every_descriptor(broker_factory):
     assert all(v == f"v{part}" for part, _, _, v, _ in got)
     assert open_fds(b.proc.pid) < 512 + 100, open_fds(b.proc.pid)
     assert "Too many open files" not in b.log()
+
+
+def batch_positions(path):
+    """(position, base offset, size) of every batch in a segment file."""
+    data = open(path, "rb").read()
+    out, pos = [], 0
+    while pos + 12 <= len(data):
+        base, length = struct.unpack_from(">qi", data, pos)
+        out.append((pos, base, 12 + length))
+        pos += 12 + length
+    return out
+
+
+def test_a_corrupt_batch_in_a_sealed_segment_is_never_served(broker_factory):
+    """Sealed segments are not read at start-up; a read checks their batches' CRCs before
+    serving them. A byte flipped inside a stored batch gets CORRUPT_MESSAGE for that batch,
+    the batches before it are served, the rest of the log too, and /metrics and /status
+    count it. The data directory stays online."""
+    b = broker_factory()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    for f in admin.create_topics([NewTopic("sealed", 1, 1, config={"segment.bytes": "20000"})]).values():
+        f.result(10)
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0})
+    for i in range(120):
+        p.produce("sealed", value=(f"r{i}-".encode() + b"x" * 1000), partition=0)
+        p.flush(10)
+    b.terminate()
+    segs = sorted(glob.glob(os.path.join(b.data_dir, "sealed-0", "*.log")))
+    assert len(segs) >= 3, segs
+    batches = batch_positions(segs[0])
+    bad_pos, bad_offset, bad_size = batches[5]
+    with open(segs[0], "r+b") as f:
+        f.seek(bad_pos + bad_size - 100)  # inside the records, past the header
+        byte = f.read(1)
+        f.seek(bad_pos + bad_size - 100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    b.start()
+    err, _, recs = fetch_error(b.port, "sealed", 0, bad_offset)
+    assert err == 2 and not recs, (err, len(recs))  # CORRUPT_MESSAGE
+    err, _, recs = fetch_error(b.port, "sealed", 0, 0)
+    assert err == 0 and len(recs) == bad_pos, (err, len(recs), bad_pos)
+    next_segment = int(os.path.basename(segs[1]).split(".")[0])
+    err, _, recs = fetch_error(b.port, "sealed", 0, next_segment)
+    assert err == 0 and recs, err
+    assert "vltava_corrupt_batches_found 1" in requests.get(f"{b.http}/metrics", timeout=5).text
+    storage = requests.get(f"{b.http}/status", timeout=5).json()["storage"]
+    assert storage["corrupt_batches_found"] == 1 and not storage["offline"], storage
+    assert "corrupt batch in a sealed segment" in b.log()
+    assert requests.get(f"{b.http}/health/ready", timeout=5).status_code == 200

@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import Broker, wait_until
 from powerloss_fs import mount_or_skip
-from util import frame, read_frame, read_messages
+from util import fetch_error, frame, read_frame, read_messages
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -142,26 +142,6 @@ def test_power_loss_check_catches_acks_without_fsync(rig):
     assert lost, (f"all {len(acked)} records acknowledged without fsync survived the power loss: "
                   f"the check cannot tell (dropped: {dropped}; the broker log "
                   f"{'mentions' if UNSAFE in b.log() else 'does not mention'} {UNSAFE})")
-
-
-def fetch_error(port, topic, partition, offset):
-    """A raw Fetch v4 of one partition: (error code, high watermark, record bytes)."""
-    t = topic.encode()
-    body = struct.pack(">iiiib", -1, 100, 1, 1 << 20, 0)
-    body += struct.pack(">ih", 1, len(t)) + t + struct.pack(">iiqi", 1, partition, offset, 1 << 20)
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(frame(1, 4, 7, body))
-        resp = read_frame(s)
-    (corr, _, _), pos = struct.unpack_from(">iii", resp), 12
-    assert corr == 7
-    (name_len,) = struct.unpack_from(">h", resp, pos)
-    pos += 2 + name_len + 4  # topic name, partition count
-    _, err, hwm = struct.unpack_from(">ihq", resp, pos)
-    pos += 4 + 2 + 8 + 8  # partition, error, high watermark, last stable offset
-    (aborted,) = struct.unpack_from(">i", resp, pos)
-    pos += 4 + max(aborted, 0) * 16
-    (size,) = struct.unpack_from(">i", resp, pos)
-    return err, hwm, resp[pos + 4:pos + 4 + max(size, 0)]
 
 
 def produce_one(bs, topic, value):

@@ -1,6 +1,8 @@
 """Helpers shared by the real-client tests: a group-less confluent-kafka reader (the independent
 cross-check) and the assertions every round trip makes."""
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -169,3 +171,23 @@ def read_frame(s):
         return buf
     (n,) = struct.unpack(">i", exact(4))
     return exact(n)
+
+
+def fetch_error(port, topic, partition, offset):
+    """A raw Fetch v4 of one partition: (error code, high watermark, record bytes)."""
+    t = topic.encode()
+    body = struct.pack(">iiiib", -1, 100, 1, 1 << 20, 0)
+    body += struct.pack(">ih", 1, len(t)) + t + struct.pack(">iiqi", 1, partition, offset, 1 << 20)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(frame(1, 4, 7, body))
+        resp = read_frame(s)
+    (corr, _, _), pos = struct.unpack_from(">iii", resp), 12
+    assert corr == 7
+    (name_len,) = struct.unpack_from(">h", resp, pos)
+    pos += 2 + name_len + 4  # topic name, partition count
+    _, err, hwm = struct.unpack_from(">ihq", resp, pos)
+    pos += 4 + 2 + 8 + 8  # partition, error, high watermark, last stable offset
+    (aborted,) = struct.unpack_from(">i", resp, pos)
+    pos += 4 + max(aborted, 0) * 16
+    (size,) = struct.unpack_from(">i", resp, pos)
+    return err, hwm, resp[pos + 4:pos + 4 + max(size, 0)]

@@ -2,8 +2,8 @@
 //! `vltava-storage`. Start one with [`Broker::start`]; see ARCHITECTURE.md for the request paths.
 
 pub mod config;
-pub mod fd_limit;
 pub mod connection;
+pub mod fd_limit;
 pub mod group;
 pub mod handlers;
 pub mod log_limit;
@@ -19,3 +19,15 @@ pub mod topics;
 
 pub use config::{BrokerConfig, ListenerConfig};
 pub use server::{Broker, BrokerHandle};
+
+/// Process-wide storage figures for `/metrics` and `/status`.
+pub mod storage_stats {
+    /// Sealed segments in which a read found a corrupt batch since start-up.
+    pub fn corrupt_batches_found() -> u64 {
+        vltava_storage::segment::corrupt_batches_found()
+    }
+    /// Segment file descriptors held by the descriptor cache now.
+    pub fn open_segment_files() -> usize {
+        vltava_storage::fd_cache::cached_count()
+    }
+}

@@ -28,6 +28,8 @@ pub struct Metrics {
     /// 1 once the data directory went offline after a storage error (Kafka's
     /// `OfflineLogDirectoryCount`).
     pub log_dir_offline: IntGauge,
+    pub corrupt_batches_found: IntGauge,
+    pub open_segment_files: IntGauge,
     pub bytes_in: IntCounterVec,
     pub records_in: IntCounterVec,
     pub bytes_out: IntCounterVec,
@@ -107,6 +109,18 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("log dir gauge: {e}"));
         register(&r, Box::new(log_dir_offline.clone()));
+        let corrupt_batches_found = IntGauge::new(
+            "vltava_corrupt_batches_found",
+            "Sealed segments in which a read found a batch whose CRC does not match, since start",
+        )
+        .unwrap_or_else(|e| panic!("corrupt batches gauge: {e}"));
+        register(&r, Box::new(corrupt_batches_found.clone()));
+        let open_segment_files = IntGauge::new(
+            "vltava_open_segment_files",
+            "Segment file descriptors held by the descriptor cache",
+        )
+        .unwrap_or_else(|e| panic!("open segment files gauge: {e}"));
+        register(&r, Box::new(open_segment_files.clone()));
         let fsyncs = IntCounter::new("vltava_fsync_total", "Partition fsyncs since start")
             .unwrap_or_else(|e| panic!("fsync counter: {e}"));
         register(&r, Box::new(fsyncs.clone()));
@@ -165,6 +179,8 @@ impl Metrics {
             connections_active,
             connections_accepted,
             log_dir_offline,
+            corrupt_batches_found,
+            open_segment_files,
             bytes_in: counter_vec(
                 &r,
                 "vltava_topic_bytes_in_total",

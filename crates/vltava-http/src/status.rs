@@ -130,6 +130,8 @@ pub async fn status(State(s): State<Arc<AppState>>) -> ApiResult<Json<serde_json
         "data_dir": broker.config.data_dir.display().to_string(),
         "offline": broker.health.is_offline(),
         "reason": broker.health.reason(),
+        "corrupt_batches_found": vltava_broker::storage_stats::corrupt_batches_found(),
+        "open_segment_files": vltava_broker::storage_stats::open_segment_files(),
     });
     Ok(Json(json!({
         "node_id": broker.config.node_id,
@@ -163,6 +165,11 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
         .metrics
         .log_dir_offline
         .set(broker.health.is_offline() as i64);
+    let m = &broker.metrics;
+    m.corrupt_batches_found
+        .set(vltava_broker::storage_stats::corrupt_batches_found() as i64);
+    m.open_segment_files
+        .set(vltava_broker::storage_stats::open_segment_files() as i64);
     let mut families = broker.metrics.registry.gather();
     let lag_registry = Registry::new();
     let gauge = |name: &str, help: &str, labels: &[&str]| -> ApiResult<IntGaugeVec> {

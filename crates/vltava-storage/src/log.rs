@@ -19,7 +19,7 @@ use crate::cleaner::{
     CLEANED_SUFFIX,
 };
 use crate::producer_state::{ProducerBatch, ProducerError, ProducerStateTable, SequenceVerdict};
-use crate::segment::{ScanReport, Segment, TRUSTED_ACTIVE_MIN_BYTES};
+use crate::segment::{CorruptBatch, ScanReport, Segment, SegmentCheck, TRUSTED_ACTIVE_MIN_BYTES};
 
 /// Topic-level settings the log obeys (Kafka's names in the comments).
 #[derive(Debug, Clone, PartialEq)]
@@ -159,6 +159,15 @@ pub struct ReadPlan {
     file: Option<Arc<File>>,
     position: u64,
     len_bytes: u64,
+    /// Set when the range is in a segment whose CRCs are not all checked yet: the batches are
+    /// read into memory and checked before they are served.
+    check: Option<PlanCheck>,
+}
+
+struct PlanCheck {
+    check: Arc<SegmentCheck>,
+    segment_size: u64,
+    segment: PathBuf,
 }
 
 impl ReadPlan {
@@ -167,6 +176,7 @@ impl ReadPlan {
             file: None,
             position: 0,
             len_bytes: 0,
+            check: None,
         }
     }
     pub fn len_bytes(&self) -> u64 {
@@ -182,7 +192,7 @@ impl ReadPlan {
         let Some(file) = &self.file else {
             return Ok(ReadData::Memory(Bytes::new()));
         };
-        if self.len_bytes < min_file_bytes.max(1) {
+        if self.len_bytes < min_file_bytes.max(1) || self.check.is_some() {
             return self.execute().map(ReadData::Memory);
         }
         let end = self.position + self.len_bytes;
@@ -233,7 +243,50 @@ impl ReadPlan {
         walker.by_ref().for_each(drop);
         let whole = walker.consumed();
         buf.truncate(whole);
+        if let Some(c) = &self.check {
+            let good = self.check_batches(c, &buf)?;
+            buf.truncate(good);
+        }
         Ok(Bytes::from(buf))
+    }
+
+    /// Checks the CRC of every batch in `buf` (read from the plan's position): the length of the
+    /// good prefix. A corrupt first batch is an error ([`CorruptBatch`]); one later cuts the
+    /// read short before it.
+    fn check_batches(&self, c: &PlanCheck, buf: &[u8]) -> io::Result<usize> {
+        let mut good = 0usize;
+        let mut corrupt = None;
+        for (at, h) in BatchWalker::new(buf) {
+            let end = at + h.size_bytes();
+            if batch::check_stored(&buf[at..end]).is_none() {
+                corrupt = Some(at);
+                break;
+            }
+            good = end;
+        }
+        c.check
+            .checked_good(self.position, self.position + good as u64, c.segment_size);
+        let Some(at) = corrupt else {
+            return Ok(good);
+        };
+        let position = self.position + at as u64;
+        if c.check.found_corrupt(position) {
+            tracing::error!(
+                segment = %c.segment.display(),
+                position,
+                "corrupt batch in a sealed segment (its CRC does not match): not served; fetches from it get CORRUPT_MESSAGE"
+            );
+        }
+        if good == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                CorruptBatch {
+                    segment: c.segment.clone(),
+                    position,
+                },
+            ));
+        }
+        Ok(good)
     }
 }
 
@@ -706,10 +759,16 @@ impl PartitionLog {
                 } else {
                     return Ok(ReadPlan::empty());
                 };
+                let check = (!seg.check().covers(pos + len)).then(|| PlanCheck {
+                    check: Arc::clone(seg.check()),
+                    segment_size: seg.size_bytes(),
+                    segment: seg.log_path().to_path_buf(),
+                });
                 return Ok(ReadPlan {
                     file: Some(seg.file()?),
                     position: pos,
                     len_bytes: len,
+                    check,
                 });
             }
         }

@@ -75,6 +75,8 @@ pub struct Segment {
     pub base_offset: i64,
     /// Opened on demand through the bounded descriptor cache ([`crate::fd_cache`]).
     file: SegmentFile,
+    /// Whether its CRCs were checked since start-up.
+    check: Arc<SegmentCheck>,
     /// The descriptor of the last write not yet handed to an fsync: kept open so that the
     /// fsync is on the descriptor that wrote (and sees its errors).
     unsynced_write: Option<Arc<File>>,
@@ -88,6 +90,71 @@ pub struct Segment {
     bytes_since_index_entry: u64,
     /// Wall-clock time of the first append into this segment, for segment.ms rolls.
     first_append_ms: Option<i64>,
+}
+
+/// Whether a segment's batches have had their CRCs checked since start-up. A sealed segment
+/// opened from its index files is not read at start-up; its batches are checked as reads
+/// return them (never served unchecked), and once reads have checked it from the start to its
+/// end it counts as verified (and may go to sockets by `sendfile` again).
+#[derive(Debug)]
+pub struct SegmentCheck {
+    /// Bytes from the start known good; `u64::MAX` once the whole segment is.
+    verified_to: std::sync::atomic::AtomicU64,
+    /// Position of the first batch found corrupt, `u64::MAX` if none.
+    corrupt_from: std::sync::atomic::AtomicU64,
+}
+
+/// Corrupt batches found in sealed segments since start-up (for `/metrics`).
+static CORRUPT_BATCHES_FOUND: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many corrupt batches reads of sealed segments have found since start-up.
+pub fn corrupt_batches_found() -> u64 {
+    CORRUPT_BATCHES_FOUND.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A read found a stored batch whose CRC does not match: it is not served.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt batch at position {position} of {segment}: its CRC does not match")]
+pub struct CorruptBatch {
+    pub segment: PathBuf,
+    pub position: u64,
+}
+
+impl SegmentCheck {
+    fn verified() -> Arc<SegmentCheck> {
+        Arc::new(SegmentCheck {
+            verified_to: u64::MAX.into(),
+            corrupt_from: u64::MAX.into(),
+        })
+    }
+    fn unverified() -> Arc<SegmentCheck> {
+        Arc::new(SegmentCheck {
+            verified_to: 0.into(),
+            corrupt_from: u64::MAX.into(),
+        })
+    }
+    /// Whether the bytes up to `to` are known good.
+    pub fn covers(&self, to: u64) -> bool {
+        to <= self.verified_to.load(std::sync::atomic::Ordering::Acquire)
+    }
+    /// Records that `[from, to)` checked good: extends what is verified when it starts within it.
+    pub fn checked_good(&self, from: u64, to: u64, segment_size: u64) {
+        use std::sync::atomic::Ordering;
+        let _ = self
+            .verified_to
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                (from <= v && to > v).then_some(if to >= segment_size { u64::MAX } else { to })
+            });
+    }
+    /// Records a corrupt batch at `position`; true the first time (to log and count it once).
+    pub fn found_corrupt(&self, position: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        let first = self.corrupt_from.fetch_min(position, Ordering::AcqRel) == u64::MAX;
+        if first {
+            CORRUPT_BATCHES_FOUND.fetch_add(1, Ordering::Relaxed);
+        }
+        first
+    }
 }
 
 /// What scanning a segment found.
@@ -134,6 +201,8 @@ impl Segment {
             base_offset,
             log_path: file.path().to_path_buf(),
             file,
+            // Written by this process or scanned with CRC checks: see the openers.
+            check: SegmentCheck::verified(),
             unsynced_write: None,
             size_bytes: 0,
             next_offset: base_offset,
@@ -177,6 +246,8 @@ impl Segment {
     /// otherwise rebuilds them by scanning (without truncating anything).
     pub fn open_sealed(dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let mut s = Self::open_file(dir, base_offset)?;
+        // Neither path checks CRCs: reads do (see `SegmentCheck`).
+        s.check = SegmentCheck::unverified();
         if s.load_indexes(dir)?.is_none() {
             tracing::info!(segment = %s.log_path.display(), "rebuilding index by scanning");
             s.scan(false, |_| {})?;
@@ -219,6 +290,8 @@ impl Segment {
         if s.size_bytes < TRUSTED_ACTIVE_MIN_BYTES {
             return Ok((s, false));
         }
+        // Only its last batch is checked here: reads check the rest.
+        s.check = SegmentCheck::unverified();
         match s.load_indexes(dir)? {
             Some(last_batch) if s.batch_is_valid_from(last_batch)? => {}
             _ => return Ok((s, false)),
@@ -232,7 +305,9 @@ impl Segment {
     /// offsets), truncating a torn or corrupt tail and rebuilding the indexes. `on_batch` sees
     /// every valid batch (to rebuild producer state).
     pub fn scan_active(&mut self, on_batch: impl FnMut(&BatchHeader)) -> io::Result<ScanReport> {
-        self.scan(true, on_batch)
+        let report = self.scan(true, on_batch)?;
+        self.check = SegmentCheck::verified();
+        Ok(report)
     }
 
     /// Whether the bytes from `pos` to the end are one whole batch that passes its CRC check
@@ -640,6 +715,11 @@ impl Segment {
         let _ = fs::remove_file(index);
         let _ = fs::remove_file(time);
         fs::remove_file(log)
+    }
+
+    /// Whether its batches' CRCs were checked (shared with reads planned from it).
+    pub fn check(&self) -> &Arc<SegmentCheck> {
+        &self.check
     }
 
     /// The open file (opened again if its descriptor was closed).

@@ -11,6 +11,7 @@ use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use vltava_storage::segment::CorruptBatch;
 use vltava_storage::{ReadData, ReadError, ReadPlan};
 
 use super::code;
@@ -94,6 +95,14 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchReply, 
             let (plan, hw, log_start) = planned;
             let data = match plan.map(|p: ReadPlan| resolve(&p)) {
                 Ok(Ok(data)) => data,
+                Ok(Err(e)) | Err(ReadError::Io(e))
+                    if e.get_ref().is_some_and(|inner| inner.is::<CorruptBatch>()) =>
+                {
+                    // A damaged sealed segment: that partition's read fails, the disk is fine.
+                    any_error = true;
+                    parts.push(partition_error(fp.partition, E::CorruptMessage));
+                    continue;
+                }
                 Ok(Err(_)) | Err(ReadError::Io(_)) if partition.log().is_deleted() => {
                     // Deleted while this fetch ran: its files are going away.
                     any_error = true;
