@@ -450,3 +450,22 @@ def test_cli_errors_are_one_line(broker_factory):
     assert watermarks(b.bootstrap, "present", 2) == [(0, 0), (0, 0)]
     # Usage errors are clap's (exit 2).
     assert cli(b, "topics", "frobnicate", check=False).returncode == 2
+
+
+def test_log_is_plain_text_off_a_terminal_and_json_on_request(broker_factory):
+    """Colour codes only on a terminal (the broker's stderr here is a file); --log-format json
+    writes one JSON object per log line with the level, the message and the fields."""
+    b = broker_factory()
+    AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+    b.terminate()
+    text = b.log()
+    assert "INFO" in text and "\x1b[" not in text, text[:500]
+    j = broker_factory("--log-format", "json")
+    AdminClient({"bootstrap.servers": j.bootstrap}).list_topics(timeout=10)
+    j.terminate()
+    # The start-up banner goes to stdout (for people); the log is stderr (the same file here).
+    lines = [line for line in j.log().splitlines() if line.startswith("{")]
+    assert len(lines) >= 3, j.log()
+    records = [json.loads(line) for line in lines]
+    assert all("level" in r and "fields" in r and "timestamp" in r for r in records), records[:3]
+    assert any(r["level"] == "INFO" and "message" in r["fields"] for r in records), records[:3]

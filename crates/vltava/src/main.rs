@@ -57,14 +57,21 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
-fn init_logging(filter: &str) {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(filter)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+/// Logs to stderr: text, with ANSI colour only when stderr is a terminal (and `NO_COLOR` is
+/// unset), or one JSON object per line.
+fn init_logging(filter: &str, format: serve::LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        serve::LogFormat::Json => builder.json().with_current_span(false).init(),
+        serve::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .init(),
+    }
 }
 
 /// The broker's runtime workers per core. Its tasks make file system calls (appends into the
@@ -81,10 +88,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     match &cli.command {
-        Command::Serve(args) => init_logging(&args.log),
-        _ => {
-            init_logging(&std::env::var("VLTAVA_LOG").unwrap_or_else(|_| "warn,rdkafka=off".into()))
-        }
+        Command::Serve(args) => init_logging(&args.log, args.log_format),
+        _ => init_logging(
+            &std::env::var("VLTAVA_LOG").unwrap_or_else(|_| "warn,rdkafka=off".into()),
+            serve::LogFormat::Text,
+        ),
     }
     // The bench too: its clients and baselines move a gigabyte through large buffers.
     if matches!(cli.command, Command::Serve(_) | Command::Bench(_)) {

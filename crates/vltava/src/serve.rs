@@ -131,6 +131,10 @@ pub struct ServeArgs {
     /// Log filter, e.g. info or vltava_broker=debug.
     #[arg(long, env = "VLTAVA_LOG", default_value = "info")]
     pub log: String,
+    /// Log lines as text (coloured only on a terminal) or one JSON object per line, for log
+    /// shippers.
+    #[arg(long, env = "VLTAVA_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 }
 
 fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
@@ -350,4 +354,11 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     broker.shutdown().await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// How `vltava serve` writes its log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
