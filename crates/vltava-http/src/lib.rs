@@ -300,19 +300,24 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Reads a request body of at most `max_body_bytes` (413 beyond).
+/// Reads a request body of at most `max_body_bytes` (413 beyond, once the excess has been
+/// drained so that the client reads the answer rather than a connection reset).
 pub(crate) async fn read_body(
     s: &AppState,
     body: axum::body::Body,
 ) -> ApiResult<axum::body::Bytes> {
-    axum::body::to_bytes(body, s.cfg.max_body_bytes)
+    use vltava_registry::body::{read_limited, BodyError};
+    read_limited(body, s.cfg.max_body_bytes)
         .await
-        .map_err(|_| {
-            ApiError::new(
+        .map_err(|e| match e {
+            BodyError::TooLarge => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 413,
                 format!("request body larger than {} bytes", s.cfg.max_body_bytes),
-            )
+            ),
+            BodyError::Read(e) => {
+                ApiError::bad_request(format!("cannot read the request body: {e}"))
+            }
         })
 }
 

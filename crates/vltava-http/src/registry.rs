@@ -15,6 +15,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+use vltava_registry::schema::limits;
+use vltava_registry::types::SchemaType;
 
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
@@ -77,6 +79,17 @@ fn compile_proto(
     compiler.include_imports(true);
     compiler.open_file(MAIN_PROTO).map_err(|e| e.to_string())?;
     Ok(compiler.descriptor_pool())
+}
+
+/// Holds a schema from the registry, and the schemas it references, to the registry's own
+/// bounds on size and nesting before any parser sees them: the registry the console points at
+/// may not be Vltava's, and a parser's stack overflow would take the whole process down.
+fn check_limits(kind: SchemaType, text: &str, refs: &[(String, String)]) -> Result<(), String> {
+    limits::check(kind, text).map_err(|e| e.to_string())?;
+    for (name, t) in refs {
+        limits::check(kind, t).map_err(|e| format!("reference '{name}': {e}"))?;
+    }
+    Ok(())
 }
 
 /// Reads one zig-zag varint (Confluent's message-index encoding).
@@ -242,32 +255,38 @@ impl RegistryLink {
     async fn build_decoder(&self, doc: &Value) -> ApiResult<Decoder> {
         let kind = doc["schemaType"].as_str().unwrap_or("AVRO").to_string();
         let text = doc["schema"].as_str().unwrap_or_default().to_string();
+        let bad = |what: &str, e: String| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                50204,
+                format!("registry schema {what}: {e}"),
+            )
+        };
         match kind.as_str() {
             "AVRO" => {
                 let mut refs = Vec::new();
                 self.referenced(doc, &mut refs, 0).await?;
+                check_limits(SchemaType::Avro, &text, &refs).map_err(|e| bad("is refused", e))?;
                 let named: Vec<&str> = refs.iter().map(|(_, t)| t.as_str()).collect();
-                let (schema, named) = apache_avro::Schema::parse_str_with_list(&text, &named)
-                    .map_err(|e| {
-                        ApiError::new(
-                            StatusCode::BAD_GATEWAY,
-                            50204,
-                            format!("registry schema does not parse: {e}"),
-                        )
-                    })?;
+                let (schema, named) = limits::on_parser_stack(|| {
+                    apache_avro::Schema::parse_str_with_list(&text, &named)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(|e| e.to_string())
+                .and_then(|parsed| parsed)
+                .map_err(|e| bad("does not parse", e))?;
                 Ok(Decoder::Avro { schema, named })
             }
             "JSON" => Ok(Decoder::Json),
             "PROTOBUF" => {
                 let mut refs = Vec::new();
                 self.referenced(doc, &mut refs, 0).await?;
-                let pool = compile_proto(&text, refs).map_err(|e| {
-                    ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        50204,
-                        format!("registry schema does not compile: {e}"),
-                    )
-                })?;
+                check_limits(SchemaType::Protobuf, &text, &refs)
+                    .map_err(|e| bad("is refused", e))?;
+                let pool = limits::on_parser_stack(|| compile_proto(&text, refs))
+                    .map_err(|e| e.to_string())
+                    .and_then(|compiled| compiled)
+                    .map_err(|e| bad("does not compile", e))?;
                 Ok(Decoder::Protobuf {
                     pool,
                     file: MAIN_PROTO.to_string(),

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,7 +15,8 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::schema::ParsedSchema;
+use crate::body::{self, BodyError};
+use crate::schema::{limits, ParsedSchema};
 use crate::state::{NewSchema, RegistryState, Version, VersionSel};
 use crate::store::KafkaStore;
 use crate::types::{Compatibility, Mode, Reference, RegistryError, SchemaType};
@@ -68,19 +69,44 @@ impl ApiState {
     }
 }
 
-fn body_json(body: &Bytes, max_bytes: usize) -> Result<Value, RegistryError> {
-    if body.len() > max_bytes {
-        return Err(RegistryError::new(
-            413,
-            413,
-            format!(
-                "Request body of {} bytes exceeds {max_bytes} bytes",
-                body.len()
-            ),
-        ));
+/// Deepest `{`/`[` nesting read from a request body. Bodies are shallow (a schema travels as a
+/// string; references and metadata add a few levels), and the JSON parser recurses per level.
+const MAX_BODY_NESTING_DEPTH: usize = 32;
+
+/// A request body of at most [`ApiState::max_body_bytes`]: 413 with a registry error beyond.
+struct LimitedBody(Bytes);
+
+impl FromRequest<Arc<ApiState>> for LimitedBody {
+    type Rejection = RegistryError;
+
+    async fn from_request(req: Request, s: &Arc<ApiState>) -> Result<Self, Self::Rejection> {
+        let max_bytes = s.max_body_bytes;
+        match body::read_limited(req.into_body(), max_bytes).await {
+            Ok(b) => Ok(LimitedBody(b)),
+            Err(BodyError::TooLarge) => Err(RegistryError::new(
+                413,
+                413,
+                format!("Request body is larger than {max_bytes} bytes"),
+            )),
+            Err(BodyError::Read(e)) => Err(RegistryError::new(
+                400,
+                400,
+                format!("Cannot read the request body: {e}"),
+            )),
+        }
     }
+}
+
+fn body_json(body: &Bytes) -> Result<Value, RegistryError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(RegistryError::new(400, 400, "Request body is empty"));
+    }
+    if !limits::json_within_depth(body, MAX_BODY_NESTING_DEPTH) {
+        return Err(RegistryError::new(
+            400,
+            400,
+            format!("Malformed JSON body: nested deeper than {MAX_BODY_NESTING_DEPTH} levels"),
+        ));
     }
     serde_json::from_slice(body)
         .map_err(|e| RegistryError::new(400, 400, format!("Malformed JSON body: {e}")))
@@ -97,8 +123,10 @@ struct SchemaBody {
     version: Option<i32>,
 }
 
-fn new_schema(body: &Bytes, max_bytes: usize) -> Result<NewSchema, RegistryError> {
-    let v = body_json(body, max_bytes)?;
+/// The schema of a request body, checked against the [`limits`] (size, nesting) before any
+/// other check, so every endpoint refuses a hostile schema the same way.
+fn new_schema(body: &Bytes) -> Result<NewSchema, RegistryError> {
+    let v = body_json(body)?;
     let b: SchemaBody = serde_json::from_value(v)
         .map_err(|e| RegistryError::unprocessable(format!("Unrecognized request: {e}")))?;
     let schema = b
@@ -110,6 +138,9 @@ fn new_schema(body: &Bytes, max_bytes: usize) -> Result<NewSchema, RegistryError
         Some(t) => SchemaType::parse(t)
             .ok_or_else(|| RegistryError::unprocessable(format!("Invalid schema type {t}")))?,
     };
+    limits::check(schema_type, &schema).map_err(|e| {
+        RegistryError::invalid_schema(format!("of type {}: {e}", schema_type.name()))
+    })?;
     Ok(NewSchema {
         schema_type,
         schema,
@@ -328,9 +359,9 @@ async fn referenced_by(
 async fn register(
     State(s): State<Arc<ApiState>>,
     Path(subject): Path<String>,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult {
-    let req = new_schema(&body, s.max_body_bytes)?;
+    let req = new_schema(&body)?;
     let store = s.store()?;
     let id = store
         .write(|state| {
@@ -346,9 +377,9 @@ async fn lookup(
     State(s): State<Arc<ApiState>>,
     Path(subject): Path<String>,
     q: Q,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult {
-    let req = new_schema(&body, s.max_body_bytes)?;
+    let req = new_schema(&body)?;
     let store = s.store()?;
     let state = store.read();
     let deleted = flag(&q, "deleted");
@@ -406,10 +437,10 @@ async fn check_against_version(
     State(s): State<Arc<ApiState>>,
     Path((subject, version)): Path<(String, String)>,
     q: Q,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult {
     let sel = VersionSel::parse(&version)?;
-    let req = new_schema(&body, s.max_body_bytes)?;
+    let req = new_schema(&body)?;
     let store = s.store()?;
     let state = store.read();
     if let VersionSel::Number(_) = sel {
@@ -424,9 +455,9 @@ async fn check_against_all(
     State(s): State<Arc<ApiState>>,
     Path(subject): Path<String>,
     q: Q,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult {
-    let req = new_schema(&body, s.max_body_bytes)?;
+    let req = new_schema(&body)?;
     let store = s.store()?;
     let state = store.read();
     let parsed = parse_for_check(&state, &req)?;
@@ -436,8 +467,8 @@ async fn check_against_all(
 
 // ---- config and mode ----
 
-fn compat_body(body: &Bytes, max_bytes: usize) -> Result<Compatibility, RegistryError> {
-    let v = body_json(body, max_bytes)?;
+fn compat_body(body: &Bytes) -> Result<Compatibility, RegistryError> {
+    let v = body_json(body)?;
     let level = v
         .get("compatibility")
         .or_else(|| v.get("compatibilityLevel"))
@@ -452,8 +483,11 @@ async fn get_global_config(State(s): State<Arc<ApiState>>) -> ApiResult {
     ok(json!({"compatibilityLevel": level.name()}))
 }
 
-async fn put_global_config(State(s): State<Arc<ApiState>>, body: Bytes) -> ApiResult {
-    let level = compat_body(&body, s.max_body_bytes)?;
+async fn put_global_config(
+    State(s): State<Arc<ApiState>>,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult {
+    let level = compat_body(&body)?;
     let store = s.store()?;
     store
         .write(|state| Ok(((), state.set_compatibility(None, level)?)))
@@ -492,9 +526,9 @@ async fn get_subject_config(
 async fn put_subject_config(
     State(s): State<Arc<ApiState>>,
     Path(subject): Path<String>,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult {
-    let level = compat_body(&body, s.max_body_bytes)?;
+    let level = compat_body(&body)?;
     let store = s.store()?;
     store
         .write(|state| Ok(((), state.set_compatibility(Some(&subject), level)?)))
@@ -518,8 +552,8 @@ async fn delete_subject_config(
     ok(json!({"compatibilityLevel": old.name()}))
 }
 
-fn mode_body(body: &Bytes, max_bytes: usize) -> Result<Mode, RegistryError> {
-    let v = body_json(body, max_bytes)?;
+fn mode_body(body: &Bytes) -> Result<Mode, RegistryError> {
+    let v = body_json(body)?;
     let mode = v.get("mode").and_then(Value::as_str).unwrap_or_default();
     Mode::parse(mode).ok_or_else(|| RegistryError::invalid_mode(mode))
 }
@@ -530,8 +564,12 @@ async fn get_global_mode(State(s): State<Arc<ApiState>>) -> ApiResult {
     ok(json!({"mode": mode.name()}))
 }
 
-async fn put_global_mode(State(s): State<Arc<ApiState>>, q: Q, body: Bytes) -> ApiResult {
-    let mode = mode_body(&body, s.max_body_bytes)?;
+async fn put_global_mode(
+    State(s): State<Arc<ApiState>>,
+    q: Q,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult {
+    let mode = mode_body(&body)?;
     let force = flag(&q, "force");
     let store = s.store()?;
     store
@@ -559,9 +597,9 @@ async fn put_subject_mode(
     State(s): State<Arc<ApiState>>,
     Path(subject): Path<String>,
     q: Q,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult {
-    let mode = mode_body(&body, s.max_body_bytes)?;
+    let mode = mode_body(&body)?;
     let force = flag(&q, "force");
     let store = s.store()?;
     store
@@ -596,6 +634,9 @@ async fn method_not_allowed() -> Response {
 
 pub fn router(state: Arc<ApiState>) -> Router {
     use axum::routing::{get as g, post as p};
+    // Bodies are read by `LimitedBody`, which enforces the limit itself (answering 413 as JSON);
+    // axum's own limit (2 MiB by default) is set to the same for any other body extractor.
+    let body_limit = DefaultBodyLimit::max(state.max_body_bytes);
     Router::new()
         .route("/", get(root))
         .route("/schemas", g(list_schemas))
@@ -651,5 +692,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(body_limit)
         .with_state(state)
 }

@@ -7,9 +7,10 @@
 //! - `store_format`: the `_schemas` keys and values.
 //! - `state`: the registry as a pure state machine over those records.
 //! - `store`: the Kafka layer (reader thread, writes read back before answering).
-//! - `api`: the HTTP routes.
+//! - `api`: the HTTP routes; `body`: request bodies read up to the limit.
 
 pub mod api;
+pub mod body;
 pub mod schema;
 pub mod state;
 pub mod store;

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::schema::{self, ParsedSchema, ResolvedReference};
+use crate::schema::{self, ParsedSchema, ResolvedReference, SchemaError};
 use crate::store_format::{
     ConfigValue, DeleteSubjectValue, ModeValue, SchemaValue, StoreKey, StoreWrite,
 };
@@ -320,8 +320,11 @@ impl RegistryState {
         refs: &[Reference],
     ) -> Result<ParsedSchema, RegistryError> {
         let resolved = self.resolve_references(refs)?;
-        schema::parse(schema_type, text, &resolved).map_err(|e| {
-            RegistryError::invalid_schema(format!("of type {}: {e}", schema_type.name()))
+        schema::parse(schema_type, text, &resolved).map_err(|e| match e {
+            SchemaError::Invalid(m) => {
+                RegistryError::invalid_schema(format!("of type {}: {m}", schema_type.name()))
+            }
+            SchemaError::Unavailable(m) => RegistryError::internal(m),
         })
     }
 

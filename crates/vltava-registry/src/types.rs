@@ -263,6 +263,9 @@ impl RegistryError {
     pub fn unprocessable(message: impl Into<String>) -> RegistryError {
         Self::new(422, 422, message)
     }
+    pub fn internal(message: impl Into<String>) -> RegistryError {
+        Self::new(500, 500, message)
+    }
     pub fn store(message: impl Into<String>) -> RegistryError {
         Self::new(500, 50001, message)
     }

@@ -3,9 +3,29 @@
 
 mod avro;
 mod json;
+pub mod limits;
 mod protobuf;
 
+use std::fmt;
+
 use crate::types::{Compatibility, SchemaType};
+
+/// Why a schema did not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaError {
+    /// The text is not a valid schema of its type, or exceeds a [`limits`] bound (42201).
+    Invalid(String),
+    /// No parser could be run (no thread could be started): the schema may well be valid.
+    Unavailable(String),
+}
+
+impl fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SchemaError::Invalid(m) | SchemaError::Unavailable(m) => f.write_str(m),
+        }
+    }
+}
 
 /// A referenced schema, resolved: the name it is imported under, its type and text.
 #[derive(Debug, Clone)]
@@ -34,12 +54,34 @@ enum Inner {
     Protobuf(Box<protobuf::ProtoSchema>),
 }
 
-/// Parses `schema` of `schema_type`, with the schemas it references.
+/// Parses `schema` of `schema_type`, with the schemas it references: every text is checked
+/// against the [`limits`] first, and the parsers run on a thread with a known stack.
 pub fn parse(
     schema_type: SchemaType,
     schema: &str,
     references: &[ResolvedReference],
+) -> Result<ParsedSchema, SchemaError> {
+    limits::check(schema_type, schema).map_err(|e| SchemaError::Invalid(e.to_string()))?;
+    for r in references {
+        limits::check(r.schema_type, &r.schema)
+            .map_err(|e| SchemaError::Invalid(format!("reference '{}': {e}", r.name)))?;
+    }
+    match limits::on_parser_stack(|| parse_unbounded(schema_type, schema, references)) {
+        Ok(parsed) => parsed.map_err(SchemaError::Invalid),
+        Err(e @ limits::ParserThreadError::Panicked) => Err(SchemaError::Invalid(e.to_string())),
+        Err(e @ limits::ParserThreadError::Spawn(_)) => {
+            Err(SchemaError::Unavailable(e.to_string()))
+        }
+    }
+}
+
+/// [`parse`] without its checks, on the caller's stack.
+fn parse_unbounded(
+    schema_type: SchemaType,
+    schema: &str,
+    references: &[ResolvedReference],
 ) -> Result<ParsedSchema, String> {
+    debug_assert!(limits::check(schema_type, schema).is_ok());
     match schema_type {
         SchemaType::Avro => {
             let s = avro::parse(schema, references)?;
@@ -170,6 +212,46 @@ pub fn compact_json(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn nested_proto(depth: usize) -> String {
+        let open: String = (0..depth).map(|i| format!("message M{i} {{ ")).collect();
+        format!("syntax = \"proto3\";\n{open}{}\n", "}".repeat(depth))
+    }
+
+    #[test]
+    fn the_deepest_accepted_schemas_parse_and_deeper_ones_are_invalid() {
+        let depth = limits::MAX_SCHEMA_NESTING_DEPTH;
+        let proto = parse(SchemaType::Protobuf, &nested_proto(depth), &[]);
+        assert!(proto.is_ok(), "{:?}", proto.err());
+        let mut avro = String::from("\"string\"");
+        for i in (0..depth / 3).rev() {
+            avro = format!(
+                "{{\"type\":\"record\",\"name\":\"R{i}\",\"fields\":[{{\"name\":\"f\",\"type\":{avro}}}]}}"
+            );
+        }
+        let parsed = parse(SchemaType::Avro, &avro, &[]);
+        assert!(parsed.is_ok(), "{:?}", parsed.err());
+        let mut json = String::from("{\"type\":\"string\"}");
+        for _ in 0..depth / 2 - 1 {
+            json = format!("{{\"type\":\"object\",\"properties\":{{\"a\":{json}}}}}");
+        }
+        let parsed = parse(SchemaType::Json, &json, &[]);
+        assert!(parsed.is_ok(), "{:?}", parsed.err());
+        match parse(SchemaType::Protobuf, &nested_proto(800), &[]) {
+            Err(SchemaError::Invalid(m)) => assert!(m.contains("nest"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // A reference is held to the same bounds.
+        let deep_ref = ResolvedReference {
+            name: "deep".into(),
+            schema_type: SchemaType::Avro,
+            schema: "[".repeat(depth + 1),
+        };
+        assert!(matches!(
+            parse(SchemaType::Avro, "\"string\"", &[deep_ref]),
+            Err(SchemaError::Invalid(_))
+        ));
+    }
 
     #[test]
     fn compact_json_keeps_strings_and_order() {
