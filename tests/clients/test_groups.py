@@ -1,6 +1,7 @@
 """Consumer groups with real clients: members share partitions without overlap, a killed
 member's partitions move to the others, groups fan out, committed offsets survive restarts,
-cooperative-sticky rebalancing, static membership, and lag as tools compute it."""
+cooperative-sticky rebalancing, static membership, lag as tools compute it, empty groups removed
+at the retention check, and the bound on the number of groups."""
 import json
 import os
 import signal
@@ -367,3 +368,100 @@ def test_kip848_member_carries_on_after_broker_sigkill(broker):
     after = list(admin.describe_consumer_groups([group]).values())[0].result(10)
     assert [m.member_id for m in after.members] == [member_before]
     c.close()
+
+
+def listed_groups(admin):
+    return {g.group_id for g in admin.list_consumer_groups().result(10).valid}
+
+
+def join_and_leave(bs, topic, groups, extra=None):
+    """One consumer per group subscribes, waits for its assignment and closes (leaving the
+    group) without committing."""
+    consumers = []
+    for g in groups:
+        c = Consumer({"bootstrap.servers": bs, "group.id": g, "enable.auto.commit": False, **(extra or {})})
+        c.subscribe([topic])
+        consumers.append(c)
+
+    def all_assigned():
+        for c in consumers:
+            c.poll(0)
+        return all(c.assignment() for c in consumers)
+    wait_until(all_assigned, 60, interval_s=0.01, what=f"{len(groups)} consumers assigned")
+    for c in consumers:
+        c.close()
+
+
+def test_groups_without_offsets_are_removed_at_the_retention_check(broker_factory):
+    """Kafka's cleanupGroupMetadata: a group left empty without committed offsets is removed at
+    the next offsets.retention.check.interval.ms, classic or KIP-848; groups with committed
+    offsets stay (offsets.retention.minutes has not passed)."""
+    b = broker_factory("--offsets-retention-check-interval-ms", "500")
+    bs, topic = b.bootstrap, "expiring-groups"
+    create(bs, topic, 1)
+    produce(bs, topic, 0, 10)
+    admin = AdminClient({"bootstrap.servers": bs})
+    keepers = {"keeper-classic": {"session.timeout.ms": 6000}, "keeper-kip848": {"group.protocol": "consumer"}}
+    for group, extra in keepers.items():
+        c = Consumer({"bootstrap.servers": bs, "group.id": group, "auto.offset.reset": "earliest",
+                      "enable.auto.commit": False, **extra})
+        c.subscribe([topic])
+        got = []
+        wait_until(lambda: (lambda m: m is not None and not m.error() and got.append(m))(c.poll(0.2)) or len(got) == 10,
+                   60, interval_s=0, what=f"{group} to read every record")
+        c.commit(asynchronous=False)
+        c.close()
+    transient = [f"transient-{i}" for i in range(200)]
+    for start in range(0, len(transient), 25):
+        batch = transient[start:start + 25]
+        consumers = []
+        for g in batch:
+            c = Consumer({"bootstrap.servers": bs, "group.id": g, "enable.auto.commit": False})
+            c.subscribe([topic])
+            consumers.append(c)
+
+        def all_assigned():
+            for c in consumers:
+                c.poll(0)
+            return all(c.assignment() for c in consumers)
+        wait_until(all_assigned, 60, interval_s=0.01, what="a batch of consumers assigned")
+        # Groups with members are never removed, whatever the check interval.
+        assert set(batch) <= listed_groups(admin)
+        for c in consumers:
+            c.close()
+    join_and_leave(bs, topic, ["transient-kip848"], {"group.protocol": "consumer"})
+    wait_until(lambda: not {g for g in listed_groups(admin) if g.startswith("transient-")}, 30,
+               interval_s=0.1, what="every group without offsets to be removed")
+    assert set(keepers) <= listed_groups(admin)
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    for group in keepers:
+        offsets = list(admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)]).values())[0].result(10)
+        assert [tp.offset for tp in offsets.topic_partitions] == [10], group
+
+
+def test_a_new_group_past_max_groups_waits_for_room(broker_factory):
+    """--max-groups: a consumer whose group would be one too many is answered
+    COORDINATOR_NOT_AVAILABLE and keeps retrying; it joins once a group is deleted. Existing
+    groups carry on meanwhile."""
+    b = broker_factory("--max-groups", "2")
+    bs, topic = b.bootstrap, "bounded-groups"
+    create(bs, topic, 1)
+    produce(bs, topic, 0, 10)
+    for group in ("first", "second"):
+        c, got = consume_n(bs, topic, group, 10, {"enable.auto.commit": False})
+        assert len(got) == 10
+        c.commit(asynchronous=False)
+        c.close()
+    late = Consumer({"bootstrap.servers": bs, "group.id": "third", "auto.offset.reset": "earliest"})
+    late.subscribe([topic])
+    wait_until(lambda: (late.poll(0.1), "refusing new groups" in b.log())[1], 30, interval_s=0,
+               what="the broker to refuse the third group")
+    assert not late.assignment()
+    join_and_leave(bs, topic, ["first"])  # an existing group still takes members
+    admin = AdminClient({"bootstrap.servers": bs})
+    list(admin.delete_consumer_groups(["second"]).values())[0].result(10)
+    got = []
+    wait_until(lambda: (lambda m: m is not None and not m.error() and got.append(m))(late.poll(0.2)) or len(got) == 10,
+               60, interval_s=0, what="the third group to join and read once there is room")
+    assert "third" in listed_groups(admin) and "second" not in listed_groups(admin)
+    late.close()

@@ -25,6 +25,8 @@ impl ListenerConfig {
     }
 }
 
+pub use crate::group::coordinator::DEFAULT_MAX_GROUPS;
+
 /// Kafka leaves max.connections.per.ip unbounded; a tenth of max.connections keeps room for
 /// every other client when one peer opens sockets without end.
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_000;
@@ -71,6 +73,12 @@ pub struct BrokerConfig {
     pub group_initial_rebalance_delay_ms: i64,
     /// offsets.retention.minutes, in ms
     pub offsets_retention_ms: i64,
+    /// offsets.retention.check.interval.ms: how often empty groups and expired offsets are
+    /// removed.
+    pub offsets_retention_check_interval_ms: i64,
+    /// Groups held at once (Vltava's own bound; Kafka has none): past it a request that would
+    /// create a group gets COORDINATOR_NOT_AVAILABLE.
+    pub max_groups: usize,
 }
 
 impl BrokerConfig {
@@ -96,6 +104,8 @@ impl BrokerConfig {
             group_min_session_timeout_ms: 1_000,
             group_initial_rebalance_delay_ms: 0,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            offsets_retention_check_interval_ms: 600_000,
+            max_groups: DEFAULT_MAX_GROUPS,
         }
     }
 }

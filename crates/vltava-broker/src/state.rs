@@ -98,6 +98,8 @@ impl BrokerState {
                 min_session_timeout_ms: config.group_min_session_timeout_ms,
                 initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
                 offsets_retention_ms: config.offsets_retention_ms,
+                offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
+                max_groups: config.max_groups,
                 ..CoordinatorConfig::default()
             },
             crate::handlers::now_ms(),

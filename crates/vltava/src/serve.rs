@@ -96,6 +96,19 @@ pub struct ServeArgs {
         default_value_t = 10_080
     )]
     offsets_retention_minutes: i64,
+    /// How often empty groups and expired offsets are removed
+    /// (offsets.retention.check.interval.ms).
+    #[arg(
+        long,
+        env = "VLTAVA_OFFSETS_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 600_000
+    )]
+    offsets_retention_check_interval_ms: i64,
+    /// Most consumer groups held at once; past it a JoinGroup, ConsumerGroupHeartbeat or
+    /// OffsetCommit that would create one gets COORDINATOR_NOT_AVAILABLE, which clients retry
+    /// (Vltava's own limit: Kafka has none).
+    #[arg(long, env = "VLTAVA_MAX_GROUPS", default_value_t = vltava_broker::config::DEFAULT_MAX_GROUPS)]
+    max_groups: usize,
     /// Address of the HTTP API (status, health, metrics, REST produce/consume).
     #[arg(long, env = "VLTAVA_HTTP", default_value = "127.0.0.1:8080")]
     http: String,
@@ -229,8 +242,7 @@ fn broker_config(a: &ServeArgs) -> anyhow::Result<BrokerConfig> {
         bail!("--queued-max-request-bytes must be at least --max-request-bytes (one largest request must fit)");
     }
     c.queued_max_request_bytes = a.queued_max_request_bytes;
-    if a
-        .max_open_segment_files
+    if a.max_open_segment_files
         .is_some_and(|n| n < vltava_broker::fd_limit::MIN_MAX_OPEN_SEGMENT_FILES)
     {
         bail!(
@@ -242,12 +254,16 @@ fn broker_config(a: &ServeArgs) -> anyhow::Result<BrokerConfig> {
     if a.group_min_session_timeout_ms < 1
         || a.offsets_retention_minutes < 1
         || a.group_initial_rebalance_delay_ms < 0
+        || a.offsets_retention_check_interval_ms < 1
+        || a.max_groups < 1
     {
-        bail!("group timeouts and offsets retention must be positive");
+        bail!("group timeouts, offsets retention and its check interval, and --max-groups must be positive");
     }
     c.group_min_session_timeout_ms = a.group_min_session_timeout_ms;
     c.group_initial_rebalance_delay_ms = a.group_initial_rebalance_delay_ms;
     c.offsets_retention_ms = a.offsets_retention_minutes * 60_000;
+    c.offsets_retention_check_interval_ms = a.offsets_retention_check_interval_ms;
+    c.max_groups = a.max_groups;
     Ok(c)
 }
 

@@ -5,8 +5,12 @@
 //! `GroupMetadataManager` / `CurrentAssignmentBuilder`. Every change of a group's epochs,
 //! members or assignments is emitted as a [`ConsumerGroupSnapshot`] to persist, so members keep
 //! their epochs and partitions across a broker restart.
+//!
+//! A group exists here while it has members (its committed offsets live in the classic
+//! coordinator, which removes them as Kafka's cleanup does), so the tick visits only groups
+//! with sessions to time, and a heartbeat that joins nothing leaves nothing behind.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use kafka_protocol::error::ResponseError as E;
 use serde::{Deserialize, Serialize};
@@ -29,6 +33,9 @@ pub struct ConsumerGroupsConfig {
     pub heartbeat_interval_ms: i32,
     /// group.consumer.max.size
     pub max_group_size: usize,
+    /// Groups with members held at once (Vltava's own bound, as the classic coordinator's
+    /// `max_groups`): a join that would create one more gets COORDINATOR_NOT_AVAILABLE.
+    pub max_groups: usize,
 }
 
 impl Default for ConsumerGroupsConfig {
@@ -37,6 +44,7 @@ impl Default for ConsumerGroupsConfig {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 2_000,
             max_group_size: 1_000,
+            max_groups: super::coordinator::DEFAULT_MAX_GROUPS,
         }
     }
 }
@@ -134,8 +142,12 @@ pub struct HeartbeatResp {
 #[derive(Default)]
 pub struct ConsumerGroups {
     cfg: ConsumerGroupsConfig,
+    /// Only groups with members.
     groups: BTreeMap<String, CGroup>,
     records: Vec<ConsumerGroupSnapshot>,
+    /// Joins refused because `max_groups` groups exist, since the last
+    /// [`ConsumerGroups::take_groups_refused`].
+    groups_refused: u64,
 }
 
 fn count(p: &Parts) -> usize {
@@ -256,7 +268,12 @@ impl ConsumerGroups {
             cfg,
             groups: BTreeMap::new(),
             records: Vec::new(),
+            groups_refused: 0,
         }
+    }
+    /// How many joins were refused a new group (`max_groups`) since the last call.
+    pub fn take_groups_refused(&mut self) -> u64 {
+        std::mem::take(&mut self.groups_refused)
     }
     /// Snapshots of groups whose durable state changed since the last call.
     pub fn take_records(&mut self) -> Vec<ConsumerGroupSnapshot> {
@@ -288,8 +305,13 @@ impl ConsumerGroups {
         self.groups.values().map(Self::snapshot).collect()
     }
 
-    /// Restores a group at start-up; its members get a fresh session from `now_ms`.
+    /// Restores a group at start-up; its members get a fresh session from `now_ms`. A snapshot
+    /// without members is the group's end.
     pub fn replay(&mut self, s: ConsumerGroupSnapshot, now_ms: i64) {
+        if s.members.is_empty() {
+            self.groups.remove(&s.group_id);
+            return;
+        }
         let members = s
             .members
             .into_iter()
@@ -324,6 +346,16 @@ impl ConsumerGroups {
     pub fn is_active(&self, id: &str) -> bool {
         self.groups.get(id).is_some_and(|g| !g.members.is_empty())
     }
+    /// The topics the members of group `id` subscribe to; `None` without members.
+    pub fn subscribed_topics(&self, id: &str) -> Option<HashSet<String>> {
+        let g = self.groups.get(id).filter(|g| !g.members.is_empty())?;
+        Some(
+            g.members
+                .values()
+                .flat_map(|m| m.subscribed.iter().cloned())
+                .collect(),
+        )
+    }
 
     fn error(e: E, msg: &str, member_id: &str) -> HeartbeatResp {
         HeartbeatResp {
@@ -349,12 +381,33 @@ impl ConsumerGroups {
         let max = self.cfg.max_group_size;
         let group_id = req.group_id.clone();
         let before = self.groups.get(&group_id).map(Self::snapshot);
+        let is_new = before.is_none();
+        let joins = req.member_epoch == 0 && req.subscribed.is_some();
+        if is_new && joins && self.groups.len() >= self.cfg.max_groups {
+            self.groups_refused += 1;
+            return Self::error(
+                E::CoordinatorNotAvailable,
+                "the broker holds its maximum number of groups",
+                &req.member_id,
+            );
+        }
         let resp = self.heartbeat_inner(req, topics, now_ms, interval, max);
-        if let Some(g) = self.groups.get(&group_id) {
-            let after = Self::snapshot(g);
-            if before.as_ref() != Some(&after) {
-                self.records.push(after);
+        match self.groups.get(&group_id) {
+            Some(g) if g.members.is_empty() => {
+                // Its last member left (or a heartbeat that joined nothing made it): the group
+                // goes, and only a group the store knows needs the record of its end.
+                if !is_new {
+                    self.records.push(Self::snapshot(g));
+                }
+                self.groups.remove(&group_id);
             }
+            Some(g) => {
+                let after = Self::snapshot(g);
+                if before.as_ref() != Some(&after) {
+                    self.records.push(after);
+                }
+            }
+            None => {}
         }
         resp
     }
@@ -534,6 +587,7 @@ impl ConsumerGroups {
     /// Expires silent members and members that do not revoke within their rebalance timeout.
     pub fn tick(&mut self, now_ms: i64) {
         let session = self.cfg.session_timeout_ms;
+        let mut emptied = Vec::new();
         for g in self.groups.values_mut() {
             let before = g.members.len();
             g.members.retain(|_, m| {
@@ -544,10 +598,14 @@ impl ConsumerGroups {
                 g.target.retain(|id, _| g.members.contains_key(id));
                 g.group_epoch += 1;
                 self.records.push(Self::snapshot(g));
+                if g.members.is_empty() {
+                    emptied.push(g.group_id.clone());
+                }
             }
         }
-        self.groups
-            .retain(|_, g| !g.members.is_empty() || g.group_epoch == 0);
+        for id in emptied {
+            self.groups.remove(&id);
+        }
     }
 
     /// OffsetCommit v9+ from a consumer-protocol member: the epoch must be current.
@@ -699,5 +757,93 @@ mod tests {
         let g = c.group("g").unwrap();
         assert_eq!(g.target["a"][&id], [0, 1, 2].into());
         assert_eq!(g.target["b"][&id], [3, 4].into());
+    }
+
+    #[test]
+    fn heartbeats_that_join_nothing_leave_no_group() {
+        let (_, t) = topics(1);
+        let mut c = ConsumerGroups::new(ConsumerGroupsConfig::default());
+        for i in 0..1_000 {
+            let group_id = format!("g{i}");
+            let stale = HeartbeatReq {
+                group_id: group_id.clone(),
+                ..hb("m", 5, None)
+            };
+            assert_eq!(c.heartbeat(stale, &t, 0).error, E::UnknownMemberId.code());
+            let leave = HeartbeatReq {
+                group_id: group_id.clone(),
+                ..hb("m", -1, None)
+            };
+            assert_eq!(c.heartbeat(leave, &t, 0).error, 0);
+            let no_subscription = HeartbeatReq {
+                group_id,
+                subscribed: None,
+                ..hb("", 0, None)
+            };
+            assert_eq!(
+                c.heartbeat(no_subscription, &t, 0).error,
+                E::InvalidRequest.code()
+            );
+        }
+        c.tick(0);
+        assert_eq!(c.groups().count(), 0);
+        assert!(c.take_records().is_empty(), "nothing to persist");
+    }
+
+    #[test]
+    fn a_group_goes_with_its_last_member() {
+        let (_, t) = topics(2);
+        let mut c = ConsumerGroups::new(ConsumerGroupsConfig::default());
+        c.heartbeat(hb("a", 0, None), &t, 0);
+        let other = HeartbeatReq {
+            group_id: "other".into(),
+            ..hb("b", 0, None)
+        };
+        c.heartbeat(other, &t, 0);
+        assert_eq!(
+            c.subscribed_topics("g"),
+            Some(HashSet::from(["t".to_string()]))
+        );
+        c.heartbeat(hb("a", -1, None), &t, 100);
+        assert!(c.group("g").is_none(), "left by its last member");
+        assert_eq!(c.subscribed_topics("g"), None);
+        c.tick(45_000);
+        assert!(
+            c.group("other").is_none(),
+            "its last member's session ended"
+        );
+        assert_eq!(c.groups().count(), 0);
+        // A restart does not bring either back.
+        let mut d = ConsumerGroups::new(ConsumerGroupsConfig::default());
+        for r in c.take_records() {
+            d.replay(r, 50_000);
+        }
+        assert_eq!(d.groups().count(), 0);
+    }
+
+    #[test]
+    fn joins_past_max_groups_are_refused_retriably() {
+        let (_, t) = topics(2);
+        let mut c = ConsumerGroups::new(ConsumerGroupsConfig {
+            max_groups: 1,
+            ..ConsumerGroupsConfig::default()
+        });
+        assert_eq!(c.heartbeat(hb("a", 0, None), &t, 0).error, 0);
+        let full = HeartbeatReq {
+            group_id: "second".into(),
+            ..hb("b", 0, None)
+        };
+        let r = c.heartbeat(full.clone(), &t, 0);
+        assert_eq!(r.error, E::CoordinatorNotAvailable.code());
+        assert_eq!(c.take_groups_refused(), 1);
+        assert!(c.group("second").is_none());
+        assert_eq!(
+            c.heartbeat(hb("b", 0, None), &t, 0).error,
+            0,
+            "an existing group takes members"
+        );
+        c.heartbeat(hb("a", -1, None), &t, 10);
+        c.heartbeat(hb("b", -1, None), &t, 10);
+        assert_eq!(c.heartbeat(full, &t, 20).error, 0, "room again");
     }
 }

@@ -4,8 +4,14 @@
 //! [`Coordinator::take_completions`]. Changes that must be durable come out of
 //! [`Coordinator::take_records`]. Semantics follow Kafka's `ClassicGroup` and
 //! `GroupMetadataManager` (states, error codes, member-id-required, static membership).
+//!
+//! Cost of the clock: the tick visits only *live* groups (members, members told
+//! MEMBER_ID_REQUIRED, or a rebalance in progress). Every other group sits in a deadline index
+//! (`idle`) keyed by the earliest time the cleanup (offsets.retention.check.interval.ms) could
+//! remove it or one of its offsets, as Kafka's `cleanupGroupMetadata` does: an Empty group
+//! without offsets goes at the next cleanup, one with offsets when they have all expired.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
@@ -45,9 +51,27 @@ pub struct CoordinatorConfig {
     pub max_group_size: usize,
     /// offsets.retention.minutes, in ms: how long an empty group's offsets are kept.
     pub offsets_retention_ms: i64,
+    /// offsets.retention.check.interval.ms: how often empty groups and expired offsets are
+    /// removed.
+    pub offsets_retention_check_interval_ms: i64,
     /// offset.metadata.max.bytes
     pub max_offset_metadata_bytes: usize,
+    /// Vltava's own bound (Kafka has none): groups held at once. A JoinGroup or OffsetCommit that
+    /// would create one more is answered COORDINATOR_NOT_AVAILABLE, which clients retry.
+    pub max_groups: usize,
 }
+
+/// Default of [`CoordinatorConfig::max_groups`] (and of the KIP-848 groups' own bound): an idle
+/// group with one committed offset takes about a kilobyte, so some 100 MB at the bound.
+pub const DEFAULT_MAX_GROUPS: usize = 100_000;
+
+/// The `idle` key of a group that the next cleanup looks at, whenever it runs.
+const AT_NEXT_CLEANUP: i64 = i64::MIN;
+
+/// What the cleanup must know of a group's KIP-848 side, whose membership lives in
+/// `ConsumerGroups`: the topics its members subscribe to (`None`: no members). Offsets of those
+/// topics never expire, as in Kafka.
+pub type Kip848Subscriptions<'a> = &'a dyn Fn(&str) -> Option<HashSet<String>>;
 
 impl Default for CoordinatorConfig {
     fn default() -> Self {
@@ -57,7 +81,9 @@ impl Default for CoordinatorConfig {
             initial_rebalance_delay_ms: 0,
             max_group_size: 1_000,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            offsets_retention_check_interval_ms: 600_000,
             max_offset_metadata_bytes: 4096,
+            max_groups: DEFAULT_MAX_GROUPS,
         }
     }
 }
@@ -113,8 +139,13 @@ pub struct Group {
     /// When the current PreparingRebalance ends even if not every member has rejoined.
     rebalance_deadline_ms: i64,
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
-    /// Since when the group has had no members (offset expiration counts from here).
+    /// Since when the group has had no members (offset expiration counts from here; Kafka's
+    /// `currentStateTimestamp`).
     empty_since_ms: i64,
+    /// The group's entry in [`Coordinator`]'s `idle` index, when it is not live.
+    idle_due_ms: Option<i64>,
+    /// Whether a record of it was ever queued or replayed: only then does its removal need one.
+    in_store: bool,
 }
 
 impl Group {
@@ -131,6 +162,52 @@ impl Group {
             rebalance_deadline_ms: 0,
             offsets: BTreeMap::new(),
             empty_since_ms: now_ms,
+            idle_due_ms: None,
+            in_store: false,
+        }
+    }
+
+    /// Whether the tick has anything to time in this group: sessions, pending members or a
+    /// rebalance. Every other group is idle and waits in the cleanup's index.
+    fn is_live(&self) -> bool {
+        !self.members.is_empty()
+            || !self.pending_members.is_empty()
+            || self.state != GroupState::Empty
+    }
+
+    /// The record that restores the group's membership and generation.
+    pub fn metadata_record(&self) -> StoreRecord {
+        StoreRecord::Metadata {
+            group: self.group_id.clone(),
+            generation_id: self.generation_id,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol_name.clone(),
+            leader: self.leader.clone(),
+            members: self.members.values().cloned().collect(),
+            empty_since_ms: (self.state == GroupState::Empty).then_some(self.empty_since_ms),
+        }
+    }
+
+    /// Kafka's `offsetExpirationCondition`: the time each offset's retention counts from, and
+    /// the topics whose offsets do not expire; `None` when no offset of the group expires.
+    fn expiration(
+        &self,
+        kip848_subscribed: Option<HashSet<String>>,
+    ) -> Option<(ExpireFrom, HashSet<String>)> {
+        if let Some(subscribed) = kip848_subscribed {
+            return Some((ExpireFrom::Commit, subscribed));
+        }
+        match (self.protocol_type.as_deref(), self.state) {
+            // A standalone consumer's (or an admin's) commits, or a KIP-848 group's with no
+            // members left.
+            (None, _) => Some((ExpireFrom::Commit, HashSet::new())),
+            (Some(_), GroupState::Empty) => {
+                Some((ExpireFrom::EmptySince(self.empty_since_ms), HashSet::new()))
+            }
+            (Some("consumer"), GroupState::Stable) => self
+                .subscribed_topics()
+                .map(|topics| (ExpireFrom::Commit, topics)),
+            _ => None,
         }
     }
 
@@ -194,6 +271,23 @@ impl Group {
             )?);
         }
         Some(topics)
+    }
+}
+
+/// Where an offset's retention counts from.
+#[derive(Debug, Clone, Copy)]
+enum ExpireFrom {
+    Commit,
+    EmptySince(i64),
+}
+
+impl ExpireFrom {
+    fn expires_at_ms(self, o: &CommittedOffset, retention_ms: i64) -> i64 {
+        let from = match self {
+            ExpireFrom::Commit => o.commit_ms,
+            ExpireFrom::EmptySince(t) => t,
+        };
+        from.saturating_add(retention_ms)
     }
 }
 
@@ -280,6 +374,10 @@ pub enum StoreRecord {
         protocol_name: Option<String>,
         leader: Option<String>,
         members: Vec<Member>,
+        /// Since when the group has had no members, so that offset retention survives a
+        /// restart (absent in records of older versions: the replay's time is taken).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        empty_since_ms: Option<i64>,
     },
     DeleteGroup {
         group: String,
@@ -291,6 +389,19 @@ pub enum StoreRecord {
 pub struct Coordinator {
     cfg: CoordinatorConfig,
     groups: BTreeMap<String, Group>,
+    /// Groups for which [`Group::is_live`] holds: the only ones the tick visits.
+    live: BTreeSet<String>,
+    /// Every other group, by the earliest time (ms) the cleanup may remove it or some of its
+    /// offsets. An entry may be early (a later commit only delays expiry), never late.
+    idle: BTreeSet<(i64, String)>,
+    /// When the next cleanup runs (0: at the first tick).
+    next_cleanup_ms: i64,
+    /// Requests refused because `max_groups` groups exist, since the last
+    /// [`Coordinator::take_groups_refused`].
+    groups_refused: u64,
+    /// Groups looked at by ticks and cleanups (tests count the work with it).
+    #[cfg(test)]
+    visited: usize,
     next_ticket: Ticket,
     completions: Vec<Completion>,
     records: Vec<StoreRecord>,
@@ -308,6 +419,12 @@ impl Coordinator {
         Coordinator {
             cfg,
             groups: BTreeMap::new(),
+            live: BTreeSet::new(),
+            idle: BTreeSet::new(),
+            next_cleanup_ms: 0,
+            groups_refused: 0,
+            #[cfg(test)]
+            visited: 0,
             next_ticket: 1,
             completions: Vec::new(),
             records: Vec::new(),
@@ -329,10 +446,87 @@ impl Coordinator {
     pub fn take_records(&mut self) -> Vec<StoreRecord> {
         std::mem::take(&mut self.records)
     }
+    /// How many requests were refused a new group (`max_groups`) since the last call.
+    pub fn take_groups_refused(&mut self) -> u64 {
+        std::mem::take(&mut self.groups_refused)
+    }
+    /// Groups the tick visits (members, pending members or a rebalance).
+    pub fn live_group_count(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Whether `group_id` exists or there is room for it; counts the refusal otherwise.
+    fn admit(&mut self, group_id: &str) -> bool {
+        if self.groups.contains_key(group_id) || self.groups.len() < self.cfg.max_groups {
+            return true;
+        }
+        self.groups_refused += 1;
+        false
+    }
+
+    /// Puts the group in the index its state calls for: `live`, or `idle` due at the next
+    /// cleanup when it just became idle (or lost its last offset).
+    fn reindex(&mut self, group_id: &str) {
+        let Some(g) = self.groups.get_mut(group_id) else {
+            debug_assert!(!self.live.contains(group_id), "a removed group is not live");
+            return;
+        };
+        if g.is_live() {
+            if let Some(due) = g.idle_due_ms.take() {
+                self.idle.remove(&(due, group_id.to_string()));
+            }
+            if !self.live.contains(group_id) {
+                self.live.insert(group_id.to_string());
+            }
+            return;
+        }
+        self.live.remove(group_id);
+        let keep = match g.idle_due_ms {
+            Some(due) => due == AT_NEXT_CLEANUP || !g.offsets.is_empty(),
+            None => false,
+        };
+        if keep {
+            return;
+        }
+        if let Some(due) = g.idle_due_ms.replace(AT_NEXT_CLEANUP) {
+            self.idle.remove(&(due, group_id.to_string()));
+        }
+        self.idle.insert((AT_NEXT_CLEANUP, group_id.to_string()));
+    }
+
+    /// Removes a group and its index entries, with a record if the store knows it.
+    fn remove_group(&mut self, group_id: &str) {
+        let Some(g) = self.groups.remove(group_id) else {
+            return;
+        };
+        self.live.remove(group_id);
+        if let Some(due) = g.idle_due_ms {
+            self.idle.remove(&(due, g.group_id.clone()));
+        }
+        if g.in_store {
+            self.records
+                .push(StoreRecord::DeleteGroup { group: g.group_id });
+        }
+    }
 
     /// Rebuilds state from persisted records (at start-up). Restored members get a fresh
     /// session: they must heartbeat within their session timeout from `now_ms`.
     pub fn replay(&mut self, record: StoreRecord, now_ms: i64) {
+        let group = match &record {
+            StoreRecord::Offset { group, .. }
+            | StoreRecord::Metadata { group, .. }
+            | StoreRecord::DeleteGroup { group } => group.clone(),
+            // Replayed into the consumer groups by the service.
+            StoreRecord::ConsumerGroup(_) => return,
+        };
+        self.replay_one(record, now_ms);
+        if let Some(g) = self.groups.get_mut(&group) {
+            g.in_store = true;
+        }
+        self.reindex(&group);
+    }
+
+    fn replay_one(&mut self, record: StoreRecord, now_ms: i64) {
         match record {
             StoreRecord::Offset {
                 group,
@@ -356,6 +550,7 @@ impl Coordinator {
                 protocol_name,
                 leader,
                 members,
+                empty_since_ms,
             } => {
                 let g = self
                     .groups
@@ -377,12 +572,15 @@ impl Coordinator {
                 } else {
                     GroupState::Stable
                 };
-                g.empty_since_ms = now_ms;
+                g.empty_since_ms = empty_since_ms.unwrap_or(now_ms);
             }
             StoreRecord::DeleteGroup { group } => {
-                self.groups.remove(&group);
+                if let Some(g) = self.groups.get_mut(&group) {
+                    // Removed without a record of its own: this one is already in the store.
+                    g.in_store = false;
+                }
+                self.remove_group(&group);
             }
-            // Replayed into the consumer groups by the service.
             StoreRecord::ConsumerGroup(_) => {}
         }
     }
@@ -398,6 +596,13 @@ impl Coordinator {
     }
 
     pub fn join(&mut self, req: JoinRequest, now_ms: i64) -> Reply<JoinResult> {
+        let group_id = req.group_id.clone();
+        let r = self.join_group(req, now_ms);
+        self.reindex(&group_id);
+        r
+    }
+
+    fn join_group(&mut self, req: JoinRequest, now_ms: i64) -> Reply<JoinResult> {
         if req.group_id.is_empty() {
             return Reply::Now(JoinResult::error(E::InvalidGroupId, &req.member_id));
         }
@@ -405,6 +610,12 @@ impl Coordinator {
             || req.session_timeout_ms > self.cfg.max_session_timeout_ms
         {
             return Reply::Now(JoinResult::error(E::InvalidSessionTimeout, &req.member_id));
+        }
+        if !self.admit(&req.group_id) {
+            return Reply::Now(JoinResult::error(
+                E::CoordinatorNotAvailable,
+                &req.member_id,
+            ));
         }
         let g = self
             .groups
@@ -692,15 +903,9 @@ impl Coordinator {
     }
 
     fn persist_metadata(&mut self, group_id: &str) {
-        if let Some(g) = self.groups.get(group_id) {
-            self.records.push(StoreRecord::Metadata {
-                group: group_id.to_string(),
-                generation_id: g.generation_id,
-                protocol_type: g.protocol_type.clone(),
-                protocol_name: g.protocol_name.clone(),
-                leader: g.leader.clone(),
-                members: g.members.values().cloned().collect(),
-            });
+        if let Some(g) = self.groups.get_mut(group_id) {
+            g.in_store = true;
+            self.records.push(g.metadata_record());
         }
     }
 
@@ -829,6 +1034,17 @@ impl Coordinator {
         members: &[(String, Option<String>)],
         now_ms: i64,
     ) -> Result<Vec<i16>, i16> {
+        let r = self.leave_group(group_id, members, now_ms);
+        self.reindex(group_id);
+        r
+    }
+
+    fn leave_group(
+        &mut self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+        now_ms: i64,
+    ) -> Result<Vec<i16>, i16> {
         let Some(g) = self.groups.get_mut(group_id) else {
             return Err(E::UnknownMemberId.code());
         };
@@ -906,61 +1122,206 @@ impl Coordinator {
         }
     }
 
-    /// Expires sessions, pending members and rebalance deadlines, and old offsets of empty groups.
+    /// Expires sessions, pending members and rebalance deadlines of live groups, and runs the
+    /// cleanup every offsets.retention.check.interval.ms (the first tick runs one). Without
+    /// KIP-848 subscriptions: see [`Coordinator::tick_with`].
     pub fn tick(&mut self, now_ms: i64) {
-        let ids: Vec<String> = self.groups.keys().cloned().collect();
-        for id in ids {
-            let g = self.groups.get_mut(&id).expect("group exists");
-            g.pending_members.retain(|_, deadline| *deadline > now_ms);
-            let waiting_join = g.state == GroupState::PreparingRebalance;
-            let expired: Vec<String> = g
-                .members
-                .values()
-                .filter(|m| {
-                    // A member parked in JoinGroup is governed by the rebalance timeout.
-                    !(waiting_join && m.join_ticket.is_some())
-                        && now_ms - m.last_heartbeat_ms >= m.session_timeout_ms as i64
+        self.tick_with(now_ms, &|_| None);
+    }
+
+    /// [`Coordinator::tick`], with the subscriptions of KIP-848 groups for the cleanup. Costs
+    /// O(live groups' members) between cleanups, whatever the number of idle groups.
+    pub fn tick_with(&mut self, now_ms: i64, kip848: Kip848Subscriptions<'_>) {
+        #[cfg(test)]
+        {
+            self.visited += self.live.len();
+        }
+        let due: Vec<String> = self
+            .live
+            .iter()
+            .filter(|id| {
+                self.groups.get(id.as_str()).is_some_and(|g| {
+                    debug_assert!(
+                        g.is_live() && g.idle_due_ms.is_none(),
+                        "a group is in exactly one of live and idle, the one its state says"
+                    );
+                    Self::timer_due(g, now_ms)
                 })
-                .map(|m| m.member_id.clone())
-                .collect();
-            if !expired.is_empty() {
-                let removed: Vec<Member> =
-                    expired.iter().filter_map(|k| g.members.remove(k)).collect();
-                self.on_members_removed(&id, removed, now_ms);
+            })
+            .cloned()
+            .collect();
+        for id in due {
+            self.expire_timers(&id, now_ms);
+            self.reindex(&id);
+        }
+        if now_ms >= self.next_cleanup_ms {
+            self.cleanup(now_ms, kip848);
+            self.next_cleanup_ms =
+                now_ms.saturating_add(self.cfg.offsets_retention_check_interval_ms.max(1));
+        }
+    }
+
+    /// Whether a member's session ends now; a member parked in JoinGroup is governed by the
+    /// rebalance timeout instead.
+    fn session_over(g: &Group, m: &Member, now_ms: i64) -> bool {
+        let waiting_join = g.state == GroupState::PreparingRebalance && m.join_ticket.is_some();
+        !waiting_join && now_ms - m.last_heartbeat_ms >= m.session_timeout_ms as i64
+    }
+
+    fn timer_due(g: &Group, now_ms: i64) -> bool {
+        g.pending_members
+            .values()
+            .any(|deadline| *deadline <= now_ms)
+            || (g.state == GroupState::PreparingRebalance && now_ms >= g.rebalance_deadline_ms)
+            || g.members.values().any(|m| Self::session_over(g, m, now_ms))
+    }
+
+    fn expire_timers(&mut self, id: &str, now_ms: i64) {
+        let Some(g) = self.groups.get_mut(id) else {
+            return;
+        };
+        g.pending_members.retain(|_, deadline| *deadline > now_ms);
+        let expired: Vec<String> = g
+            .members
+            .values()
+            .filter(|m| Self::session_over(g, m, now_ms))
+            .map(|m| m.member_id.clone())
+            .collect();
+        if !expired.is_empty() {
+            let removed: Vec<Member> = expired.iter().filter_map(|k| g.members.remove(k)).collect();
+            self.on_members_removed(id, removed, now_ms);
+        }
+        if self.groups.get(id).is_some_and(|g| {
+            g.state == GroupState::PreparingRebalance && now_ms >= g.rebalance_deadline_ms
+        }) {
+            self.complete_join(id, now_ms, true);
+        }
+    }
+
+    /// Kafka's `cleanupGroupMetadata`: expires offsets (Kafka's `cleanupExpiredOffsets`) and
+    /// removes every idle group left without any. Visits the idle groups now due and the live
+    /// groups holding offsets, not the others.
+    fn cleanup(&mut self, now_ms: i64, kip848: Kip848Subscriptions<'_>) {
+        let later = self
+            .idle
+            .split_off(&(now_ms.saturating_add(1), String::new()));
+        let due = std::mem::replace(&mut self.idle, later);
+        #[cfg(test)]
+        {
+            self.visited += due.len() + self.live.len();
+        }
+        for (_, id) in due {
+            let Some(g) = self.groups.get_mut(&id) else {
+                continue;
+            };
+            g.idle_due_ms = None;
+            debug_assert!(!g.is_live(), "an indexed idle group has no timers");
+            let (expired, next_due_ms) = self.expire_offsets(&id, now_ms, kip848);
+            let Some(g) = self.groups.get_mut(&id) else {
+                continue;
+            };
+            if g.offsets.is_empty() {
+                // Its DeleteGroup record removes the expired offsets with it.
+                self.remove_group(&id);
+                continue;
             }
-            let g = self.groups.get_mut(&id).expect("group exists");
-            if g.state == GroupState::PreparingRebalance && now_ms >= g.rebalance_deadline_ms {
-                self.complete_join(&id, now_ms, true);
+            g.idle_due_ms = Some(next_due_ms);
+            self.idle.insert((next_due_ms, id.clone()));
+            self.offset_tombstones(&id, expired);
+        }
+        let live_with_offsets: Vec<String> = self
+            .live
+            .iter()
+            .filter(|id| {
+                self.groups
+                    .get(id.as_str())
+                    .is_some_and(|g| !g.offsets.is_empty())
+            })
+            .cloned()
+            .collect();
+        for id in live_with_offsets {
+            let (expired, _) = self.expire_offsets(&id, now_ms, kip848);
+            self.offset_tombstones(&id, expired);
+        }
+    }
+
+    /// Removes the group's expired offsets and returns them, with the earliest time another
+    /// one may expire (the next cleanup if that depends on a subscription).
+    fn expire_offsets(
+        &mut self,
+        id: &str,
+        now_ms: i64,
+        kip848: Kip848Subscriptions<'_>,
+    ) -> (Vec<(String, i32)>, i64) {
+        let next_cleanup_ms = now_ms.saturating_add(self.cfg.offsets_retention_check_interval_ms);
+        let retention_ms = self.cfg.offsets_retention_ms;
+        let Some(g) = self.groups.get_mut(id) else {
+            return (Vec::new(), next_cleanup_ms);
+        };
+        if g.offsets.is_empty() {
+            return (Vec::new(), next_cleanup_ms);
+        }
+        let Some((from, subscribed)) = g.expiration(kip848(id)) else {
+            return (Vec::new(), next_cleanup_ms);
+        };
+        let mut next_due_ms = i64::MAX;
+        let mut expired = Vec::new();
+        for ((topic, partition), o) in &g.offsets {
+            if subscribed.contains(topic) {
+                next_due_ms = next_due_ms.min(next_cleanup_ms);
+                continue;
             }
-            let retention = self.cfg.offsets_retention_ms;
-            let g = self.groups.get_mut(&id).expect("group exists");
-            if g.state == GroupState::Empty
-                && now_ms - g.empty_since_ms >= retention
-                && !g.offsets.is_empty()
-            {
-                g.offsets.clear();
-                self.groups.remove(&id);
-                self.records.push(StoreRecord::DeleteGroup { group: id });
+            let expires_at_ms = from.expires_at_ms(o, retention_ms);
+            if now_ms >= expires_at_ms {
+                expired.push((topic.clone(), *partition));
+            } else {
+                next_due_ms = next_due_ms.min(expires_at_ms);
             }
+        }
+        for key in &expired {
+            g.offsets.remove(key);
+        }
+        (expired, next_due_ms)
+    }
+
+    fn offset_tombstones(&mut self, group_id: &str, expired: Vec<(String, i32)>) {
+        for (topic, partition) in expired {
+            self.records.push(StoreRecord::Offset {
+                group: group_id.to_string(),
+                topic,
+                partition,
+                value: None,
+            });
         }
     }
 
     /// Makes sure a group entry exists to hold offsets (for KIP-848 groups, whose membership
-    /// lives elsewhere).
-    pub fn ensure_group(&mut self, group_id: &str, now_ms: i64) {
-        self.groups
-            .entry(group_id.to_string())
-            .or_insert_with(|| Group::new(group_id, now_ms));
+    /// lives elsewhere). Refused past `max_groups`.
+    pub fn ensure_group(&mut self, group_id: &str, now_ms: i64) -> Result<(), E> {
+        if !self.admit(group_id) {
+            return Err(E::CoordinatorNotAvailable);
+        }
+        if !self.groups.contains_key(group_id) {
+            self.groups
+                .insert(group_id.to_string(), Group::new(group_id, now_ms));
+            self.reindex(group_id);
+        }
+        Ok(())
     }
 
     /// Validates an OffsetCommit against the group (Kafka's `validateOffsetCommit`).
     pub fn validate_commit(&mut self, req: &CommitRequest<'_>, now_ms: i64) -> Result<(), E> {
-        let g = self
-            .groups
-            .entry(req.group_id.to_string())
-            .or_insert_with(|| Group::new(req.group_id, now_ms));
-        if req.generation_id < 0 && req.member_id.is_empty() {
-            // A commit from outside the group protocol (admin tools, manual assignment).
+        let outsider = req.generation_id < 0 && req.member_id.is_empty();
+        if outsider {
+            // A commit from outside the group protocol (admin tools, manual assignment) creates
+            // a group to hold the offsets (Kafka's "simple" group).
+            self.ensure_group(req.group_id, now_ms)?;
+        }
+        let Some(g) = self.groups.get_mut(req.group_id) else {
+            // No group, so no such member (and nothing created for a refused commit).
+            return Err(E::UnknownMemberId);
+        };
+        if outsider {
             return if g.members.is_empty() {
                 Ok(())
             } else {
@@ -985,6 +1346,8 @@ impl Coordinator {
         value: CommittedOffset,
     ) {
         if let Some(g) = self.groups.get_mut(group_id) {
+            g.in_store = true;
+            // An idle group's index entry stays: a newer commit expires later, never earlier.
             g.offsets
                 .insert((topic.to_string(), partition), value.clone());
             self.records.push(StoreRecord::Offset {
@@ -1015,10 +1378,8 @@ impl Coordinator {
                 E::NonEmptyGroup.code()
             }
             Some(_) => {
-                self.groups.remove(group_id);
-                self.records.push(StoreRecord::DeleteGroup {
-                    group: group_id.to_string(),
-                });
+                // With a DeleteGroup record, unless the store never knew the group.
+                self.remove_group(group_id);
                 0
             }
         }
@@ -1058,6 +1419,8 @@ impl Coordinator {
             }
             codes.push(0);
         }
+        // Left without offsets, an idle group goes at the next cleanup.
+        self.reindex(group_id);
         Ok(codes)
     }
 }
@@ -1294,6 +1657,7 @@ mod tests {
     fn commits_are_fenced_and_offsets_expire_with_empty_groups() {
         let mut c = Coordinator::new(CoordinatorConfig {
             offsets_retention_ms: 60_000,
+            offsets_retention_check_interval_ms: 1_000,
             ..CoordinatorConfig::default()
         });
         let m = stable_single(&mut c);
@@ -1432,5 +1796,226 @@ mod tests {
         assert!(
             matches!(c.join(req("ghost", None), 0), Reply::Now(r) if r.error == E::UnknownMemberId.code())
         );
+    }
+
+    fn offset(now: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: None,
+            commit_ms: now,
+        }
+    }
+
+    /// A commit from outside the group protocol (admin tools, a standalone consumer).
+    fn outsider_commit(c: &mut Coordinator, group: &str, partition: i32, now: i64) {
+        let r = CommitRequest {
+            group_id: group,
+            generation_id: -1,
+            member_id: "",
+            group_instance_id: None,
+        };
+        assert_eq!(c.validate_commit(&r, now), Ok(()));
+        c.commit_offset(group, "t", partition, offset(now));
+    }
+
+    fn deleted(records: &[StoreRecord], group: &str) -> bool {
+        records
+            .iter()
+            .any(|r| matches!(r, StoreRecord::DeleteGroup { group: g } if g == group))
+    }
+
+    #[test]
+    fn groups_without_offsets_go_at_the_next_cleanup() {
+        let mut c = Coordinator::new(CoordinatorConfig {
+            offsets_retention_check_interval_ms: 10_000,
+            ..CoordinatorConfig::default()
+        });
+        let m = stable_single(&mut c);
+        c.tick(0);
+        assert!(c.group("g").is_some(), "a group with members stays");
+        c.leave("g", &[(m, None)], 1_000).unwrap();
+        // A member told MEMBER_ID_REQUIRED that never comes back.
+        let Reply::Now(r) = c.join(
+            JoinRequest {
+                group_id: "gone".into(),
+                ..req("", None)
+            },
+            1_000,
+        ) else {
+            panic!("expected MEMBER_ID_REQUIRED");
+        };
+        assert_eq!(r.error, E::MemberIdRequired.code());
+        c.tick(5_000);
+        assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::Empty));
+        assert!(c.group("gone").is_some(), "its member may still come back");
+        c.take_records();
+        c.tick(10_000);
+        assert!(c.group("g").is_none(), "empty and no offsets: removed");
+        assert!(
+            c.group("gone").is_some(),
+            "the pending member's session lasts 10 s"
+        );
+        assert!(deleted(&c.take_records(), "g"));
+        c.tick(20_000);
+        assert!(c.group("gone").is_none());
+        assert!(
+            c.take_records().is_empty(),
+            "a group the store never knew needs no record"
+        );
+        assert_eq!((c.groups().count(), c.live_group_count()), (0, 0));
+    }
+
+    #[test]
+    fn offsets_keep_an_empty_group_until_they_expire() {
+        let cfg = CoordinatorConfig {
+            offsets_retention_ms: 60_000,
+            offsets_retention_check_interval_ms: 1_000,
+            ..CoordinatorConfig::default()
+        };
+        let mut c = Coordinator::new(cfg.clone());
+        let m = stable_single(&mut c);
+        c.commit_offset("g", "t", 0, offset(0));
+        c.leave("g", &[(m, None)], 1_000).unwrap();
+        // A standalone consumer's offsets expire one by one, from their commits.
+        outsider_commit(&mut c, "solo", 0, 0);
+        outsider_commit(&mut c, "solo", 1, 30_000);
+        let mut records = c.take_records();
+        for now in (1_000..=60_000).step_by(1_000) {
+            c.tick(now);
+        }
+        assert!(
+            c.fetch_offset("g", "t", 0).is_some(),
+            "kept 60 s from empty"
+        );
+        assert!(c.fetch_offset("solo", "t", 0).is_none());
+        assert!(c.fetch_offset("solo", "t", 1).is_some());
+        let expired = c.take_records();
+        assert!(expired.contains(&StoreRecord::Offset {
+            group: "solo".into(),
+            topic: "t".into(),
+            partition: 0,
+            value: None
+        }));
+        records.extend(expired);
+        c.tick(61_000);
+        assert!(
+            c.group("g").is_none(),
+            "its offsets expired: removed with them"
+        );
+        assert!(deleted(&c.take_records(), "g"));
+        c.tick(90_000);
+        assert!(c.group("solo").is_none());
+        assert_eq!(c.groups().count(), 0);
+        // Retention counts from when the group became empty, across a restart too.
+        let mut d = Coordinator::new(cfg);
+        for r in records {
+            d.replay(r, 50_000);
+        }
+        assert!(d.fetch_offset("g", "t", 0).is_some());
+        d.tick(50_000);
+        assert!(d.fetch_offset("g", "t", 0).is_some());
+        d.tick(61_000);
+        assert!(d.group("g").is_none());
+    }
+
+    #[test]
+    fn offsets_of_subscribed_topics_do_not_expire() {
+        let mut c = Coordinator::new(CoordinatorConfig {
+            offsets_retention_ms: 60_000,
+            offsets_retention_check_interval_ms: 1_000,
+            ..CoordinatorConfig::default()
+        });
+        // A KIP-848 group's offsets, held here while its members live in ConsumerGroups.
+        c.ensure_group("next", 0).unwrap();
+        c.commit_offset("next", "t", 0, offset(0));
+        c.commit_offset("next", "old", 0, offset(0));
+        let subscribed = |id: &str| (id == "next").then(|| HashSet::from(["t".to_string()]));
+        c.tick_with(100_000, &subscribed);
+        assert!(c.fetch_offset("next", "t", 0).is_some(), "subscribed: kept");
+        assert!(
+            c.fetch_offset("next", "old", 0).is_none(),
+            "not subscribed: expired"
+        );
+        c.tick_with(101_000, &subscribed);
+        assert!(c.group("next").is_some());
+        // Its members are gone: the offsets expire from their commits.
+        c.tick_with(102_000, &|_| None);
+        assert!(c.group("next").is_none());
+    }
+
+    #[test]
+    fn the_tick_visits_only_live_groups() {
+        let mut c = Coordinator::new(CoordinatorConfig {
+            max_groups: 200_000,
+            ..CoordinatorConfig::default()
+        });
+        let ids: Vec<String> = (0..100_000).map(|i| format!("idle-{i}")).collect();
+        for id in &ids {
+            outsider_commit(&mut c, id, 0, 0);
+        }
+        let m = stable_single(&mut c);
+        // The first cleanup looks at each newly idle group once and files it under its expiry.
+        c.tick(0);
+        assert_eq!(c.live_group_count(), 1);
+        assert_eq!(c.idle.len(), 100_000);
+        c.visited = 0;
+        for now in (100..=600_000).step_by(100) {
+            assert_eq!(c.heartbeat("g", 1, &m, None, now), 0);
+            c.tick(now);
+        }
+        // 6,000 ticks and one cleanup, each visiting the one live group.
+        assert_eq!(c.visited, 6_000 + 1);
+        assert_eq!(c.groups().count(), 100_001);
+    }
+
+    #[test]
+    fn new_groups_past_max_groups_are_refused_retriably() {
+        let mut c = Coordinator::new(CoordinatorConfig {
+            max_groups: 2,
+            ..CoordinatorConfig::default()
+        });
+        stable_single(&mut c);
+        outsider_commit(&mut c, "b", 0, 0);
+        let join_c = JoinRequest {
+            group_id: "c".into(),
+            ..req("", None)
+        };
+        assert!(
+            matches!(c.join(join_c.clone(), 0), Reply::Now(r) if r.error == E::CoordinatorNotAvailable.code())
+        );
+        let commit_c = CommitRequest {
+            group_id: "c",
+            generation_id: -1,
+            member_id: "",
+            group_instance_id: None,
+        };
+        assert_eq!(
+            c.validate_commit(&commit_c, 0),
+            Err(E::CoordinatorNotAvailable)
+        );
+        assert_eq!(c.ensure_group("c", 0), Err(E::CoordinatorNotAvailable));
+        // A member's commit to a group that does not exist creates nothing.
+        let member_commit = CommitRequest {
+            group_id: "d",
+            generation_id: 1,
+            member_id: "m",
+            group_instance_id: None,
+        };
+        assert_eq!(
+            c.validate_commit(&member_commit, 0),
+            Err(E::UnknownMemberId)
+        );
+        assert_eq!(c.groups().count(), 2);
+        assert_eq!(c.take_groups_refused(), 3);
+        // Existing groups carry on; room made by a deletion is taken.
+        assert!(
+            matches!(c.join(req("", None), 0), Reply::Now(r) if r.error == E::MemberIdRequired.code())
+        );
+        assert_eq!(c.delete_group("b"), 0);
+        assert!(
+            matches!(c.join(join_c, 0), Reply::Now(r) if r.error == E::MemberIdRequired.code())
+        );
+        assert_eq!(c.take_groups_refused(), 0);
     }
 }

@@ -19,6 +19,7 @@ use super::coordinator::{
     SyncResult, Ticket,
 };
 use super::store::{self, GroupStore, MAX_PENDING_BYTES};
+use crate::log_limit::LogLimiter;
 use vltava_storage::durable::StorageHealth;
 
 pub struct Inner {
@@ -36,6 +37,8 @@ pub struct GroupService {
     /// What the store has made durable (see `store.rs`).
     durable: watch::Receiver<store::Durable>,
     pending_bytes: Arc<AtomicU64>,
+    /// Refusals of new groups are logged at most once per interval: peers cause them.
+    log_limit: LogLimiter,
 }
 
 impl GroupService {
@@ -46,8 +49,11 @@ impl GroupService {
         health: StorageHealth,
     ) -> io::Result<GroupService> {
         let (store, records) = GroupStore::open(dir, health)?;
+        let mut cgroups = ConsumerGroups::new(ConsumerGroupsConfig {
+            max_groups: cfg.max_groups,
+            ..ConsumerGroupsConfig::default()
+        });
         let mut coord = Coordinator::new(cfg);
-        let mut cgroups = ConsumerGroups::new(ConsumerGroupsConfig::default());
         for r in records {
             match r {
                 StoreRecord::ConsumerGroup(s) => cgroups.replay(s, now_ms),
@@ -58,6 +64,7 @@ impl GroupService {
         Ok(GroupService {
             durable,
             pending_bytes,
+            log_limit: LogLimiter::default(),
             inner: Mutex::new(Inner {
                 coord,
                 cgroups,
@@ -83,6 +90,17 @@ impl GroupService {
             return Err(io::Error::other("the group store failed to persist"));
         }
         let r = f(&mut inner);
+        let refused = inner.coord.take_groups_refused() + inner.cgroups.take_groups_refused();
+        if refused > 0 {
+            let max_groups = inner.coord.config().max_groups;
+            crate::warn_limited!(
+                self.log_limit,
+                "max.groups",
+                refused,
+                max_groups,
+                "refusing new groups with COORDINATOR_NOT_AVAILABLE: the broker holds --max-groups groups"
+            );
+        }
         let mut records = inner.coord.take_records();
         records.extend(
             inner
@@ -137,8 +155,9 @@ impl GroupService {
         // After a failed write the store's thread has logged it once; the group APIs answer
         // COORDINATOR_NOT_AVAILABLE until a restart.
         let _ = self.apply(|i| {
-            i.coord.tick(now_ms);
             i.cgroups.tick(now_ms);
+            let Inner { coord, cgroups, .. } = i;
+            coord.tick_with(now_ms, &|id| cgroups.subscribed_topics(id));
         });
     }
 

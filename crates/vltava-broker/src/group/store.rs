@@ -306,14 +306,7 @@ impl GroupStore {
         }
         let mut buf = Vec::new();
         for g in c.groups() {
-            buf.extend_from_slice(&encode(&StoreRecord::Metadata {
-                group: g.group_id.clone(),
-                generation_id: g.generation_id,
-                protocol_type: g.protocol_type.clone(),
-                protocol_name: g.protocol_name.clone(),
-                leader: g.leader.clone(),
-                members: g.members.values().cloned().collect(),
-            })?);
+            buf.extend_from_slice(&encode(&g.metadata_record())?);
             for ((topic, partition), v) in &g.offsets {
                 buf.extend_from_slice(&encode(&StoreRecord::Offset {
                     group: g.group_id.clone(),

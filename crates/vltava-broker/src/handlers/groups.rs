@@ -250,10 +250,7 @@ pub async fn offset_commit(state: &BrokerState, req: OffsetCommitRequest) -> Off
                 .cgroups
                 .validate_commit(&group, cr.member_id, cr.generation_id)
             {
-                Some(v) => {
-                    i.coord.ensure_group(&group, now);
-                    v
-                }
+                Some(v) => v.and_then(|()| i.coord.ensure_group(&group, now)),
                 None => i.coord.validate_commit(&cr, now),
             };
             if let Err(e) = valid {
