@@ -1,6 +1,7 @@
 //! The Vltava broker: a single-node server for the Apache Kafka wire protocol over
 //! `vltava-storage`. Start one with [`Broker::start`]; see ARCHITECTURE.md for the request paths.
 
+pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod fd_limit;
@@ -8,6 +9,7 @@ pub mod group;
 pub mod handlers;
 pub mod log_limit;
 pub mod metrics;
+pub mod producer_ids;
 pub mod protocol;
 pub mod record_check;
 pub mod request_limits;

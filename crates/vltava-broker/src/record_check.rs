@@ -17,8 +17,7 @@ use vltava_storage::batch::{BatchHeader, BatchWalker};
 use vltava_storage::cleaner::MAX_RECORDS_BYTES;
 use vltava_storage::records::{batch_records, parse_records};
 
-use crate::state::BrokerState;
-use crate::topics::Topic;
+use crate::topics::{Topic, TopicRegistry};
 
 /// The Schema Registry's storage topic (Confluent's `kafkastore.topic` default).
 pub const SCHEMAS_TOPIC: &str = "_schemas";
@@ -111,15 +110,15 @@ impl SchemaIds {
     }
 }
 
-/// Feeds `state.schema_ids` the `_schemas` records appended since the last refresh.
-pub fn refresh_schema_ids(state: &BrokerState) {
-    let Some(topic) = state.topics.get(SCHEMAS_TOPIC) else {
+/// Feeds `schema_ids` the `_schemas` records appended since the last refresh.
+pub fn refresh_schema_ids(topics: &TopicRegistry, schema_ids: &std::sync::Mutex<SchemaIds>) {
+    let Some(topic) = topics.get(SCHEMAS_TOPIC) else {
         return;
     };
     let Some(partition) = topic.partitions.first() else {
         return;
     };
-    let mut ids = state.schema_ids.lock().unwrap_or_else(|e| e.into_inner());
+    let mut ids = schema_ids.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         let (plan, log_start) = {
             let log = partition.log();
@@ -169,7 +168,8 @@ pub fn needs_check(topic: &Topic) -> bool {
 
 /// Checks one validated batch against `topic`'s record rules.
 pub fn check_batch(
-    state: &BrokerState,
+    topics: &TopicRegistry,
+    schema_ids: &std::sync::Mutex<SchemaIds>,
     topic: &Topic,
     batch: &[u8],
     h: &BatchHeader,
@@ -180,9 +180,9 @@ pub fn check_batch(
     let compact = topic.config.compact();
     let (check_key, check_value) = topic.config.schema_validation();
     if check_key || check_value {
-        refresh_schema_ids(state);
+        refresh_schema_ids(topics, schema_ids);
     }
-    let ids = state.schema_ids.lock().unwrap_or_else(|e| e.into_inner());
+    let ids = schema_ids.lock().unwrap_or_else(|e| e.into_inner());
     for (i, r) in records.iter().enumerate() {
         let invalid = |message: String| RecordProblem::Invalid {
             record_index: i as i32,

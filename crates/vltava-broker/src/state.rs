@@ -8,8 +8,8 @@ use vltava_storage::durable::StorageHealth;
 use crate::config::BrokerConfig;
 use crate::group::coordinator::CoordinatorConfig;
 use crate::group::service::GroupService;
-use crate::handlers::producer_id::ProducerIdAllocator;
 use crate::metrics::Metrics;
+use crate::producer_ids::ProducerIdAllocator;
 use crate::syncer::Syncer;
 use crate::topic_config::TopicConfig;
 use crate::topics::{Topic, TopicRegistry};
@@ -102,7 +102,7 @@ impl BrokerState {
                 max_groups: config.max_groups,
                 ..CoordinatorConfig::default()
             },
-            crate::handlers::now_ms(),
+            crate::clock::now_ms(),
             health.clone(),
         )?;
         let request_memory = Arc::new(tokio::sync::Semaphore::new(

@@ -147,8 +147,17 @@ pub fn sync_partition(
     let Some(work) = p.log().sync_work() else {
         return false;
     };
+    // Invariant: a partition has at most one fsync in flight (the queue holds it once, and
+    // shutdown syncs only after the sync threads stopped).
+    assert!(
+        !p.syncing.swap(true, Ordering::AcqRel),
+        "two fsyncs of partition {}-{} at once",
+        p.topic,
+        p.index
+    );
     let started = std::time::Instant::now();
     let synced = if skip_fsync { Ok(()) } else { work.run() };
+    p.syncing.store(false, Ordering::Release);
     metrics.fsyncs.inc();
     metrics
         .fsync_seconds

@@ -68,6 +68,8 @@ pub struct Partition {
     hw: watch::Sender<i64>,
     /// Set while the partition is queued for the syncer.
     pub(crate) sync_queued: std::sync::atomic::AtomicBool,
+    /// Set while an fsync of the partition runs: at most one at a time (asserted).
+    pub(crate) syncing: std::sync::atomic::AtomicBool,
     /// Damaged ranges recovery cut out of the active segment at this start (for `/status`).
     pub damaged: Vec<vltava_storage::segment::DamagedRange>,
 }
@@ -107,6 +109,7 @@ impl Partition {
             log: Mutex::new(log),
             hw,
             sync_queued: std::sync::atomic::AtomicBool::new(false),
+            syncing: std::sync::atomic::AtomicBool::new(false),
             damaged: report.active.damaged,
         }))
     }
@@ -124,6 +127,7 @@ impl Partition {
         self.hw.subscribe()
     }
     pub(crate) fn publish_hw(&self, hw: i64) {
+        // Invariant: the high watermark never goes back (a lower value is never published).
         self.hw.send_if_modified(|cur| {
             if hw > *cur {
                 *cur = hw;

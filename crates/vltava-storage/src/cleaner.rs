@@ -135,7 +135,7 @@ pub(crate) enum Swap {
     /// The cleaned copy at `path`, already scanned: `segment` is it as it will be once renamed.
     Replaced {
         path: PathBuf,
-        segment: Segment,
+        segment: Box<Segment>,
     },
 }
 
@@ -167,7 +167,10 @@ impl CleanResult {
                 SegmentOutcome::Emptied => Swap::Emptied,
                 SegmentOutcome::Replaced(path) => {
                     match Segment::open_replacement(&self.dir, seg.base_offset, &path) {
-                        Ok(segment) => Swap::Replaced { path, segment },
+                        Ok(segment) => Swap::Replaced {
+                            path,
+                            segment: Box::new(segment),
+                        },
                         Err(e) => {
                             let _ = fs::remove_file(&path);
                             return Err(e);

@@ -602,6 +602,11 @@ impl PartitionLog {
         let stored = BatchHeader::parse(&header)?;
         self.active_mut()
             .append_parts(&header, records, &stored, now_ms)?;
+        // Invariant: offsets are assigned in order, without gaps, and the log end only grows.
+        assert!(
+            stored.base_offset == base_offset && self.log_end_offset() == stored.next_offset(),
+            "offsets assigned out of order"
+        );
         if idempotent {
             let ts = if cfg.log_append_time {
                 now_ms
@@ -698,12 +703,22 @@ impl PartitionLog {
 
     /// Records that `point` is durable. Returns whether the high watermark moved.
     pub fn mark_durable(&mut self, point: DurablePoint) -> bool {
+        // Invariant: durable ≤ appended (a sync covers only what was appended before it).
+        assert!(
+            point.offset <= self.log_end_offset(),
+            "durable point {} past the log end {}",
+            point.offset,
+            self.log_end_offset()
+        );
         if point.offset > self.durable.offset
             || (point.offset == self.durable.offset
                 && point.segment_base >= self.durable.segment_base)
         {
             let moved = point.offset > self.durable.offset;
+            let hw_before = self.high_watermark();
             self.durable = point;
+            // Invariant: the high watermark never goes back.
+            assert!(self.high_watermark() >= hw_before);
             return moved;
         }
         false
@@ -999,7 +1014,7 @@ impl PartitionLog {
             match (at, seg.swap) {
                 (_, Swap::Unchanged) => {}
                 (Some(i), Swap::Replaced { path, segment }) => {
-                    swaps.push((i, Some((path, segment))))
+                    swaps.push((i, Some((path, *segment))))
                 }
                 (Some(i), Swap::Emptied) => swaps.push((i, None)),
                 (None, Swap::Replaced { path, .. }) => {

@@ -10,8 +10,6 @@ pub mod offsets;
 pub mod produce;
 pub mod producer_id;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
@@ -28,12 +26,7 @@ pub(crate) fn code(e: ResponseError) -> i16 {
     e.code()
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use crate::clock::now_ms;
 
 /// The single partition leader epoch of a single-node broker. Every partition is led by this
 /// node in epoch 0 for its whole life, so OffsetForLeaderEpoch never reports truncation.

@@ -96,7 +96,9 @@ fn append_one(
     }
     if record_check::needs_check(topic) {
         if let Ok(h) = vltava_storage::batch::validate(&records) {
-            if let Err(problem) = record_check::check_batch(state, topic, &records, &h) {
+            if let Err(problem) =
+                record_check::check_batch(&state.topics, &state.schema_ids, topic, &records, &h)
+            {
                 let resp = match problem {
                     RecordProblem::Corrupt(m) => error_response(index, E::CorruptMessage, Some(m)),
                     RecordProblem::Invalid {
