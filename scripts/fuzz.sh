@@ -16,4 +16,9 @@ if [ -z "$(ls -A fuzz/seeds 2>/dev/null)" ]; then
 fi
 cargo fuzz run --fuzz-dir fuzz request fuzz/corpus/request fuzz/seeds -- \
   -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=1048576 -timeout=30
+# The data directories the fuzzed brokers left (vltava-fuzz-<pid>), but not a running one's.
+for d in /dev/shm/vltava-fuzz-* "${TMPDIR:-/tmp}"/vltava-fuzz-*; do
+  [ -d "$d" ] || continue
+  kill -0 "${d##*-}" 2>/dev/null || rm -rf "$d"
+done
 echo "fuzz: no crash in ${seconds}s"
