@@ -324,3 +324,40 @@ def test_creating_ten_thousand_partitions_leaves_the_broker_answering(broker):
     wait_until(lambda: not [n for n in os.listdir(broker.data_dir) if n.endswith("-delete")], 60,
                what="deleted directories removed")
     assert sorted(n for n in os.listdir(broker.data_dir) if n.startswith("wide-")) == ["wide-0"]
+
+
+def test_fetch_max_bytes_is_spent_once_by_an_oversized_first_batch(broker):
+    """KIP-74: a first batch larger than max_bytes is returned whole, and then the response is
+    full: the other partitions get nothing (the budget left is 0, not an underflowed huge one)."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for f in admin.create_topics([NewTopic("big-first", 3, 1)]).values():
+        f.result(10)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "none"})
+    for part in range(3):
+        p.produce("big-first", value=b"x" * 5000, partition=part)
+    assert p.flush(10) == 0
+    t = b"big-first"
+    body = struct.pack(">iiiib", -1, 100, 1, 100, 0) + struct.pack(">ih", 1, len(t)) + t
+    body += struct.pack(">i", 3) + b"".join(struct.pack(">iqi", part, 0, 1 << 20) for part in range(3))
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as s:
+        s.sendall(frame(1, 4, 5, body))
+        resp = read_frame(s)
+    corr, _, topics = struct.unpack_from(">iii", resp)
+    assert (corr, topics) == (5, 1)
+    pos = 12
+    (name_len,) = struct.unpack_from(">h", resp, pos)
+    pos += 2 + name_len
+    (count,) = struct.unpack_from(">i", resp, pos)
+    pos += 4
+    sizes = {}
+    for _ in range(count):
+        part, err = struct.unpack_from(">ih", resp, pos)
+        pos += 4 + 2 + 8 + 8
+        (aborted,) = struct.unpack_from(">i", resp, pos)
+        pos += 4 + max(aborted, 0) * 16
+        (size,) = struct.unpack_from(">i", resp, pos)
+        pos += 4 + max(size, 0)
+        assert err == 0
+        sizes[part] = max(size, 0)
+    assert sizes[0] > 5000, sizes
+    assert sizes[1] == 0 and sizes[2] == 0, sizes
