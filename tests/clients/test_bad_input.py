@@ -361,3 +361,15 @@ def test_fetch_max_bytes_is_spent_once_by_an_oversized_first_batch(broker):
         sizes[part] = max(size, 0)
     assert sizes[0] > 5000, sizes
     assert sizes[1] == 0 and sizes[2] == 0, sizes
+
+
+def test_garbage_connections_are_logged_once_per_cause(broker):
+    """A peer that opens many connections and sends garbage grows the log by one line per cause
+    per 10 s, not one per connection."""
+    for i in range(300):
+        with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as s:
+            s.sendall(frame(9999, 0, i))  # an unknown API key closes the connection
+            assert closed_by_peer(s)
+    still_serves(broker.port)
+    lines = [line for line in broker.log().splitlines() if "unknown API key" in line]
+    assert 1 <= len(lines) <= 3, lines
