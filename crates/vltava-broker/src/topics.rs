@@ -618,31 +618,23 @@ impl TopicRegistry {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().to_string();
-            if is_deleted_partition_dir_name(&name) {
-                // Renamed by a delete the broker stopped before finishing: Vltava's own, if
-                // its partition.metadata says so.
-                match read_partition_metadata(&entry.path()) {
-                    Ok(Some(id)) if !topics.values().any(|t| t.id == id) => {
-                        if let Err(e) = fs::remove_dir_all(entry.path()) {
-                            tracing::warn!(dir = %entry.path().display(), error = %e, "could not remove partition directory");
-                            return;
-                        }
-                    }
-                    _ => tracing::warn!(
-                        dir = %entry.path().display(),
-                        "a directory named as a deleted partition but not one: left as it is"
-                    ),
+            // Ours to remove: a directory a delete renamed (stopped before it was removed) of a
+            // topic that is gone, or a partition directory of a topic id recorded as deleted;
+            // either way only if its partition.metadata says so.
+            let renamed = is_deleted_partition_dir_name(&name);
+            if !renamed {
+                let Some((topic, p)) = parse_partition_dir_name(&name) else {
+                    continue;
+                };
+                if topics.get(topic).is_some_and(|t| t.partition(p).is_some()) {
+                    continue;
                 }
-                continue;
-            }
-            let Some((topic, p)) = parse_partition_dir_name(&name) else {
-                continue;
-            };
-            if topics.get(topic).is_some_and(|t| t.partition(p).is_some()) {
-                continue;
             }
             match read_partition_metadata(&entry.path()) {
-                Ok(Some(id)) if deleted.contains_key(&id) => {
+                Ok(Some(id))
+                    if (renamed && !topics.values().any(|t| t.id == id))
+                        || deleted.contains_key(&id) =>
+                {
                     tracing::info!(dir = %entry.path().display(), "removing partition directory of a deleted topic");
                     if let Err(e) = fs::remove_dir_all(entry.path()) {
                         tracing::warn!(dir = %entry.path().display(), error = %e, "could not remove partition directory");
