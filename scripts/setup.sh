@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian machine that has Rust, Python 3, Node.js and npm:
-# Debian packages (kcat, Chromium, PostgreSQL, fuse3, and python3-venv / g++ / make if missing),
-# a Python venv in .venv with tests/clients/requirements.txt and each examples/*/requirements.txt,
-# and `npm ci` in tests/clients/node and each examples/*/ with a package.json.
+# Debian packages (kcat, Chromium, PostgreSQL, fuse3, and python3-venv / g++ / make / a JDK / Maven /
+# Go if missing), a Python venv in .venv with tests/clients/requirements.txt and each
+# examples/*/requirements.txt, `npm ci` in tests/clients/node and each examples/*/ with a
+# package.json, the Java harness's Maven dependencies (tests/jvm: Apache Kafka's client, tools,
+# Streams and Connect; their class path in tests/jvm/target/tools.classpath) and the Go module's
+# (tests/go: franz-go).
 # Idempotent: a step whose inputs have not changed since it last succeeded is skipped, so a second
 # run takes about a second. scripts/test.sh runs it first. Needs root or sudo for apt-get.
 set -euo pipefail
@@ -21,6 +24,10 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v fusermount3 >/dev/null || missing+=(fuse3)
 command -v c++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
+command -v javac >/dev/null || missing+=(default-jdk-headless)
+command -v mvn >/dev/null || missing+=(maven)
+[ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+command -v go >/dev/null || missing+=(golang-go)
 if [ ! -x .venv/bin/python ] && ! python3 -c 'import ensurepip' 2>/dev/null; then
   missing+=(python3-venv)
 fi
@@ -59,3 +66,24 @@ for pkg in tests/clients/node/package.json examples/*/package.json; do
     printf '%s\n' "$stamp" > "$dir/node_modules/.lock-installed"
   fi
 done
+
+# The Java harness (tests/jvm): Maven resolves Apache Kafka's jars and the test plugins, compiles
+# the tests and writes the tools' class path; skipped while pom.xml and Java are the ones last done.
+stamp="$(javac -version 2>&1; sha256sum tests/jvm/pom.xml)"
+if [ "$(cat tests/jvm/target/.deps-installed 2>/dev/null)" != "$stamp" ]; then
+  echo "setup: mvn dependencies in tests/jvm"
+  (cd tests/jvm && mvn -B -q dependency:build-classpath -Dmdep.outputFile=target/tools.classpath \
+    -Dmdep.includeScope=runtime && mvn -B -q test-compile dependency:resolve-plugins >/dev/null)
+  printf '%s\n' "$stamp" > tests/jvm/target/.deps-installed
+fi
+
+# The Go module (tests/go, franz-go): `go mod download`, skipped while go.sum is the one last done.
+if [ -f tests/go/go.mod ]; then
+  stamp="$(go version; sha256sum tests/go/go.mod tests/go/go.sum 2>&1 || true)"
+  if [ "$(cat "$(go env GOMODCACHE)/.vltava-tests-installed" 2>/dev/null)" != "$stamp" ]; then
+    echo "setup: go mod download in tests/go"
+    (cd tests/go && go mod download)
+    mkdir -p "$(go env GOMODCACHE)"
+    printf '%s\n' "$stamp" > "$(go env GOMODCACHE)/.vltava-tests-installed"
+  fi
+fi
