@@ -207,9 +207,23 @@ func TestKill9Restart(t *testing.T) {
 	createTopic(t, adm, topic, 6, nil)
 	pcl := b.Client(t, kgo.ProducerBatchCompression(kgo.ZstdCompression()))
 	p1 := produceKeyed(t, pcl, topic, 2000, 40, 0)
+	// A group's committed offsets are kept too.
+	var os kadm.Offsets
+	for p := int32(0); p < 6; p++ {
+		os.Add(kadm.Offset{Topic: topic, Partition: p, At: int64(p + 1), LeaderEpoch: -1})
+	}
+	must(t, adm.CommitAllOffsets(ctxT(t, 30*time.Second), "restart-group", os), "CommitAllOffsets")
 
 	b.Kill9()
 	b.Restart()
+
+	fo, err := adm.FetchOffsets(ctxT(t, 30*time.Second), "restart-group")
+	must(t, err, "FetchOffsets after restart")
+	for p := int32(0); p < 6; p++ {
+		if o, ok := fo.Lookup(topic, p); !ok || o.Err != nil || o.At != int64(p+1) {
+			t.Errorf("after restart the committed offset of %s/%d is %+v, want %d", topic, p, o, p+1)
+		}
+	}
 
 	p2 := produceKeyed(t, pcl, topic, 1000, 40, 2000)
 	for k, seqs := range p2.perKey {
