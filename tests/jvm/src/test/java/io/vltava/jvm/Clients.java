@@ -99,8 +99,22 @@ public final class Clients {
         createTopic(admin, name, partitions, Map.of());
     }
 
+    /**
+     * Creates a topic and waits until every partition has a leader, as Kafka's own test utilities
+     * do: on Kafka, CreateTopics returns once the controller has committed the topic, before the
+     * broker has it (an idempotent producer's first batch would then get NOT_LEADER_OR_FOLLOWER).
+     */
     public static void createTopic(Admin admin, String name, int partitions, Map<String, String> configs) {
         get(admin.createTopics(List.of(new NewTopic(name, partitions, (short) 1).configs(configs))).all());
+        Wait.until(Duration.ofSeconds(15), "leaders of the " + partitions + " partitions of " + name, () -> {
+            try {
+                var d = get(admin.describeTopics(List.of(name)).allTopicNames()).get(name);
+                return d.partitions().size() == partitions
+                        && d.partitions().stream().allMatch(p -> p.leader() != null && !p.leader().isEmpty());
+            } catch (org.apache.kafka.common.errors.UnknownTopicOrPartitionException e) {
+                return false;
+            }
+        });
     }
 
     public static List<TopicPartition> partitions(String topic, int n) {

@@ -58,6 +58,9 @@ public final class VltavaBrokerExtension
     public void beforeEach(ExtensionContext context) {
         if (!perClass) {
             broker = VltavaBroker.start(args.toArray(String[]::new));
+            logStart = 0;
+        } else {
+            logStart = broker.readLog().length();
         }
     }
 
@@ -70,18 +73,25 @@ public final class VltavaBrokerExtension
 
     @Override
     public void testFailed(ExtensionContext context, Throwable cause) {
-        // For a per-test broker afterEach has run already: the log is gone with the broker, so the
-        // tail is printed from the copy taken in closeBroker when the test failed.
-        String tail = broker != null ? broker.logTail(LOG_TAIL_CHARS) : lastClosedLog;
+        // Per-class broker: what it logged during this test. Per-test broker: afterEach has closed
+        // it already, so the copy taken then.
+        String tail = broker != null ? sinceTestStart() : lastClosedLog;
         System.err.println("--- vltava log (" + context.getRequiredTestClass().getSimpleName() + " "
                 + context.getDisplayName() + ") ---\n" + tail + "\n--- end of vltava log ---");
     }
 
     private String lastClosedLog = "";
+    private int logStart;
+
+    private String sinceTestStart() {
+        String log = broker.readLog();
+        String since = log.substring(Math.min(logStart, log.length()));
+        return since.length() <= LOG_TAIL_CHARS ? since : "..." + since.substring(since.length() - LOG_TAIL_CHARS);
+    }
 
     private void closeBroker() {
         if (broker != null) {
-            lastClosedLog = broker.logTail(LOG_TAIL_CHARS);
+            lastClosedLog = sinceTestStart();
             broker.close();
             broker = null;
         }
