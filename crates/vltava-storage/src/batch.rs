@@ -232,6 +232,13 @@ pub fn set_log_append_time_split(header: &mut [u8], records: &[u8], now_ms: i64)
 
 /// Sets the record count and the batch length (from the buffer's size) of a rebuilt batch and
 /// recomputes its CRC.
+/// Sets the codec bits of the attributes; the CRC is left for [`set_records_count`] to redo.
+pub fn set_compression(batch: &mut [u8], codec: i16) {
+    let attrs =
+        (be_i16(batch, ATTRIBUTES_AT) & !ATTR_COMPRESSION_MASK) | (codec & ATTR_COMPRESSION_MASK);
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attrs.to_be_bytes());
+}
+
 pub fn set_records_count(batch: &mut [u8], count: i32) {
     batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
     let length = (batch.len() - LOG_OVERHEAD_BYTES) as i32;

@@ -101,9 +101,19 @@ pub fn decompress(codec: i16, data: &[u8], limit_bytes: usize) -> Result<Vec<u8>
     }
 }
 
-/// Compresses a records section with `codec`, in the framing Kafka clients read.
+/// Compresses a records section with `codec`, in the framing Kafka clients read, at the codec's
+/// default level.
 pub fn compress(codec: i16, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
+    compress_at(codec, raw, None)
+}
+
+/// Compresses a records section with `codec` at `level` (Kafka's `compression.gzip.level`,
+/// `compression.lz4.level`, `compression.zstd.level`; `None` or gzip's -1 for the default;
+/// snappy has no levels). The framings are Kafka's: a gzip stream, an LZ4 frame of independent
+/// blocks, a zstd frame, xerial-framed snappy.
+pub fn compress_at(codec: i16, raw: &[u8], level: Option<i32>) -> Result<Vec<u8>, CodecError> {
     use kafka_protocol::compression as c;
+    use std::io::Write;
     fn with<C: Compressor<BytesMut>>(raw: &[u8]) -> Result<Vec<u8>, CodecError> {
         let mut out = BytesMut::new();
         C::compress(&mut out, |b: &mut C::BufMut| {
@@ -113,13 +123,32 @@ pub fn compress(codec: i16, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
         .map_err(|e| CodecError::Corrupt(e.to_string()))?;
         Ok(out.to_vec())
     }
-    match codec {
-        CODEC_NONE => Ok(raw.to_vec()),
-        CODEC_GZIP => with::<c::Gzip>(raw),
-        CODEC_SNAPPY => with::<c::Snappy>(raw),
-        CODEC_LZ4 => with::<c::Lz4>(raw),
-        CODEC_ZSTD => with::<c::Zstd>(raw),
-        other => Err(CodecError::Unknown(other)),
+    let io_err = |e: std::io::Error| CodecError::Corrupt(e.to_string());
+    match (codec, level) {
+        (CODEC_NONE, _) => Ok(raw.to_vec()),
+        (CODEC_GZIP, Some(l)) if (1..=9).contains(&l) => {
+            let mut e =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(l as u32));
+            e.write_all(raw).map_err(io_err)?;
+            e.finish().map_err(io_err)
+        }
+        (CODEC_GZIP, _) => with::<c::Gzip>(raw),
+        (CODEC_SNAPPY, _) => with::<c::Snappy>(raw),
+        (CODEC_LZ4, Some(l)) => {
+            let mut e = lz4::EncoderBuilder::new()
+                .level(l.clamp(1, 17) as u32)
+                .block_mode(lz4::BlockMode::Independent)
+                .build(Vec::new())
+                .map_err(io_err)?;
+            e.write_all(raw).map_err(io_err)?;
+            let (out, result) = e.finish();
+            result.map_err(io_err)?;
+            Ok(out)
+        }
+        (CODEC_LZ4, None) => with::<c::Lz4>(raw),
+        (CODEC_ZSTD, Some(l)) => zstd::stream::encode_all(raw, l).map_err(io_err),
+        (CODEC_ZSTD, None) => with::<c::Zstd>(raw),
+        (other, _) => Err(CodecError::Unknown(other)),
     }
 }
 

@@ -48,6 +48,10 @@ pub struct LogConfig {
     pub min_compaction_lag_ms: i64,
     /// max.compaction.lag.ms: dirty data this old is cleaned whatever the dirty ratio.
     pub max_compaction_lag_ms: i64,
+    /// index.interval.bytes: bytes of batches between two offset-index entries.
+    pub index_interval_bytes: u64,
+    /// segment.jitter.ms: up to this much is taken off segment.ms, per segment.
+    pub segment_jitter_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -65,7 +69,27 @@ impl Default for LogConfig {
             delete_retention_ms: 24 * 3600 * 1000,
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
+            index_interval_bytes: crate::segment::INDEX_INTERVAL_BYTES,
+            segment_jitter_ms: 0,
         }
+    }
+}
+
+impl LogConfig {
+    /// The age at which the segment starting at `base_offset` rolls: segment.ms less its jitter.
+    /// Kafka draws each segment's jitter at random in [0, segment.jitter.ms); here it is drawn
+    /// from the segment's base offset, so that it stays the same across restarts.
+    pub fn roll_after_ms(&self, base_offset: i64) -> i64 {
+        let jitter_ms = self.segment_jitter_ms.min(self.segment_ms);
+        if jitter_ms <= 0 {
+            return self.segment_ms;
+        }
+        // SplitMix64 of the base offset: consecutive segments get unrelated jitters.
+        let mut z = (base_offset as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        self.segment_ms - (z % jitter_ms as u64) as i64
     }
 }
 
@@ -600,8 +624,9 @@ impl PartitionLog {
             log_append_time_ms = now_ms;
         }
         let stored = BatchHeader::parse(&header)?;
-        self.active_mut()
-            .append_parts(&header, records, &stored, now_ms)?;
+        let active = self.active_mut();
+        active.set_index_interval_bytes(cfg.index_interval_bytes);
+        active.append_parts(&header, records, &stored, now_ms)?;
         // Invariant: offsets are assigned in order, without gaps, and the log end only grows.
         assert!(
             stored.base_offset == base_offset && self.log_end_offset() == stored.next_offset(),
@@ -638,7 +663,7 @@ impl PartitionLog {
         let full = a.size_bytes() + incoming_bytes > cfg.segment_bytes;
         let old = a
             .first_append_ms()
-            .is_some_and(|t| now_ms.saturating_sub(t) >= cfg.segment_ms);
+            .is_some_and(|t| now_ms.saturating_sub(t) >= cfg.roll_after_ms(a.base_offset));
         // Index entries hold 32-bit relative offsets and positions.
         let rel_overflow = a.next_offset() + last_offset_delta as i64 - a.base_offset
             >= i32::MAX as i64
@@ -1278,6 +1303,58 @@ mod tests {
         sync(&mut log);
         let data = log.read(2, 1 << 20, true).unwrap().execute().unwrap();
         assert_eq!(BatchHeader::parse(&data).unwrap().base_offset, 2);
+    }
+
+    #[test]
+    fn segment_jitter_takes_up_to_the_jitter_off_segment_ms() {
+        let cfg = LogConfig {
+            segment_ms: 1000,
+            segment_jitter_ms: 300,
+            ..LogConfig::default()
+        };
+        let rolls: Vec<i64> = (0..200).map(|base| cfg.roll_after_ms(base)).collect();
+        assert!(rolls.iter().all(|r| (701..=1000).contains(r)), "{rolls:?}");
+        assert!(rolls.iter().collect::<std::collections::HashSet<_>>().len() > 50);
+        // The same segment always gets the same jitter.
+        assert_eq!(cfg.roll_after_ms(17), cfg.roll_after_ms(17));
+        let none = LogConfig {
+            segment_ms: 1000,
+            ..LogConfig::default()
+        };
+        assert_eq!(none.roll_after_ms(17), 1000);
+        // A jitter above segment.ms is bounded by it, as in Kafka.
+        let huge = LogConfig {
+            segment_ms: 10,
+            segment_jitter_ms: i64::MAX,
+            ..LogConfig::default()
+        };
+        assert!((1..=10).contains(&huge.roll_after_ms(3)));
+    }
+
+    #[test]
+    fn index_interval_bytes_sets_the_offset_index_density() {
+        let index_len = |interval: u64| {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = LogConfig {
+                index_interval_bytes: interval,
+                ..LogConfig::default()
+            };
+            let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+            for i in 0..10 {
+                log.append(&make_batch(1, i, None), &cfg, 0).unwrap();
+            }
+            log.roll().unwrap();
+            std::fs::metadata(
+                dir.path()
+                    .join(crate::segment::segment_file_name(0, ".index")),
+            )
+            .unwrap()
+            .len()
+        };
+        // index.interval.bytes=0: an entry (8 bytes) for every batch; the default 4096: none
+        // for ten batches of under 100 bytes (the segment's start needs no entry, as in Kafka).
+        assert_eq!(index_len(0), 10 * 8);
+        assert_eq!(index_len(4096), 0);
     }
 
     #[test]

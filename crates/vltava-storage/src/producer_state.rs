@@ -84,6 +84,10 @@ impl ProducerStateTable {
     pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }
+    /// Every producer remembered, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (&i64, &ProducerEntry)> {
+        self.producers.iter()
+    }
 
     /// Decides whether `b` may be appended. Does not change the table.
     pub fn check(&self, b: ProducerBatch) -> Result<SequenceVerdict, ProducerError> {

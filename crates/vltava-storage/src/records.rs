@@ -214,3 +214,73 @@ pub fn rebuild_batch(
     crate::batch::set_records_count(&mut out, kept.len() as i32);
     Ok(out)
 }
+
+/// `batch` (whose decompressed records section is `raw`) written again with `codec` at `level`:
+/// the broker-side `compression.type` of a topic, as Kafka's `LogValidator` recompresses. The
+/// header (offsets, timestamps, producer id, epoch and sequence) is kept; the codec bits, the
+/// length and the CRC are new.
+pub fn recompress_batch(
+    batch: &[u8],
+    raw: &[u8],
+    count: i32,
+    codec: i16,
+    level: Option<i32>,
+) -> Result<Vec<u8>, crate::codec::CodecError> {
+    let body = crate::codec::compress_at(codec, raw, level)?;
+    let mut out = Vec::with_capacity(crate::batch::BATCH_HEADER_BYTES + body.len());
+    out.extend_from_slice(&batch[..crate::batch::BATCH_HEADER_BYTES]);
+    out.extend_from_slice(&body);
+    crate::batch::set_compression(&mut out, codec);
+    crate::batch::set_records_count(&mut out, count);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{self, tests::make_keyed_batch, BatchHeader};
+    use crate::codec::*;
+
+    #[test]
+    fn recompress_batch_keeps_the_records_and_header_with_a_new_codec_and_crc() {
+        let records: Vec<batch::tests::KeyValue> = vec![
+            (Some(b"a"), Some(b"one")),
+            (None, Some(b"two")),
+            (Some(b"c"), None),
+        ];
+        let original = make_keyed_batch(&records, 1000, Some((7, 1, 5)));
+        let h = BatchHeader::parse(&original).unwrap();
+        let raw = batch_records(&original, &h, 1 << 20).unwrap();
+        for (codec, level) in [
+            (CODEC_GZIP, Some(1)),
+            (CODEC_GZIP, None),
+            (CODEC_SNAPPY, None),
+            (CODEC_LZ4, Some(9)),
+            (CODEC_ZSTD, Some(19)),
+            (CODEC_NONE, None),
+        ] {
+            let out = recompress_batch(&original, &raw, h.records_count, codec, level).unwrap();
+            let nh = batch::validate(&out).expect("valid CRC and length");
+            assert_eq!(nh.compression(), codec);
+            assert_eq!(
+                (
+                    nh.producer_id,
+                    nh.producer_epoch,
+                    nh.base_sequence,
+                    nh.records_count
+                ),
+                (
+                    h.producer_id,
+                    h.producer_epoch,
+                    h.base_sequence,
+                    h.records_count
+                )
+            );
+            assert_eq!(
+                (nh.base_timestamp, nh.max_timestamp),
+                (h.base_timestamp, h.max_timestamp)
+            );
+            assert_eq!(batch_records(&out, &nh, 1 << 20).unwrap(), raw);
+        }
+    }
+}

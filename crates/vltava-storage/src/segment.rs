@@ -88,6 +88,8 @@ pub struct Segment {
     max_timestamp_ms: i64,
     offset_of_max_timestamp: i64,
     bytes_since_index_entry: u64,
+    /// index.interval.bytes of the topic, as of its last append.
+    index_interval_bytes: u64,
     /// Wall-clock time of the first append into this segment, for segment.ms rolls.
     first_append_ms: Option<i64>,
 }
@@ -211,6 +213,7 @@ impl Segment {
             max_timestamp_ms: -1,
             offset_of_max_timestamp: -1,
             bytes_since_index_entry: 0,
+            index_interval_bytes: INDEX_INTERVAL_BYTES,
             first_append_ms: None,
         }
     }
@@ -626,10 +629,16 @@ impl Segment {
         }
     }
 
+    /// Sets how many bytes of batches lie between two offset-index entries from now on
+    /// (index.interval.bytes; 0 indexes every batch).
+    pub fn set_index_interval_bytes(&mut self, bytes: u64) {
+        self.index_interval_bytes = bytes;
+    }
+
     /// Updates in-memory indexes for a batch at `pos` (already in the file).
     fn track(&mut self, h: &BatchHeader, pos: u64) {
         let rel = (h.base_offset - self.base_offset) as u32;
-        if self.bytes_since_index_entry >= INDEX_INTERVAL_BYTES {
+        if self.bytes_since_index_entry >= self.index_interval_bytes {
             self.index.push(IndexEntry {
                 rel_offset: rel,
                 position: pos as u32,
