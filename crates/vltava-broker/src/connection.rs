@@ -14,21 +14,25 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
-    ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
+    AlterConfigsRequest, AlterPartitionReassignmentsRequest, AlterReplicaLogDirsRequest, ApiKey,
+    ApiVersionsRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    DescribeLogDirsRequest, DescribeProducersRequest, DescribeQuorumRequest,
+    DescribeTopicPartitionsRequest, ElectLeadersRequest, FetchRequest, FindCoordinatorRequest,
     HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
-    SyncGroupRequest,
+    LeaveGroupRequest, ListConfigResourcesRequest, ListGroupsRequest, ListOffsetsRequest,
+    ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, SyncGroupRequest,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::handlers::groups::Caller;
-use crate::handlers::{admin, configs, fetch, groups, metadata, offsets, produce, producer_id};
+use crate::handlers::{
+    admin, cluster, configs, fetch, groups, metadata, offsets, produce, producer_id,
+};
 use crate::protocol::{
     api_versions_body, decode_body, decode_header, encode_response, encode_response_chunks,
     peek_header, supported_range, unsupported_api_versions_response, Chunk, ProtocolError,
@@ -237,6 +241,55 @@ async fn handle(
         ApiKey::InitProducerId => {
             reply!(producer_id::handle(&state.producer_ids, body!(InitProducerIdRequest)).await)
         }
+        ApiKey::DescribeTopicPartitions => {
+            let req = body!(DescribeTopicPartitionsRequest);
+            let names: Vec<_> = req.topics.iter().map(|t| t.name.clone()).collect();
+            match metadata::describe_topic_partitions(state, req) {
+                Ok(resp) => reply!(resp),
+                Err(msg) => {
+                    tracing::debug!(%msg, "DescribeTopicPartitions refused");
+                    reply!(metadata::describe_topic_partitions_error(names))
+                }
+            }
+        }
+        ApiKey::DescribeLogDirs => {
+            reply!(cluster::describe_log_dirs(
+                state,
+                body!(DescribeLogDirsRequest)
+            ))
+        }
+        ApiKey::AlterReplicaLogDirs => {
+            reply!(cluster::alter_replica_log_dirs(
+                state,
+                body!(AlterReplicaLogDirsRequest)
+            ))
+        }
+        ApiKey::ElectLeaders => {
+            reply!(cluster::elect_leaders(state, body!(ElectLeadersRequest), v))
+        }
+        ApiKey::ListPartitionReassignments => reply!(cluster::list_partition_reassignments(
+            state,
+            body!(ListPartitionReassignmentsRequest)
+        )),
+        ApiKey::AlterPartitionReassignments => reply!(cluster::alter_partition_reassignments(
+            state,
+            body!(AlterPartitionReassignmentsRequest)
+        )),
+        ApiKey::DescribeQuorum => {
+            reply!(cluster::describe_quorum(
+                state,
+                body!(DescribeQuorumRequest)
+            ))
+        }
+        ApiKey::DescribeProducers => {
+            reply!(cluster::describe_producers(
+                state,
+                body!(DescribeProducersRequest)
+            ))
+        }
+        ApiKey::ListConfigResources => reply!(
+            cluster::list_config_resources(state, body!(ListConfigResourcesRequest), v).await
+        ),
         _ => Err(unsupported),
     }
 }

@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::buf::ByteBufMut;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use vltava_storage::FileRange;
 
 /// The APIs and versions Vltava implements, and so advertises. Produce is advertised from v0
@@ -40,6 +40,15 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::AlterReplicaLogDirs, 1, 2),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::ListConfigResources, 0, 1),
 ];
 
 /// The lowest Produce version whose records the broker can read (message format v2).
@@ -365,7 +374,28 @@ pub fn encode_response_chunks<R: Encodable + HeaderVersion>(
 }
 
 /// The ApiVersions body listing [`SUPPORTED_APIS`].
+/// The features (KIP-584) this node supports, with the level it runs at (the finalized level):
+/// `(name, min, max, finalized)`. `metadata.version` 25 is Kafka 4.0-IV3, the 4.0 broker whose
+/// APIs Vltava implements; `group.version` 1 is the KIP-848 consumer group protocol. The others
+/// are at 0: Vltava has no transactions (TV2), share groups, streams groups, ELR or KRaft
+/// voter changes yet, and clients must not use them.
+pub const FEATURES: &[(&str, i16, i16, i16)] = &[
+    ("metadata.version", 7, 25, 25),
+    ("group.version", 0, 1, 1),
+    ("kraft.version", 0, 0, 0),
+    ("transaction.version", 0, 0, 0),
+    ("share.version", 0, 0, 0),
+    ("streams.version", 0, 0, 0),
+    ("eligible.leader.replicas.version", 0, 0, 0),
+];
+
+/// The epoch of the finalized features: they never change while Vltava runs.
+pub const FINALIZED_FEATURES_EPOCH: i64 = 1;
+
 pub fn api_versions_body(error_code: i16, only_api_versions: bool) -> ApiVersionsResponse {
+    use kafka_protocol::messages::api_versions_response::{
+        FinalizedFeatureKey, SupportedFeatureKey,
+    };
     let api_keys = SUPPORTED_APIS
         .iter()
         .filter(|(k, _, _)| !only_api_versions || *k == ApiKey::ApiVersions)
@@ -376,10 +406,32 @@ pub fn api_versions_body(error_code: i16, only_api_versions: bool) -> ApiVersion
                 .with_max_version(max)
         })
         .collect();
+    let supported = FEATURES
+        .iter()
+        .map(|&(name, min, max, _)| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version(min)
+                .with_max_version(max)
+        })
+        .collect();
+    // Kafka lists a feature as finalized only at a level above 0.
+    let finalized = FEATURES
+        .iter()
+        .filter(|&&(_, _, _, level)| level > 0)
+        .map(|&(name, _, _, level)| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version_level(level)
+                .with_max_version_level(level)
+        })
+        .collect();
     ApiVersionsResponse::default()
         .with_error_code(error_code)
         .with_api_keys(api_keys)
-        .with_finalized_features_epoch(-1)
+        .with_supported_features(supported)
+        .with_finalized_features_epoch(FINALIZED_FEATURES_EPOCH)
+        .with_finalized_features(finalized)
 }
 
 /// Kafka's answer to an ApiVersions request of a version it does not know: the v0 body with

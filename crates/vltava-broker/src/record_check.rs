@@ -1,5 +1,6 @@
-//! Record-level checks that a few topics ask for at produce time, done before the batch is
-//! appended (Kafka's LogValidator does the same work):
+//! Record-level checks at produce time, done before the batch is appended (Kafka's
+//! LogValidator does the same work): every record readable, timestamps in range, and what a
+//! few topics ask for:
 //!
 //! - compacted topics refuse records without a key (a key is what compaction keeps);
 //! - topics with `confluent.value.schema.validation` / `confluent.key.schema.validation` refuse
@@ -8,14 +9,18 @@
 //!
 //! The registered ids come from the registry's own `_schemas` topic, read straight from this
 //! broker's log: [`SchemaIds`] is the index (a pure state machine fed the topic's records) and
-//! [`refresh_schema_ids`] feeds it what was appended since the last look. Only topics that opt in
-//! pay for decompressing their batches; the hot path of every other topic never comes here.
+//! [`refresh_schema_ids`] feeds it what was appended since the last look. A topic whose
+//! `compression.type` names a codec gets its batches recompressed here too.
 
 use std::collections::{HashMap, HashSet};
 
 use vltava_storage::batch::{BatchHeader, BatchWalker};
 use vltava_storage::cleaner::MAX_RECORDS_BYTES;
-use vltava_storage::records::{batch_records, parse_records};
+use vltava_storage::codec::CODEC_NONE;
+use vltava_storage::records::{batch_records, for_each_record, parse_records, recompress_batch};
+
+/// A record timestamp of -1: none given (Kafka's `RecordBatch.NO_TIMESTAMP`).
+const NO_TIMESTAMP: i64 = -1;
 
 use crate::topics::{Topic, TopicRegistry};
 
@@ -29,8 +34,12 @@ const REFRESH_READ_BYTES: u64 = 1 << 20;
 pub enum RecordProblem {
     /// The batch's records cannot be read (CORRUPT_MESSAGE).
     Corrupt(String),
-    /// A record breaks the topic's rules (INVALID_RECORD), with the record's index in the batch.
-    Invalid { record_index: i32, message: String },
+    /// Records break the topic's rules: every one of them (INVALID_RECORD, or INVALID_TIMESTAMP
+    /// when a timestamp is out of range).
+    Invalid {
+        errors: Vec<RecordError>,
+        invalid_timestamp: bool,
+    },
 }
 
 /// Which schema ids are registered under which subject, as the `_schemas` topic says.
@@ -160,63 +169,158 @@ pub fn refresh_schema_ids(topics: &TopicRegistry, schema_ids: &std::sync::Mutex<
     }
 }
 
-/// Whether produce to `topic` needs record-level checks.
-pub fn needs_check(topic: &Topic) -> bool {
-    let (key, value) = topic.config.schema_validation();
-    topic.config.compact() || key || value
+/// One record's refusal: its index in the batch and why (Kafka's `RecordError`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub batch_index: i32,
+    pub message: String,
 }
 
-/// Checks one validated batch against `topic`'s record rules.
-pub fn check_batch(
+/// What the checks make of a batch that passes: the bytes to append when the topic's
+/// `compression.type` asks the broker to recompress it, `None` to append it as sent.
+pub type Checked = Option<Vec<u8>>;
+
+/// Checks every record of one validated batch as Kafka's `LogValidator` does, reading the
+/// records once (decompressed within `max.decompressed.message.bytes` and
+/// [`MAX_RECORDS_BYTES`]):
+///
+/// - the records parse and their offset deltas are consecutive from 0 (else CORRUPT_MESSAGE:
+///   a poison batch would stop every consumer of the partition at it);
+/// - with CreateTime, every timestamp lies within message.timestamp.before.max.ms behind and
+///   message.timestamp.after.max.ms ahead of `now_ms` (INVALID_TIMESTAMP);
+/// - on compacted topics every record has a key, and with schema validation every key/value
+///   carries a registered schema id (INVALID_RECORD).
+///
+/// Every refused record is reported, not only the first (librdkafka fails the whole batch on
+/// INVALID_RECORD without them). A batch that passes is recompressed when the topic's
+/// `compression.type` names a codec other than the batch's.
+pub fn check_produce(
     topics: &TopicRegistry,
     schema_ids: &std::sync::Mutex<SchemaIds>,
     topic: &Topic,
     batch: &[u8],
     h: &BatchHeader,
-) -> Result<(), RecordProblem> {
-    let raw = batch_records(batch, h, MAX_RECORDS_BYTES)
-        .map_err(|e| RecordProblem::Corrupt(e.to_string()))?;
-    let records = parse_records(&raw, h.records_count).map_err(RecordProblem::Corrupt)?;
+    now_ms: i64,
+) -> Result<Checked, RecordProblem> {
+    let limit_bytes = MAX_RECORDS_BYTES.min(topic.config.max_decompressed_bytes());
+    let body = batch
+        .get(vltava_storage::batch::BATCH_HEADER_BYTES..h.size_bytes())
+        .unwrap_or_default();
+    let inflated;
+    let raw: &[u8] = if h.compression() == CODEC_NONE {
+        body
+    } else {
+        inflated = batch_records(batch, h, limit_bytes).map_err(|e| {
+            RecordProblem::Corrupt(format!("the batch's records cannot be decompressed: {e}"))
+        })?;
+        &inflated
+    };
     let compact = topic.config.compact();
     let (check_key, check_value) = topic.config.schema_validation();
     if check_key || check_value {
         refresh_schema_ids(topics, schema_ids);
     }
-    let ids = schema_ids.lock().unwrap_or_else(|e| e.into_inner());
-    for (i, r) in records.iter().enumerate() {
-        let invalid = |message: String| RecordProblem::Invalid {
-            record_index: i as i32,
-            message,
+    let ids =
+        (check_key || check_value).then(|| schema_ids.lock().unwrap_or_else(|e| e.into_inner()));
+    let bounds = topic.config.timestamp_bounds_ms();
+    let mut errors: Vec<RecordError> = Vec::new();
+    let mut invalid_timestamp = false;
+    for_each_record(raw, h.records_count, |i, r| {
+        if r.offset_delta != i {
+            return Err(format!(
+                "record {i}: offset delta {}, inner offsets must be consecutive",
+                r.offset_delta
+            ));
+        }
+        let mut refuse = |message: String| {
+            errors.push(RecordError {
+                batch_index: i,
+                message,
+            })
         };
+        if let Some((before_ms, after_ms)) = bounds {
+            let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
+            if ts != NO_TIMESTAMP
+                && (now_ms.saturating_sub(ts) > before_ms || ts.saturating_sub(now_ms) > after_ms)
+            {
+                invalid_timestamp = true;
+                refuse(format!(
+                    "Timestamp {ts} of message with offset {i} is out of range. The timestamp should be within [{}, {}]",
+                    now_ms.saturating_sub(before_ms),
+                    now_ms.saturating_add(after_ms)
+                ));
+                return Ok(());
+            }
+        }
         if compact && r.key.is_none() {
-            return Err(invalid(format!(
+            refuse(format!(
                 "Compacted topic cannot accept message without key in topic partition {}.",
                 topic.name
-            )));
+            ));
+            return Ok(());
         }
-        for (on, field, what) in [(check_key, r.key, "key"), (check_value, r.value, "value")] {
-            let Some(bytes) = field.filter(|_| on) else {
-                continue;
-            };
-            let subject = format!("{}-{what}", topic.name);
-            match bytes {
-                [0, a, b, c, d, ..] => {
-                    let id = i32::from_be_bytes([*a, *b, *c, *d]);
-                    if !ids.is_registered(&subject, id) {
-                        return Err(invalid(format!(
+        if let Some(ids) = &ids {
+            for (on, field, what) in [(check_key, r.key, "key"), (check_value, r.value, "value")] {
+                let Some(bytes) = field.filter(|_| on) else {
+                    continue;
+                };
+                let subject = format!("{}-{what}", topic.name);
+                let problem = match bytes {
+                    [0, a, b, c, d, ..] => {
+                        let id = i32::from_be_bytes([*a, *b, *c, *d]);
+                        (!ids.is_registered(&subject, id)).then(|| format!(
                             "Record {i} of the batch failed schema validation: {what} schema id {id} is not registered under subject '{subject}'"
-                        )));
+                        ))
                     }
-                }
-                _ => {
-                    return Err(invalid(format!(
+                    _ => Some(format!(
                         "Record {i} of the batch failed schema validation: the {what} is not in the Schema Registry wire format (magic byte 0 and a schema id) required by confluent.{what}.schema.validation"
-                    )))
+                    )),
+                };
+                if let Some(m) = problem {
+                    refuse(m);
+                    return Ok(());
                 }
             }
         }
+        Ok(())
+    })
+    .map_err(RecordProblem::Corrupt)?;
+    if !errors.is_empty() {
+        return Err(RecordProblem::Invalid {
+            errors,
+            invalid_timestamp,
+        });
     }
-    Ok(())
+    match topic.config.compression() {
+        Some((codec, level)) if codec != h.compression() => {
+            recompress_batch(batch, raw, h.records_count, codec, level)
+                .map(Some)
+                .map_err(|e| RecordProblem::Corrupt(format!("cannot recompress the batch: {e}")))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Kafka's `LogValidator.processRecordErrors` message for a refused batch.
+pub fn record_errors_message(errors: &[RecordError], invalid_timestamp: bool) -> String {
+    if invalid_timestamp {
+        return "One or more records have been rejected due to invalid timestamp".to_string();
+    }
+    let shown: Vec<String> = errors
+        .iter()
+        .take(3)
+        .map(|e| {
+            format!(
+                "RecordError(batchIndex={}, message='{}')",
+                e.batch_index, e.message
+            )
+        })
+        .collect();
+    format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+        errors.len(),
+        shown.join(", ")
+    )
 }
 
 #[cfg(test)]

@@ -63,4 +63,13 @@ elements! {
     OffsetDeleteRequest => |self| self.topics.iter().map(|t| 1 + t.partitions.len()).sum();
     OffsetFetchRequest => |self| self.topics.as_ref().map_or(0, |t| t.iter().map(|t| 1 + t.partition_indexes.len()).sum::<usize>())
         + self.groups.iter().map(|g| 1 + g.topics.as_ref().map_or(0, |t| t.iter().map(|t| 1 + t.partition_indexes.len()).sum::<usize>())).sum::<usize>();
+    DescribeTopicPartitionsRequest => |self| self.topics.len();
+    DescribeLogDirsRequest => |self| self.topics.as_ref().map_or(0, |t| t.iter().map(|t| 1 + t.partitions.len()).sum());
+    AlterReplicaLogDirsRequest => |self| self.dirs.iter().map(|d| 1 + d.topics.iter().map(|t| 1 + t.partitions.len()).sum::<usize>()).sum();
+    ElectLeadersRequest => |self| self.topic_partitions.as_ref().map_or(0, |t| t.iter().map(|t| 1 + t.partitions.len()).sum());
+    ListPartitionReassignmentsRequest => |self| self.topics.as_ref().map_or(0, |t| t.iter().map(|t| 1 + t.partition_indexes.len()).sum());
+    AlterPartitionReassignmentsRequest => |self| self.topics.iter().map(|t| 1 + t.partitions.iter().map(|p| 1 + opt(&p.replicas)).sum::<usize>()).sum();
+    DescribeQuorumRequest => |self| self.topics.iter().map(|t| 1 + t.partitions.len()).sum();
+    DescribeProducersRequest => |self| self.topics.iter().map(|t| 1 + t.partition_indexes.len()).sum();
+    ListConfigResourcesRequest => |self| self.resource_types.len();
 }

@@ -41,6 +41,38 @@ fn int_at_least(v: &str, min: i64) -> Result<(), String> {
         Err(_) => Err(format!("value '{v}' is not a valid int")),
     }
 }
+fn int_in(v: &str, min: i64, max: i64) -> Result<(), String> {
+    match v.trim().parse::<i32>() {
+        Ok(n) if (min..=max).contains(&(n as i64)) => Ok(()),
+        Ok(n) => Err(format!("value {n} must be between {min} and {max}")),
+        Err(_) => Err(format!("value '{v}' is not a valid int")),
+    }
+}
+fn only_false(v: &str, why: &str) -> Result<(), String> {
+    boolean(v)?;
+    if v.trim().eq_ignore_ascii_case("true") {
+        return Err(why.to_string());
+    }
+    Ok(())
+}
+/// Kafka's throttled-replicas lists: `*`, or `partition:broker` pairs.
+fn throttled_replicas(v: &str) -> Result<(), String> {
+    let v = v.trim();
+    if v.is_empty() || v == "*" {
+        return Ok(());
+    }
+    for item in v.split(',') {
+        let ok = item.trim().split_once(':').is_some_and(|(p, b)| {
+            p.trim().parse::<i32>().is_ok() && b.trim().parse::<i32>().is_ok()
+        });
+        if !ok {
+            return Err(format!(
+                "value '{v}' must be '*' or a list of [partitionId]:[brokerId]"
+            ));
+        }
+    }
+    Ok(())
+}
 fn one_of(v: &str, allowed: &[&str]) -> Result<(), String> {
     if allowed.contains(&v.trim()) {
         Ok(())
@@ -99,8 +131,32 @@ pub static CONFIG_DEFS: &[ConfigDef] = &[
         default: "producer",
         config_type: ConfigType::String,
         broker_synonym: "compression.type",
-        doc: "Vltava stores batches compressed as the producer sent them ('producer').",
-        validate: |v| one_of(v, &["producer"]),
+        doc: "'producer' stores batches compressed as the producer sent them; gzip, snappy, lz4, zstd or uncompressed make the broker recompress every batch written in another codec, as Kafka does.",
+        validate: |v| one_of(v, &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+    },
+    ConfigDef {
+        name: "compression.gzip.level",
+        default: "-1",
+        config_type: ConfigType::Int,
+        broker_synonym: "compression.gzip.level",
+        doc: "The gzip level (1-9, -1 for the default) the broker recompresses with when compression.type is gzip.",
+        validate: |v| int_in(v, -1, 9).and_then(|()| if v.trim() == "0" { Err("value 0 must be -1 or between 1 and 9".into()) } else { Ok(()) }),
+    },
+    ConfigDef {
+        name: "compression.lz4.level",
+        default: "9",
+        config_type: ConfigType::Int,
+        broker_synonym: "compression.lz4.level",
+        doc: "The LZ4 level (1-17) the broker recompresses with when compression.type is lz4.",
+        validate: |v| int_in(v, 1, 17),
+    },
+    ConfigDef {
+        name: "compression.zstd.level",
+        default: "3",
+        config_type: ConfigType::Int,
+        broker_synonym: "compression.zstd.level",
+        doc: "The zstd level (-131072 to 22) the broker recompresses with when compression.type is zstd.",
+        validate: |v| int_in(v, -131072, 22),
     },
     ConfigDef {
         name: "delete.retention.ms",
@@ -190,6 +246,174 @@ pub static CONFIG_DEFS: &[ConfigDef] = &[
         doc: "The age at which a segment is rolled even if not full.",
         validate: |v| long_at_least(v, 1),
     },
+    ConfigDef {
+        name: "errors.deadletterqueue.group.enable",
+        default: "false",
+        config_type: ConfigType::Boolean,
+        broker_synonym: "errors.deadletterqueue.group.enable",
+        doc: "KIP-1191 (share groups' dead-letter topics): whether a share group may write its undeliverable records here. Stored and reported; Vltava has no share groups yet, so nothing writes by it.",
+        validate: boolean,
+    },
+    ConfigDef {
+        name: "file.delete.delay.ms",
+        default: "60000",
+        config_type: ConfigType::Long,
+        broker_synonym: "log.segment.delete.delay.ms",
+        doc: "Kafka renames a segment to .deleted and removes it this long after retention or compaction drops it, so that readers still holding it finish. Vltava removes such a segment's file at once: a reader keeps its open descriptor and reads on (an unlinked file lives while it is open), so there is no delay to wait out. Stored and reported.",
+        validate: |v| long_at_least(v, 0),
+    },
+    ConfigDef {
+        name: "flush.messages",
+        default: "9223372036854775807",
+        config_type: ConfigType::Long,
+        broker_synonym: "log.flush.interval.messages",
+        doc: "Kafka fsyncs a partition after this many messages. Vltava fsyncs (group commit) every batch before it acknowledges it, which is what flush.messages=1 asks for, whatever the value. Stored and reported.",
+        validate: |v| long_at_least(v, 1),
+    },
+    ConfigDef {
+        name: "flush.ms",
+        default: "9223372036854775807",
+        config_type: ConfigType::Long,
+        broker_synonym: "log.flush.interval.ms",
+        doc: "Kafka fsyncs a partition at least this often. Vltava fsyncs every batch before acknowledging it, which is at least as often as any value asks. Stored and reported.",
+        validate: |v| long_at_least(v, 0),
+    },
+    ConfigDef {
+        name: "follower.replication.throttled.replicas",
+        default: "",
+        config_type: ConfigType::List,
+        broker_synonym: "",
+        doc: "Replicas whose follower replication is throttled ('*' or partition:broker pairs). A single node has no followers: stored and reported (kafka-reassign-partitions sets and clears it).",
+        validate: throttled_replicas,
+    },
+    ConfigDef {
+        name: "index.interval.bytes",
+        default: "4096",
+        config_type: ConfigType::Int,
+        broker_synonym: "log.index.interval.bytes",
+        doc: "How far apart Kafka's offset-index entries are. Vltava's segment index has an entry per batch, which is at least as dense as any value asks. Stored and reported.",
+        validate: |v| int_at_least(v, 0),
+    },
+    ConfigDef {
+        name: "leader.replication.throttled.replicas",
+        default: "",
+        config_type: ConfigType::List,
+        broker_synonym: "",
+        doc: "Replicas whose leader-side replication is throttled ('*' or partition:broker pairs). A single node replicates to no one: stored and reported (kafka-reassign-partitions sets and clears it).",
+        validate: throttled_replicas,
+    },
+    ConfigDef {
+        name: "local.retention.bytes",
+        default: "-2",
+        config_type: ConfigType::Long,
+        broker_synonym: "log.local.retention.bytes",
+        doc: "Tiered storage's local retention (-2: the same as retention.bytes). Vltava has no remote tier, so retention.bytes alone applies. Stored and reported.",
+        validate: |v| long_at_least(v, -2),
+    },
+    ConfigDef {
+        name: "local.retention.ms",
+        default: "-2",
+        config_type: ConfigType::Long,
+        broker_synonym: "log.local.retention.ms",
+        doc: "Tiered storage's local retention (-2: the same as retention.ms). Vltava has no remote tier, so retention.ms alone applies. Stored and reported.",
+        validate: |v| long_at_least(v, -2),
+    },
+    ConfigDef {
+        name: "max.decompressed.message.bytes",
+        default: "2147483639",
+        config_type: ConfigType::Int,
+        broker_synonym: "max.decompressed.message.bytes",
+        doc: "The most bytes a compressed batch's records may inflate to; a batch beyond it is refused (CORRUPT_MESSAGE). Vltava also never inflates one beyond 64 MiB.",
+        validate: |v| int_in(v, 1, 2147483639),
+    },
+    ConfigDef {
+        name: "message.timestamp.after.max.ms",
+        default: "3600000",
+        config_type: ConfigType::Long,
+        broker_synonym: "log.message.timestamp.after.max.ms",
+        doc: "With CreateTime, a record whose timestamp is more than this far ahead of the broker's clock is refused (INVALID_TIMESTAMP).",
+        validate: |v| long_at_least(v, 0),
+    },
+    ConfigDef {
+        name: "message.timestamp.before.max.ms",
+        default: "9223372036854775807",
+        config_type: ConfigType::Long,
+        broker_synonym: "log.message.timestamp.before.max.ms",
+        doc: "With CreateTime, a record whose timestamp is more than this far behind the broker's clock is refused (INVALID_TIMESTAMP).",
+        validate: |v| long_at_least(v, 0),
+    },
+    ConfigDef {
+        name: "preallocate",
+        default: "false",
+        config_type: ConfigType::Boolean,
+        broker_synonym: "log.preallocate",
+        doc: "Kafka preallocates a new segment's file. Vltava's segments grow as they are written: stored and reported.",
+        validate: boolean,
+    },
+    ConfigDef {
+        name: "remote.copy.lag.bytes",
+        default: "-1",
+        config_type: ConfigType::Long,
+        broker_synonym: "",
+        doc: "Tiered storage: Vltava has no remote tier. Stored and reported.",
+        validate: |v| long_at_least(v, -1),
+    },
+    ConfigDef {
+        name: "remote.copy.lag.ms",
+        default: "0",
+        config_type: ConfigType::Long,
+        broker_synonym: "",
+        doc: "Tiered storage: Vltava has no remote tier. Stored and reported.",
+        validate: |v| long_at_least(v, -1),
+    },
+    ConfigDef {
+        name: "remote.log.copy.disable",
+        default: "false",
+        config_type: ConfigType::Boolean,
+        broker_synonym: "",
+        doc: "Tiered storage: Vltava has no remote tier. Stored and reported.",
+        validate: boolean,
+    },
+    ConfigDef {
+        name: "remote.log.delete.on.disable",
+        default: "false",
+        config_type: ConfigType::Boolean,
+        broker_synonym: "",
+        doc: "Tiered storage: Vltava has no remote tier. Stored and reported.",
+        validate: boolean,
+    },
+    ConfigDef {
+        name: "remote.storage.enable",
+        default: "false",
+        config_type: ConfigType::Boolean,
+        broker_synonym: "",
+        doc: "Tiered storage. Vltava has no remote tier, so true is refused, as Kafka refuses it while remote.log.storage.system.enable is off.",
+        validate: |v| only_false(v, "You have to enable remote log storage system (remote.log.storage.system.enable) before enabling remote storage on topics; Vltava has no remote tier"),
+    },
+    ConfigDef {
+        name: "segment.index.bytes",
+        default: "10485760",
+        config_type: ConfigType::Int,
+        broker_synonym: "log.index.size.max.bytes",
+        doc: "The size Kafka preallocates for a segment's offset index. Vltava's index grows with its segment: stored and reported.",
+        validate: |v| int_at_least(v, 4),
+    },
+    ConfigDef {
+        name: "segment.jitter.ms",
+        default: "0",
+        config_type: ConfigType::Long,
+        broker_synonym: "log.roll.jitter.ms",
+        doc: "Up to this much is taken off segment.ms for each new segment, so that partitions do not all roll at once.",
+        validate: |v| long_at_least(v, 0),
+    },
+    ConfigDef {
+        name: "unclean.leader.election.enable",
+        default: "false",
+        config_type: ConfigType::Boolean,
+        broker_synonym: "unclean.leader.election.enable",
+        doc: "Whether an out-of-sync replica may become leader. A single node's one replica is always in sync: stored and reported.",
+        validate: boolean,
+    },
 ];
 
 pub fn def(name: &str) -> Option<&'static ConfigDef> {
@@ -274,7 +498,43 @@ impl TopicConfig {
             delete_retention_ms: self.num("delete.retention.ms").max(0),
             min_compaction_lag_ms: self.num("min.compaction.lag.ms").max(0),
             max_compaction_lag_ms: self.num("max.compaction.lag.ms").max(1),
+            index_interval_bytes: self.num("index.interval.bytes").max(0) as u64,
+            segment_jitter_ms: self.num("segment.jitter.ms").max(0),
         }
+    }
+
+    /// The codec (and level) the broker recompresses batches into, or `None` for `producer`.
+    pub fn compression(&self) -> Option<(i16, Option<i32>)> {
+        use vltava_storage::codec::*;
+        let level = |name: &str| match self.num(name) {
+            -1 => None,
+            l => i32::try_from(l).ok(),
+        };
+        match self.get("compression.type") {
+            "uncompressed" => Some((CODEC_NONE, None)),
+            "gzip" => Some((CODEC_GZIP, level("compression.gzip.level"))),
+            "snappy" => Some((CODEC_SNAPPY, None)),
+            "lz4" => Some((CODEC_LZ4, level("compression.lz4.level"))),
+            "zstd" => Some((CODEC_ZSTD, level("compression.zstd.level"))),
+            _ => None,
+        }
+    }
+
+    /// (message.timestamp.before.max.ms, message.timestamp.after.max.ms) when CreateTime
+    /// timestamps are checked; `None` with LogAppendTime (the broker stamps the batch).
+    pub fn timestamp_bounds_ms(&self) -> Option<(i64, i64)> {
+        if self.get("message.timestamp.type") == "LogAppendTime" {
+            return None;
+        }
+        Some((
+            self.num("message.timestamp.before.max.ms").max(0),
+            self.num("message.timestamp.after.max.ms").max(0),
+        ))
+    }
+
+    /// max.decompressed.message.bytes.
+    pub fn max_decompressed_bytes(&self) -> usize {
+        usize::try_from(self.num("max.decompressed.message.bytes")).unwrap_or(usize::MAX)
     }
 }
 

@@ -96,6 +96,15 @@ pub struct CGroup {
 }
 
 impl CGroup {
+    /// The server-side assignor the group uses: the first one a member asked for, else uniform
+    /// (Kafka's default, `group.consumer.assignors`).
+    pub fn assignor_name(&self) -> String {
+        self.members
+            .values()
+            .find_map(|m| m.assignor.clone())
+            .unwrap_or_else(|| "uniform".to_string())
+    }
+
     /// Kafka's consumer group states.
     pub fn state_name(&self) -> &'static str {
         if self.members.is_empty() {
@@ -526,11 +535,7 @@ impl ConsumerGroups {
             g.group_epoch += 1;
         }
         if g.assignment_epoch < g.group_epoch {
-            let assignor = g
-                .members
-                .values()
-                .find_map(|m| m.assignor.clone())
-                .unwrap_or_else(|| "uniform".to_string());
+            let assignor = g.assignor_name();
             g.target = assign(g, &assignor);
             g.assignment_epoch = g.group_epoch;
         }

@@ -129,8 +129,10 @@ pub fn create_topics(
                     }
                 }
             }
+            // Kafka answers success with a null error message (ApiError.NONE), not "".
             let mut r = CreatableTopicResult::default()
                 .with_name(t.name.clone())
+                .with_error_message(None)
                 .with_num_partitions(partitions)
                 .with_replication_factor(1);
             if version >= 7 {

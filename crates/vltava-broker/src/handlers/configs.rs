@@ -87,13 +87,19 @@ fn broker_entries(state: &BrokerState) -> Vec<(String, String, ConfigType)> {
             c.retention_check_interval_ms.to_string(),
             ConfigType::Long,
         ),
+        // Kafka lists retention in hours too (log.retention.ms, when set, takes precedence).
+        (
+            "log.retention.hours".to_string(),
+            "168".to_string(),
+            ConfigType::Int,
+        ),
         (
             "default.replication.factor".to_string(),
             "1".to_string(),
             ConfigType::Int,
         ),
     ];
-    for d in CONFIG_DEFS {
+    for d in CONFIG_DEFS.iter().filter(|d| !d.broker_synonym.is_empty()) {
         v.push((
             d.broker_synonym.to_string(),
             d.default.to_string(),
@@ -113,6 +119,7 @@ pub fn describe(
         .into_iter()
         .map(|r| {
             let base = DescribeConfigsResult::default()
+                .with_error_message(None)
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
             match r.resource_type {
@@ -149,12 +156,16 @@ pub fn describe(
                                             .with_source(SOURCE_DYNAMIC_TOPIC),
                                     );
                                 }
-                                syn.push(
-                                    DescribeConfigsSynonym::default()
-                                        .with_name(s(d.broker_synonym))
-                                        .with_value(Some(s(d.default)))
-                                        .with_source(SOURCE_DEFAULT),
-                                );
+                                // Configs without a broker-level counterpart (the throttled-replica
+                                // lists, tiered storage's) have no default synonym, as in Kafka.
+                                if !d.broker_synonym.is_empty() {
+                                    syn.push(
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(s(d.broker_synonym))
+                                            .with_value(Some(s(d.default)))
+                                            .with_source(SOURCE_DEFAULT),
+                                    );
+                                }
                                 e.synonyms = syn;
                             }
                             if version >= 3 {
@@ -236,6 +247,21 @@ fn alter_topic(
     }
 }
 
+/// A broker resource names this broker, or is empty (the cluster-wide default).
+fn broker_name_check(state: &BrokerState, name: &str) -> Result<(), (E, String)> {
+    if name.is_empty() || name == state.config.node_id.to_string() {
+        Ok(())
+    } else {
+        Err((
+            E::InvalidRequest,
+            format!(
+                "Broker id {name} is not this broker ({})",
+                state.config.node_id
+            ),
+        ))
+    }
+}
+
 fn not_topic(resource_type: i8) -> (E, String) {
     if resource_type == RESOURCE_BROKER {
         (
@@ -269,6 +295,7 @@ pub fn alter(state: &BrokerState, req: AlterConfigsRequest) -> AlterConfigsRespo
                 Err(not_topic(r.resource_type))
             };
             let mut resp = alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_message(None)
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name);
             if let Err((e, m)) = result {
@@ -328,10 +355,18 @@ pub fn incremental_alter(
                     }
                     Ok(TopicConfig { overrides })
                 })
+            } else if r.resource_type == RESOURCE_BROKER
+                && r.configs.iter().all(|c| c.config_operation == OP_DELETE)
+            {
+                // Vltava's broker configs are all static: there is no dynamic override to delete,
+                // which Kafka answers with success (kafka-reassign-partitions --verify deletes
+                // its throttles this way).
+                broker_name_check(state, r.resource_name.as_str())
             } else {
                 Err(not_topic(r.resource_type))
             };
             let mut resp = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_message(None)
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name);
             if let Err((e, m)) = result {

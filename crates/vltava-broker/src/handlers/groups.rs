@@ -40,7 +40,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{code, now_ms, s, topic_name};
+use super::{authorized_operations, code, now_ms, s, topic_name};
 use crate::group::consumer::{HeartbeatReq, Parts, TopicInfo};
 use crate::group::coordinator::{CommitRequest, CommittedOffset, GroupState, JoinRequest};
 use crate::state::BrokerState;
@@ -518,6 +518,30 @@ pub async fn list_groups(
     ListGroupsResponse::default().with_groups(groups)
 }
 
+/// Every group this node coordinates (ListConfigResources' group resources), sorted.
+pub async fn group_ids(state: &BrokerState) -> Vec<String> {
+    let mut ids: Vec<String> = state
+        .groups
+        .with(|i| {
+            let consumer = i
+                .cgroups
+                .groups()
+                .filter(|g| !g.members.is_empty())
+                .map(|g| g.group_id.clone());
+            let classic = i
+                .coord
+                .groups()
+                .filter(|g| !i.cgroups.is_active(&g.group_id))
+                .map(|g| g.group_id.clone());
+            classic.chain(consumer).collect()
+        })
+        .await
+        .unwrap_or_default();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 pub async fn describe_groups(
     state: &BrokerState,
     req: DescribeGroupsRequest,
@@ -530,6 +554,22 @@ pub async fn describe_groups(
         let d = state
             .groups
             .with(|i| match i.coord.group(id.0.as_str()) {
+                // A consumer-protocol group is not described by DescribeGroups (Kafka 4.x's
+                // GroupMetadataManager: "Group X is not a classic group.").
+                _ if i.cgroups.is_active(id.0.as_str()) => {
+                    let d = DescribedGroup::default()
+                        .with_group_id(id.clone())
+                        .with_group_state(s("Dead"));
+                    if version >= 6 {
+                        d.with_error_code(code(E::GroupIdNotFound))
+                            .with_error_message(Some(s(&format!(
+                                "Group {} is not a classic group.",
+                                id.0.as_str()
+                            ))))
+                    } else {
+                        d
+                    }
+                }
                 None => {
                     let d = DescribedGroup::default()
                         .with_group_id(id.clone())
@@ -549,6 +589,10 @@ pub async fn describe_groups(
                     let stable = matches!(g.state, GroupState::Stable);
                     DescribedGroup::default()
                         .with_group_id(id.clone())
+                        .with_authorized_operations(authorized_operations::answer(
+                            version >= 3 && req.include_authorized_operations,
+                            authorized_operations::GROUP,
+                        ))
                         .with_group_state(s(g.state.name()))
                         .with_protocol_type(s(g.protocol_type.as_deref().unwrap_or("")))
                         .with_protocol_data(s(&protocol))
@@ -795,10 +839,14 @@ pub async fn consumer_describe(
                         )))),
                     Some(g) => CgDescribedGroup::default()
                         .with_group_id(id.clone())
+                        .with_authorized_operations(authorized_operations::answer(
+                            req.include_authorized_operations,
+                            authorized_operations::GROUP,
+                        ))
                         .with_group_state(s(g.state_name()))
                         .with_group_epoch(g.group_epoch)
                         .with_assignment_epoch(g.assignment_epoch)
-                        .with_assignor_name(s("uniform"))
+                        .with_assignor_name(s(&g.assignor_name()))
                         .with_members(
                             g.members
                                 .values()

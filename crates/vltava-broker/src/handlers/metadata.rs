@@ -5,25 +5,30 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::describe_topic_partitions_response::{
+    self, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
+};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, DescribeClusterRequest, DescribeClusterResponse, FindCoordinatorRequest,
-    FindCoordinatorResponse, MetadataRequest, MetadataResponse,
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, DescribeTopicPartitionsRequest,
+    DescribeTopicPartitionsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+    MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::{code, s, topic_name, LEADER_EPOCH};
+use super::{authorized_operations, code, s, topic_name, LEADER_EPOCH};
 use crate::state::{BrokerState, ListenerInfo};
 use crate::topics::{validate_topic_name, Topic};
 
-/// Kafka's "authorized operations not requested" sentinel.
-const AUTHORIZED_OPERATIONS_UNKNOWN: i32 = i32::MIN;
+/// The most partitions one DescribeTopicPartitions answer holds (Kafka's
+/// `max.request.partition.size.limit` default).
+pub const MAX_DESCRIBE_TOPIC_PARTITIONS: i32 = 2000;
 
-fn topic_metadata(t: &Topic, node: i32) -> MetadataResponseTopic {
+fn topic_metadata(t: &Topic, node: i32, authorized_ops: i32) -> MetadataResponseTopic {
     let partitions = (0..t.partitions.len() as i32)
         .map(|p| {
             MetadataResponsePartition::default()
@@ -37,8 +42,18 @@ fn topic_metadata(t: &Topic, node: i32) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&t.name)))
         .with_topic_id(t.id)
-        .with_is_internal(t.name.starts_with("__"))
+        .with_is_internal(is_internal(&t.name))
         .with_partitions(partitions)
+        .with_topic_authorized_operations(authorized_ops)
+}
+
+/// Kafka's internal topics (`Topic.isInternal`): the group and transaction coordinators' logs and
+/// the share-group state. Other names starting with `__` are ordinary topics.
+pub fn is_internal(name: &str) -> bool {
+    matches!(
+        name,
+        "__consumer_offsets" | "__transaction_state" | "__share_group_state"
+    )
 }
 
 fn topic_error(name: Option<&str>, id: Uuid, err: E) -> MetadataResponseTopic {
@@ -62,13 +77,17 @@ pub fn handle(
         Some(t) => Some(t),
     };
     let auto_create = version < 4 || req.allow_auto_topic_creation;
+    let topic_ops = authorized_operations::answer(
+        version >= 8 && req.include_topic_authorized_operations,
+        authorized_operations::TOPIC,
+    );
     let topics =
         match requested {
             None => state
                 .topics
                 .all()
                 .iter()
-                .map(|t| topic_metadata(t, node))
+                .map(|t| topic_metadata(t, node, topic_ops))
                 .collect(),
             Some(mut list) => {
                 // Each topic once, however often it is named (Kafka answers from a set too).
@@ -95,12 +114,12 @@ pub fn handle(
                         None => None,
                     };
                     match found {
-                        Some(t) => topic_metadata(&t, node),
+                        Some(t) => topic_metadata(&t, node, topic_ops),
                         None => topic_error(Some(name), Uuid::nil(), E::UnknownTopicOrPartition),
                     }
                 }
                 None => match state.topics.get_by_id(rt.topic_id) {
-                    Some(t) => topic_metadata(&t, node),
+                    Some(t) => topic_metadata(&t, node, topic_ops),
                     None => topic_error(None, rt.topic_id, E::UnknownTopicId),
                 },
             })
@@ -115,9 +134,10 @@ pub fn handle(
         .with_cluster_id(Some(s(&state.topics.cluster_id)))
         .with_controller_id(BrokerId(node))
         .with_topics(topics);
-    if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = AUTHORIZED_OPERATIONS_UNKNOWN;
-    }
+    resp.cluster_authorized_operations = authorized_operations::answer(
+        (8..=10).contains(&version) && req.include_cluster_authorized_operations,
+        authorized_operations::CLUSTER,
+    );
     resp
 }
 
@@ -146,7 +166,124 @@ pub fn describe_cluster(
             .with_broker_id(BrokerId(node))
             .with_host(s(&listener.host))
             .with_port(listener.port)])
-        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_UNKNOWN)
+        .with_cluster_authorized_operations(authorized_operations::answer(
+            req.include_cluster_authorized_operations,
+            authorized_operations::CLUSTER,
+        ))
+}
+
+/// Kafka's answer to a DescribeTopicPartitions it refuses: INVALID_REQUEST on every topic named.
+pub fn describe_topic_partitions_error(names: Vec<TopicName>) -> DescribeTopicPartitionsResponse {
+    let topics = names
+        .into_iter()
+        .map(|n| {
+            DescribeTopicPartitionsResponseTopic::default()
+                .with_error_code(code(E::InvalidRequest))
+                .with_name(Some(n))
+                .with_topic_authorized_operations(authorized_operations::NOT_REQUESTED)
+        })
+        .collect();
+    DescribeTopicPartitionsResponse::default().with_topics(topics)
+}
+
+/// DescribeTopicPartitions (KIP-966): topics sorted by name, at most `response_partition_limit`
+/// partitions an answer (and never more than [`MAX_DESCRIBE_TOPIC_PARTITIONS`]), the rest behind
+/// `next_cursor` — the first topic and partition of the next page, as Kafka's
+/// `KRaftMetadataCache.getTopicMetadataForDescribeTopicResponse` gives it. An empty topic list
+/// means every topic; named topics that do not exist are answered UNKNOWN_TOPIC_OR_PARTITION
+/// (INVALID_TOPIC_EXCEPTION for an illegal name). Topics are never created here.
+pub fn describe_topic_partitions(
+    state: &BrokerState,
+    req: DescribeTopicPartitionsRequest,
+) -> Result<DescribeTopicPartitionsResponse, String> {
+    let node = state.config.node_id;
+    let fetch_all = req.topics.is_empty();
+    let cursor_topic = req
+        .cursor
+        .as_ref()
+        .map(|c| c.topic_name.0.to_string())
+        .unwrap_or_default();
+    let cursor_partition = req.cursor.as_ref().map_or(0, |c| c.partition_index.max(0));
+    let mut names: Vec<String> = if fetch_all {
+        state.topics.all().iter().map(|t| t.name.clone()).collect()
+    } else {
+        req.topics.iter().map(|t| t.name.0.to_string()).collect()
+    };
+    names.retain(|n| n.as_str() >= cursor_topic.as_str());
+    names.sort();
+    names.dedup();
+    if !fetch_all && req.cursor.is_some() && names.binary_search(&cursor_topic).is_err() {
+        return Err(format!(
+            "DescribeTopicPartitionsRequest topic list should contain the cursor topic: {cursor_topic}"
+        ));
+    }
+    let mut remaining = req
+        .response_partition_limit
+        .clamp(0, MAX_DESCRIBE_TOPIC_PARTITIONS) as usize;
+    let mut resp = DescribeTopicPartitionsResponse::default();
+    for name in names {
+        if remaining == 0 {
+            resp.next_cursor = Some(
+                describe_topic_partitions_response::Cursor::default()
+                    .with_topic_name(topic_name(&name))
+                    .with_partition_index(0),
+            );
+            break;
+        }
+        let Some(t) = state.topics.get(&name) else {
+            if !fetch_all {
+                let err = match validate_topic_name(&name) {
+                    Ok(()) => E::UnknownTopicOrPartition,
+                    Err(_) => E::InvalidTopicException,
+                };
+                resp.topics.push(
+                    DescribeTopicPartitionsResponseTopic::default()
+                        .with_error_code(code(err))
+                        .with_name(Some(topic_name(&name)))
+                        .with_is_internal(is_internal(&name))
+                        .with_topic_authorized_operations(authorized_operations::NOT_REQUESTED),
+                );
+            }
+            continue;
+        };
+        let first = if name == cursor_topic {
+            cursor_partition as usize
+        } else {
+            0
+        };
+        let count = t.partitions.len();
+        let end = count.min(first.saturating_add(remaining));
+        let partitions: Vec<_> = (first..end)
+            .map(|p| {
+                DescribeTopicPartitionsResponsePartition::default()
+                    .with_partition_index(p as i32)
+                    .with_leader_id(BrokerId(node))
+                    .with_leader_epoch(LEADER_EPOCH)
+                    .with_replica_nodes(vec![BrokerId(node)])
+                    .with_isr_nodes(vec![BrokerId(node)])
+                    .with_eligible_leader_replicas(Some(vec![]))
+                    .with_last_known_elr(Some(vec![]))
+            })
+            .collect();
+        remaining -= partitions.len();
+        resp.topics.push(
+            DescribeTopicPartitionsResponseTopic::default()
+                .with_name(Some(topic_name(&t.name)))
+                .with_topic_id(t.id)
+                .with_is_internal(is_internal(&t.name))
+                .with_partitions(partitions)
+                .with_topic_authorized_operations(authorized_operations::TOPIC),
+        );
+        if end < count {
+            resp.next_cursor = Some(
+                describe_topic_partitions_response::Cursor::default()
+                    .with_topic_name(topic_name(&t.name))
+                    .with_partition_index(end as i32),
+            );
+            break;
+        }
+    }
+    Ok(resp)
 }
 
 /// This node coordinates every group. Transaction coordinators (key type 1) are not available

@@ -11,9 +11,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use vltava_storage::batch::{BatchError, BatchHeader};
-use vltava_storage::cleaner::MAX_RECORDS_BYTES;
 use vltava_storage::producer_state::ProducerError;
-use vltava_storage::records::validate_batch_records;
 use vltava_storage::AppendError;
 
 use super::{code, now_ms, s};
@@ -85,29 +83,41 @@ fn append_one(
         }
     }
     // A batch that fails validation here is refused by the append below with the right error.
+    let mut records = records;
     if let Ok(h) = vltava_storage::batch::validate(&records) {
-        // Every record of every batch is readable, or the batch gets no offset (a poison batch
-        // would stop every consumer of the partition at it).
-        if let Err(m) = validate_batch_records(&records, &h, MAX_RECORDS_BYTES) {
-            let resp = error_response(index, E::CorruptMessage, Some(m));
-            count_error(state, topic, resp.error_code);
-            return (resp, None);
-        }
-    }
-    if record_check::needs_check(topic) {
-        if let Ok(h) = vltava_storage::batch::validate(&records) {
-            if let Err(problem) =
-                record_check::check_batch(&state.topics, &state.schema_ids, topic, &records, &h)
-            {
+        match record_check::check_produce(
+            &state.topics,
+            &state.schema_ids,
+            topic,
+            &records,
+            &h,
+            now_ms(),
+        ) {
+            Ok(None) => {}
+            Ok(Some(recompressed)) => records = Bytes::from(recompressed),
+            Err(problem) => {
                 let resp = match problem {
                     RecordProblem::Corrupt(m) => error_response(index, E::CorruptMessage, Some(m)),
                     RecordProblem::Invalid {
-                        record_index,
-                        message,
-                    } => error_response(index, E::InvalidRecord, Some(message.clone()))
-                        .with_record_errors(vec![BatchIndexAndErrorMessage::default()
-                            .with_batch_index(record_index)
-                            .with_batch_index_error_message(Some(s(&message)))]),
+                        errors,
+                        invalid_timestamp,
+                    } => {
+                        let err = if invalid_timestamp {
+                            E::InvalidTimestamp
+                        } else {
+                            E::InvalidRecord
+                        };
+                        let msg = record_check::record_errors_message(&errors, invalid_timestamp);
+                        let record_errors = errors
+                            .into_iter()
+                            .map(|e| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(e.batch_index)
+                                    .with_batch_index_error_message(Some(s(&e.message)))
+                            })
+                            .collect();
+                        error_response(index, err, Some(msg)).with_record_errors(record_errors)
+                    }
                 };
                 count_error(state, topic, resp.error_code);
                 return (resp, None);
