@@ -94,7 +94,9 @@ public final class VltavaBroker implements AutoCloseable {
     /** The binary under test: $VLTAVA_BIN, else ../../target/release/vltava. */
     public static Path binary() {
         String env = System.getenv("VLTAVA_BIN");
-        Path p = (env == null || env.isBlank()) ? Paths.get("..", "..", "target", "release", "vltava")
+        // Maven leaves an undefined ${env.VLTAVA_BIN} as it is: that counts as unset too.
+        boolean unset = env == null || env.isBlank() || env.startsWith("${");
+        Path p = unset ? Paths.get("..", "..", "target", "release", "vltava")
                 : Paths.get(env);
         return p.toAbsolutePath().normalize();
     }
