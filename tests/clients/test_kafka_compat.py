@@ -180,3 +180,63 @@ def test_create_topics_success_has_a_null_error_message_and_only_kafkas_internal
         assert described["plain"]["is_internal"] is False
     finally:
         admin.close()
+
+
+def test_a_restarted_static_member_leader_or_not_rejoins_without_a_rebalance(broker):
+    """KIP-345: two static members (group.instance.id); each in turn is closed (a static member
+    does not leave) and restarted with the same instance id. One of them led the group: neither
+    restart may rebalance it — the other member's assignment callbacks never fire again and each
+    restarted member gets its old partitions back."""
+    bs = broker.bootstrap
+    create(bs, "static", partitions=6)
+    calls = {"a": [], "b": []}
+
+    def member(name):
+        c = Consumer({"bootstrap.servers": bs, "group.id": "static-g", "group.instance.id": name,
+                      "session.timeout.ms": 30000, "auto.offset.reset": "earliest",
+                      "partition.assignment.strategy": "range"})
+        c.subscribe(["static"], on_assign=lambda _c, ps: calls[name].append(("assign", sorted(p.partition for p in ps))),
+                    on_revoke=lambda _c, ps: calls[name].append(("revoke", sorted(p.partition for p in ps))))
+        return c
+
+    def poll_until(consumers, cond, what):
+        deadline = time.monotonic() + 30
+        while not cond():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {calls}"
+            for c in consumers:
+                c.poll(0.1)
+
+    def owned(name):
+        assigns = [ps for kind, ps in calls[name] if kind == "assign"]
+        return assigns[-1] if assigns else None
+
+    a, b = member("a"), member("b")
+    try:
+        poll_until([a, b], lambda: owned("a") and owned("b") and len(owned("a") + owned("b")) == 6,
+                   "both members assigned")
+        # Let the group settle: no further callbacks for a moment of polling both.
+        settled = {k: len(v) for k, v in calls.items()}
+        for _ in range(20):
+            a.poll(0.05)
+            b.poll(0.05)
+        assert {k: len(v) for k, v in calls.items()} == settled
+        before = {"a": owned("a"), "b": owned("b")}
+        for name in ("a", "b"):
+            other = "b" if name == "a" else "a"
+            other_calls = len(calls[other])
+            (a if name == "a" else b).close()
+            calls[name].clear()
+            restarted = member(name)
+            if name == "a":
+                a = restarted
+            else:
+                b = restarted
+            poll_until([a, b], lambda: owned(name) is not None, f"{name} back")
+            assert owned(name) == before[name]
+            for _ in range(20):
+                a.poll(0.05)
+                b.poll(0.05)
+            assert len(calls[other]) == other_calls, f"{other} was rebalanced: {calls[other]}"
+    finally:
+        a.close()
+        b.close()

@@ -304,6 +304,8 @@ pub struct JoinRequest {
     pub protocols: Vec<(String, Bytes)>,
     /// JoinGroup v4+: an unknown member must first obtain a member id (KIP-394).
     pub require_known_member_id: bool,
+    /// JoinGroup v9+: a rejoining static leader may be told to skip the assignment (KIP-814).
+    pub supports_skip_assignment: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -316,6 +318,8 @@ pub struct JoinResult {
     pub member_id: String,
     /// (member id, group instance id, metadata): only for the leader.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// The leader must not compute a new assignment: the group is Stable and keeps it (KIP-814).
+    pub skip_assignment: bool,
 }
 
 impl JoinResult {
@@ -689,7 +693,11 @@ impl Coordinator {
     }
 
     /// A static member came back with a new member id: it takes the old member's place. In a
-    /// stable group a follower gets its assignment back without a rebalance (KIP-345).
+    /// Stable group whose selected protocol it does not change, nothing is rebalanced (KIP-345),
+    /// leader or follower, as Kafka's `updateStaticMemberThenRebalanceOrCompleteJoin`: the member
+    /// keeps its assignment; a leader on JoinGroup v9+ gets the members and `skip_assignment`
+    /// (KIP-814), an older leader is answered as a follower (the old leader id), so that it syncs
+    /// instead of reassigning. Otherwise the group rebalances.
     fn replace_static_member(
         &mut self,
         req: JoinRequest,
@@ -702,7 +710,8 @@ impl Coordinator {
         let g = self.groups.get_mut(&req.group_id).expect("group exists");
         let old_ticket = old.join_ticket;
         g.members.remove(&old.member_id);
-        let was_leader = g.leader.as_deref() == Some(old.member_id.as_str());
+        let old_leader = g.leader.clone().unwrap_or_default();
+        let was_leader = old_leader == old.member_id;
         if let Some(t) = old_ticket {
             self.completions.push(Completion::Join(
                 t,
@@ -710,23 +719,48 @@ impl Coordinator {
             ));
         }
         let g = self.groups.get_mut(&req.group_id).expect("group exists");
-        let same_protocols = old.protocols == member.protocols;
-        if g.state == GroupState::Stable && !was_leader && same_protocols {
-            g.members.insert(member_id.clone(), member);
-            self.persist_metadata(&req.group_id);
-            let g = &self.groups[&req.group_id];
-            return Reply::Now(JoinResult {
-                error: 0,
-                generation_id: g.generation_id,
-                protocol_type: g.protocol_type.clone(),
-                protocol_name: g.protocol_name.clone(),
-                leader: g.leader.clone().unwrap_or_default(),
-                member_id,
-                members: Vec::new(),
-            });
-        }
         if was_leader {
             g.leader = Some(member_id.clone());
+        }
+        if g.state == GroupState::Stable {
+            g.members.insert(member_id.clone(), member);
+            if g.select_protocol() == g.protocol_name {
+                self.persist_metadata(&req.group_id);
+                let g = &self.groups[&req.group_id];
+                let skip = was_leader && req.supports_skip_assignment;
+                let protocol = g.protocol_name.clone().unwrap_or_default();
+                let members = if skip {
+                    g.members
+                        .values()
+                        .map(|m| {
+                            (
+                                m.member_id.clone(),
+                                m.group_instance_id.clone(),
+                                m.metadata_for(&protocol),
+                            )
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                return Reply::Now(JoinResult {
+                    error: 0,
+                    generation_id: g.generation_id,
+                    protocol_type: g.protocol_type.clone(),
+                    protocol_name: g.protocol_name.clone(),
+                    leader: if skip || !was_leader {
+                        g.leader.clone().unwrap_or_default()
+                    } else {
+                        old_leader
+                    },
+                    member_id,
+                    members,
+                    skip_assignment: skip,
+                });
+            }
+            // The selected protocol changes: everyone rejoins.
+            let member = g.members.remove(&member_id).expect("just inserted");
+            return self.add_member_and_rebalance(&req.group_id, member, now_ms);
         }
         self.add_member_and_rebalance(&req.group_id, member, now_ms)
     }
@@ -784,6 +818,7 @@ impl Coordinator {
                     leader: g.leader.clone().unwrap_or_default(),
                     member_id: req.member_id,
                     members: Vec::new(),
+                    skip_assignment: false,
                 })
             }
             _ => {
@@ -895,6 +930,7 @@ impl Coordinator {
                         } else {
                             Vec::new()
                         },
+                        skip_assignment: false,
                     },
                 ));
             }
@@ -1441,6 +1477,7 @@ mod tests {
             protocol_type: "consumer".into(),
             protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
             require_known_member_id: true,
+            supports_skip_assignment: true,
         }
     }
 
@@ -1651,6 +1688,76 @@ mod tests {
             c.heartbeat("g", 2, &r.member_id, Some("worker-2"), 5_100),
             0
         );
+    }
+
+    #[test]
+    fn static_leader_rejoins_without_rebalance_and_skips_the_assignment() {
+        let mut c = Coordinator::new(CoordinatorConfig::default());
+        // Two static members, "leader-1" first (so it leads), Stable at generation 2.
+        let t_leader = later(c.join(req("", Some("leader-1")), 0));
+        let leader = joins(&mut c)[&t_leader].member_id.clone();
+        c.sync("g", 1, &leader, Some("leader-1"), None, None, vec![], 0);
+        c.take_completions();
+        let t_f = later(c.join(req("", Some("worker-2")), 0));
+        let t_l = later(c.join(req(&leader, Some("leader-1")), 0));
+        let done = joins(&mut c);
+        assert_eq!(done[&t_l].generation_id, 2);
+        assert_eq!(done[&t_l].leader, leader);
+        let follower = done[&t_f].member_id.clone();
+        c.sync("g", 2, &follower, Some("worker-2"), None, None, vec![], 0);
+        c.sync(
+            "g",
+            2,
+            &leader,
+            Some("leader-1"),
+            None,
+            None,
+            vec![
+                (leader.clone(), Bytes::from_static(b"L")),
+                (follower.clone(), Bytes::from_static(b"F")),
+            ],
+            0,
+        );
+        c.take_completions();
+        assert_eq!(c.group("g").unwrap().state, GroupState::Stable);
+
+        // The leader restarts (v9+): no rebalance, the members, skip_assignment.
+        let Reply::Now(r) = c.join(req("", Some("leader-1")), 1_000) else {
+            panic!("a static leader rejoins a stable group at once");
+        };
+        assert_eq!((r.error, r.generation_id, r.skip_assignment), (0, 2, true));
+        assert_eq!(r.leader, r.member_id);
+        assert_eq!(r.members.len(), 2);
+        assert_eq!(c.group("g").unwrap().state, GroupState::Stable);
+        let Reply::Now(s) = c.sync(
+            "g",
+            2,
+            &r.member_id,
+            Some("leader-1"),
+            None,
+            None,
+            vec![],
+            1_000,
+        ) else {
+            panic!("stable group answers at once");
+        };
+        assert_eq!(s.assignment, Bytes::from_static(b"L"));
+        // The follower was not disturbed.
+        assert_eq!(c.heartbeat("g", 2, &follower, Some("worker-2"), 1_100), 0);
+
+        // An older client (JoinGroup < v9) is answered as a follower: the old leader id.
+        let mut old_client = req("", Some("leader-1"));
+        old_client.supports_skip_assignment = false;
+        let Reply::Now(r2) = c.join(old_client, 2_000) else {
+            panic!("no rebalance for a pre-v9 static leader either");
+        };
+        assert_eq!(
+            (r2.error, r2.generation_id, r2.skip_assignment),
+            (0, 2, false)
+        );
+        assert_eq!(r2.leader, r.member_id);
+        assert!(r2.members.is_empty());
+        assert_eq!(c.group("g").unwrap().state, GroupState::Stable);
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub async fn join(
             .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect(),
         require_known_member_id: version >= 4,
+        supports_skip_assignment: version >= 9,
     };
     let r = state.groups.join(j, now_ms()).await;
     let mut resp = JoinGroupResponse::default()
@@ -102,6 +103,7 @@ pub async fn join(
             Some(s(""))
         }))
         .with_leader(s(&r.leader))
+        .with_skip_assignment(r.skip_assignment)
         .with_member_id(s(&r.member_id))
         .with_members(
             r.members

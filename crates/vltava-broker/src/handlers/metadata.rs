@@ -96,6 +96,12 @@ pub fn handle(
                 list
             .into_iter()
             .map(|rt| match rt.name {
+                // By id (v10+): a non-zero topic id wins, whatever name (Admin sends "") comes
+                // with it, as in Kafka's handleTopicMetadataRequest.
+                _ if !rt.topic_id.is_nil() => match state.topics.get_by_id(rt.topic_id) {
+                    Some(t) => topic_metadata(&t, node, topic_ops),
+                    None => topic_error(None, rt.topic_id, E::UnknownTopicId),
+                },
                 Some(name) => {
                     let name = name.0.as_str();
                     if let Err(msg) = validate_topic_name(name) {

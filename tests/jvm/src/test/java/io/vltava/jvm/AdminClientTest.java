@@ -329,11 +329,6 @@ class AdminClientTest {
     }
 
     @Test
-    @Disabled("broker gap: describeTopics(TopicCollection.ofTopicIds(..)) fails in the client with IllegalStateException "
-            + "'Use errors() when managing topic using topic name' (MetadataResponse.errorsByTopicId). The Admin's Metadata "
-            + "v13 request names the topic by id with name '' (empty string); Vltava looks the empty name up and answers "
-            + "INVALID_TOPIC_EXCEPTION (17) with topicId AAAAAAAAAAAAAAAAAAAAAA, where Kafka looks a topic up by its id "
-            + "whenever topicId is non-zero (and answers UNKNOWN_TOPIC_ID with that id for an unknown one)")
     void describeTopicsById() {
         String topic = "describe-by-id";
         Clients.createTopic(admin, topic, 4);
@@ -440,8 +435,6 @@ class AdminClientTest {
     }
 
     @Test
-    @Disabled("broker gap: describeMetadataQuorum() answers leaderEpoch=0 (and highWatermark=0, voter logEndOffset=0); "
-            + "Kafka's single node wins its first election in epoch 1, so a live quorum never has leader epoch 0")
     void describeMetadataQuorumLeaderEpoch() {
         QuorumInfo q = Clients.get(admin.describeMetadataQuorum().quorumInfo());
         assertTrue(q.leaderEpoch() >= 1, "leader epoch " + q.leaderEpoch());
