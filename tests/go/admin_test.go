@@ -813,14 +813,12 @@ func TestAdmin(t *testing.T) {
 			p.CurrentVoters[0].ReplicaID != 1 || len(p.Observers) != 0 {
 			t.Errorf("DescribeQuorum partition %+v, want leader 1, voters [1], no observers", p)
 		}
-		t.Run("EpochAndHighWatermark", func(t *testing.T) {
-			// Kafka's leader won its first election (epoch 1) and has written metadata records.
-			if p.LeaderEpoch == 0 && p.HighWatermark == 0 {
-				t.Skip("broker gap: DescribeQuorum LeaderEpoch 0 and HighWatermark 0 " +
-					"(Kafka: epoch >= 1 after the first election, high watermark > 0 once metadata records are written)")
-			}
-			if p.LeaderEpoch < 1 || p.HighWatermark <= 0 || p.CurrentVoters[0].LogEndOffset < p.HighWatermark {
-				t.Errorf("DescribeQuorum epoch %d high watermark %d voter log end %d, want >= 1, > 0, >= high watermark",
+		t.Run("Epoch", func(t *testing.T) {
+			// Kafka's single voter won its first election: epoch 1. Vltava keeps no metadata
+			// log, so its high watermark and the voter's log end offset are 0 (Kafka's grow with
+			// every metadata record); only their order is Kafka's.
+			if p.LeaderEpoch < 1 || p.CurrentVoters[0].LogEndOffset < p.HighWatermark {
+				t.Errorf("DescribeQuorum epoch %d high watermark %d voter log end %d, want epoch >= 1, log end >= high watermark",
 					p.LeaderEpoch, p.HighWatermark, p.CurrentVoters[0].LogEndOffset)
 			}
 		})
