@@ -391,3 +391,66 @@ def test_verifiable_producer_and_consumer_across_a_broker_sigkill(broker_factory
                     seen.add((p, off))
     missing = want - seen
     assert not missing, f"{len(missing)} acknowledged records never consumed, e.g. {sorted(missing)[:5]}"
+
+
+def test_configs_groups_and_a_consumer_session_timeout_that_is_honoured(broker):
+    """kafka-configs --entity-type groups (KIP-848 group configs): described with Kafka's names
+    and defaults, altered, validated, deleted; a group's consumer.session.timeout.ms is what
+    expires its SIGKILLed member (the default is 45 s; the test waits 25 s at most)."""
+    bs = ["--bootstrap-server", broker.bootstrap]
+    kafka("topics", *bs, "--create", "--topic", "gcfg")
+    desc = kafka("configs", *bs, "--entity-type", "groups", "--entity-name", "gc", "--describe",
+                 "--all").stdout
+    for entry in ("consumer.session.timeout.ms=45000", "share.record.lock.duration.ms=30000",
+                  "streams.num.standby.replicas=0", "share.isolation.level=read_uncommitted"):
+        assert entry in desc, entry
+    out = kafka("configs", *bs, "--entity-type", "groups", "--entity-name", "gc", "--alter",
+                "--add-config", "consumer.session.timeout.ms=6000,consumer.heartbeat.interval.ms=500").stdout
+    assert "Completed updating config for group gc." in out
+    desc = kafka("configs", *bs, "--entity-type", "groups", "--entity-name", "gc", "--describe").stdout
+    assert "consumer.session.timeout.ms=6000" in desc and "consumer.heartbeat.interval.ms=500" in desc
+    r = kafka("configs", *bs, "--entity-type", "groups", "--entity-name", "gc", "--alter",
+              "--add-config", "consumer.heartbeat.interval.ms=7000", check=False)
+    assert r.returncode != 0 and "InvalidConfigurationException" in r.stdout + r.stderr
+    r = kafka("configs", *bs, "--entity-type", "groups", "--entity-name", "gc", "--alter",
+              "--add-config", "no.such.group.config=1", check=False)
+    assert r.returncode != 0
+
+    # A consumer-protocol member in a child process, SIGKILLed: no LeaveGroup, so only the
+    # session timeout removes it.
+    script = (
+        "import sys\nfrom confluent_kafka import Consumer\n"
+        f"c = Consumer({{'bootstrap.servers': '{broker.bootstrap}', 'group.id': 'gc', "
+        "'group.protocol': 'consumer', 'auto.offset.reset': 'earliest'})\n"
+        "c.subscribe(['gcfg'])\n"
+        "while True:\n    c.poll(0.2)\n    if c.assignment():\n        print('assigned', flush=True)\n")
+    child = subprocess.Popen([os.path.join(REPO, ".venv", "bin", "python"), "-c", script],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "assigned"
+
+        def members():
+            r = subprocess.run([BIN, "groups", "describe", "gc", "--bootstrap", broker.bootstrap,
+                                "--output", "json"], capture_output=True, timeout=60)
+            return json.loads(r.stdout)[0]["members"] if r.returncode == 0 else None
+        wait_until(lambda: members(), timeout_s=15, what="the member in the group")
+        child.kill()
+        child.wait(10)
+        t0 = time.monotonic()
+        wait_until(lambda: members() in ([], None),
+                   timeout_s=25, interval_s=0.25, what="the killed member to expire")
+        assert time.monotonic() - t0 < 25
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+    kafka("configs", *bs, "--entity-type", "groups", "--entity-name", "gc", "--alter",
+          "--delete-config", "consumer.session.timeout.ms,consumer.heartbeat.interval.ms")
+    desc = kafka("configs", *bs, "--entity-type", "groups", "--entity-name", "gc", "--describe").stdout
+    assert "consumer.session.timeout.ms" not in desc
+    # The overrides survive a restart.
+    kafka("configs", *bs, "--entity-type", "groups", "--entity-name", "gc", "--alter",
+          "--add-config", "share.record.lock.duration.ms=5000")
+    broker.restart()
+    desc = kafka("configs", *bs, "--entity-type", "groups", "--entity-name", "gc", "--describe").stdout
+    assert "share.record.lock.duration.ms=5000" in desc

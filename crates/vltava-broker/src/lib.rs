@@ -6,6 +6,7 @@ pub mod config;
 pub mod connection;
 pub mod fd_limit;
 pub mod group;
+pub mod group_config;
 pub mod handlers;
 pub mod log_limit;
 pub mod metrics;

@@ -39,6 +39,9 @@ pub struct BrokerState {
     pub metrics: Arc<Metrics>,
     pub producer_ids: ProducerIdAllocator,
     pub groups: GroupService,
+    /// Group configs (kafka-configs --entity-type groups); the consumer timeouts among them are
+    /// pushed into `groups`.
+    pub group_configs: std::sync::Mutex<crate::group_config::GroupConfigs>,
     pub listeners: Vec<ListenerInfo>,
     /// Schema ids registered per subject, for topics with schema validation.
     pub schema_ids: std::sync::Mutex<crate::record_check::SchemaIds>,
@@ -105,6 +108,12 @@ impl BrokerState {
             crate::clock::now_ms(),
             health.clone(),
         )?;
+        // After the group store, which creates (and makes durable) the directory.
+        let group_configs =
+            crate::group_config::GroupConfigs::open(&config.data_dir.join("__groups"))?;
+        for (group, t) in group_configs.all_timeouts() {
+            groups.set_group_timeouts(&group, t)?;
+        }
         let request_memory = Arc::new(tokio::sync::Semaphore::new(
             config
                 .queued_max_request_bytes
@@ -118,6 +127,7 @@ impl BrokerState {
             metrics,
             producer_ids,
             groups,
+            group_configs: std::sync::Mutex::new(group_configs),
             listeners,
             schema_ids: Default::default(),
             log_limit: Default::default(),

@@ -151,6 +151,8 @@ pub struct HeartbeatResp {
 #[derive(Default)]
 pub struct ConsumerGroups {
     cfg: ConsumerGroupsConfig,
+    /// Per-group consumer.session.timeout.ms / consumer.heartbeat.interval.ms (group configs).
+    timeouts: BTreeMap<String, crate::group_config::GroupTimeouts>,
     /// Only groups with members.
     groups: BTreeMap<String, CGroup>,
     records: Vec<ConsumerGroupSnapshot>,
@@ -275,6 +277,7 @@ impl ConsumerGroups {
     pub fn new(cfg: ConsumerGroupsConfig) -> Self {
         ConsumerGroups {
             cfg,
+            timeouts: BTreeMap::new(),
             groups: BTreeMap::new(),
             records: Vec::new(),
             groups_refused: 0,
@@ -386,7 +389,7 @@ impl ConsumerGroups {
         if req.group_id.is_empty() {
             return Self::error(E::InvalidGroupId, "the group id is empty", &req.member_id);
         }
-        let interval = self.cfg.heartbeat_interval_ms;
+        let interval = self.heartbeat_interval_ms(&req.group_id);
         let max = self.cfg.max_group_size;
         let group_id = req.group_id.clone();
         let before = self.groups.get(&group_id).map(Self::snapshot);
@@ -589,11 +592,31 @@ impl ConsumerGroups {
         }
     }
 
+    /// Sets a group's consumer timeouts (its group configs); the defaults where `None`.
+    pub fn set_timeouts(&mut self, group_id: &str, t: crate::group_config::GroupTimeouts) {
+        if t == Default::default() {
+            self.timeouts.remove(group_id);
+        } else {
+            self.timeouts.insert(group_id.to_string(), t);
+        }
+    }
+
+    fn heartbeat_interval_ms(&self, group_id: &str) -> i32 {
+        self.timeouts
+            .get(group_id)
+            .and_then(|t| t.heartbeat_interval_ms)
+            .unwrap_or(self.cfg.heartbeat_interval_ms)
+    }
+
     /// Expires silent members and members that do not revoke within their rebalance timeout.
     pub fn tick(&mut self, now_ms: i64) {
-        let session = self.cfg.session_timeout_ms;
+        let (timeouts, default_session_ms) = (&self.timeouts, self.cfg.session_timeout_ms);
         let mut emptied = Vec::new();
         for g in self.groups.values_mut() {
+            let session = timeouts
+                .get(&g.group_id)
+                .and_then(|t| t.session_timeout_ms)
+                .unwrap_or(default_session_ms);
             let before = g.members.len();
             g.members.retain(|_, m| {
                 now_ms - m.last_heartbeat_ms < session

@@ -149,6 +149,16 @@ impl GroupService {
         Ok(r)
     }
 
+    /// Sets a consumer-protocol group's timeouts (its group configs, already made durable).
+    pub fn set_group_timeouts(
+        &self,
+        group_id: &str,
+        t: crate::group_config::GroupTimeouts,
+    ) -> io::Result<()> {
+        self.apply(|i| i.cgroups.set_timeouts(group_id, t))
+            .map(|_| ())
+    }
+
     /// Advances the coordinator's clock. Nothing waits for its records: a request answered
     /// after this waits for them in [`GroupService::with`].
     pub fn tick(&self, now_ms: i64) {

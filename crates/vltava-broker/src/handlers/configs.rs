@@ -1,5 +1,5 @@
-//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (and a read-only view
-//! of the broker's own settings).
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics and groups (and a
+//! read-only view of the broker's own settings).
 
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::describe_configs_response::{
@@ -14,12 +14,16 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::admin::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC};
 use super::{code, s};
+use crate::group_config::{self, GROUP_CONFIG_DEFS};
 use crate::state::BrokerState;
 use crate::topic_config::{self, ConfigType, TopicConfig, CONFIG_DEFS};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_GROUP: i8 = 32;
 const SOURCE_STATIC_BROKER: i8 = 4;
+/// DescribeConfigs' GROUP_CONFIG source: a group's own override.
+const SOURCE_GROUP: i8 = 8;
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -206,6 +210,62 @@ pub fn describe(
                         .collect();
                     base.with_configs(configs)
                 }
+                RESOURCE_GROUP => {
+                    let group = r.resource_name.as_str();
+                    if group.is_empty() {
+                        return base
+                            .with_error_code(code(E::InvalidGroupId))
+                            .with_error_message(Some(s("the group id is empty")));
+                    }
+                    let configs = state
+                        .group_configs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    let overrides = configs.overrides(group);
+                    let entries = GROUP_CONFIG_DEFS
+                        .iter()
+                        .filter(|d| wanted(&r.configuration_keys, d.name))
+                        .map(|d| {
+                            let set = overrides.and_then(|o| o.get(d.name));
+                            let value = set.map_or(d.default, String::as_str);
+                            let source = if set.is_some() {
+                                SOURCE_GROUP
+                            } else {
+                                SOURCE_DEFAULT
+                            };
+                            let mut e = DescribeConfigsResourceResult::default()
+                                .with_name(s(d.name))
+                                .with_value(Some(s(value)))
+                                .with_config_source(source);
+                            if req.include_synonyms {
+                                let mut syn = Vec::new();
+                                if set.is_some() {
+                                    syn.push(
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(s(d.name))
+                                            .with_value(Some(s(value)))
+                                            .with_source(SOURCE_GROUP),
+                                    );
+                                }
+                                syn.push(
+                                    DescribeConfigsSynonym::default()
+                                        .with_name(s(d.broker_synonym))
+                                        .with_value(Some(s(d.default)))
+                                        .with_source(SOURCE_DEFAULT),
+                                );
+                                e.synonyms = syn;
+                            }
+                            if version >= 3 {
+                                e.config_type = d.config_type as i8;
+                                if req.include_documentation {
+                                    e.documentation = Some(s(d.doc));
+                                }
+                            }
+                            e
+                        })
+                        .collect();
+                    base.with_configs(entries)
+                }
                 other => base
                     .with_error_code(code(E::InvalidRequest))
                     .with_error_message(Some(s(&format!(
@@ -215,6 +275,97 @@ pub fn describe(
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// IncrementalAlterConfigs on a group: its overrides validated as Kafka validates them, made
+/// durable, then handed to the consumer-protocol coordinator.
+fn alter_group(
+    state: &BrokerState,
+    group: &str,
+    configs: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
+    validate_only: bool,
+) -> Result<(), (E, String)> {
+    let mut store = state
+        .group_configs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let mut values: Vec<(String, Option<String>)> = Vec::with_capacity(configs.len());
+    for c in configs {
+        let name = c.name.as_str();
+        let value = c.value.as_deref().unwrap_or_default().trim();
+        let change = match c.config_operation {
+            OP_SET => Some(value.to_string()),
+            OP_DELETE => None,
+            OP_APPEND | OP_SUBTRACT => {
+                let d = group_config::def(name).ok_or_else(|| {
+                    (
+                        E::InvalidConfig,
+                        format!("Unknown group config name: {name}"),
+                    )
+                })?;
+                if d.config_type != ConfigType::List {
+                    return Err((
+                        E::InvalidConfig,
+                        format!(
+                            "Config value append/subtract is not allowed for config key: {name}"
+                        ),
+                    ));
+                }
+                let current = store
+                    .overrides(group)
+                    .and_then(|o| o.get(name).cloned())
+                    .unwrap_or_else(|| d.default.to_string());
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect();
+                for v in value.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                    if c.config_operation == OP_APPEND {
+                        if !items.iter().any(|i| i == v) {
+                            items.push(v.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != v);
+                    }
+                }
+                Some(items.join(","))
+            }
+            op => return Err((E::InvalidRequest, format!("Unknown config operation {op}"))),
+        };
+        values.push((name.to_string(), change));
+    }
+    let changes: Vec<group_config::Change<'_>> = values
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_deref()))
+        .collect();
+    let bounds = group_config::SessionBounds {
+        min_ms: i64::from(state.config.group_min_session_timeout_ms),
+        max_ms: i64::from(
+            crate::group::coordinator::CoordinatorConfig::default().max_session_timeout_ms,
+        ),
+    };
+    let timeouts = store
+        .apply(group, &changes, bounds, validate_only)
+        .map_err(|e| match e {
+            group_config::ConfigError::InvalidConfig(m) => (E::InvalidConfig, m),
+            group_config::ConfigError::InvalidRequest(m) => (E::InvalidRequest, m),
+            group_config::ConfigError::Storage(io) => {
+                state.health.fail("write the group configs", &io);
+                (
+                    E::KafkaStorageError,
+                    format!("cannot persist the group config: {io}"),
+                )
+            }
+        })?;
+    if !validate_only {
+        tracing::info!(group, "altered group config");
+        state
+            .groups
+            .set_group_timeouts(group, timeouts)
+            .map_err(|e| (E::CoordinatorNotAvailable, e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Applies `change` to a topic's config after validating the result; `Err((code, message))`.
@@ -355,6 +506,8 @@ pub fn incremental_alter(
                     }
                     Ok(TopicConfig { overrides })
                 })
+            } else if r.resource_type == RESOURCE_GROUP {
+                alter_group(state, r.resource_name.as_str(), &r.configs, req.validate_only)
             } else if r.resource_type == RESOURCE_BROKER
                 && r.configs.iter().all(|c| c.config_operation == OP_DELETE)
             {
