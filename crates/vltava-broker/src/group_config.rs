@@ -12,38 +12,11 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::topic_config::ConfigType;
+use crate::topic_config::{boolean, int_at_least, long_at_least, ConfigDef, ConfigType};
 
-pub struct GroupConfigDef {
-    pub name: &'static str,
-    pub default: &'static str,
-    pub config_type: ConfigType,
-    /// The broker config whose value is the default (DescribeConfigs synonyms).
-    pub broker_synonym: &'static str,
-    pub doc: &'static str,
-    validate: fn(&str) -> Result<(), String>,
-}
+/// A group config's definition: the same shape as a topic config's.
+pub type GroupConfigDef = ConfigDef;
 
-fn int_at_least(v: &str, min: i64) -> Result<(), String> {
-    match v.trim().parse::<i32>() {
-        Ok(n) if n as i64 >= min => Ok(()),
-        Ok(n) => Err(format!("value {n} must be at least {min}")),
-        Err(_) => Err(format!("value '{v}' is not a valid int")),
-    }
-}
-fn long_at_least(v: &str, min: i64) -> Result<(), String> {
-    match v.trim().parse::<i64>() {
-        Ok(n) if n >= min => Ok(()),
-        Ok(n) => Err(format!("value {n} must be at least {min}")),
-        Err(_) => Err(format!("value '{v}' is not a valid long")),
-    }
-}
-fn boolean(v: &str) -> Result<(), String> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "false" => Ok(()),
-        _ => Err(format!("value '{v}' must be true or false")),
-    }
-}
 fn anything(_: &str) -> Result<(), String> {
     Ok(())
 }

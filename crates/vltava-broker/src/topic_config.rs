@@ -24,29 +24,36 @@ pub struct ConfigDef {
     /// The broker-level config whose value is the default (DescribeConfigs synonyms).
     pub broker_synonym: &'static str,
     pub doc: &'static str,
-    validate: fn(&str) -> Result<(), String>,
+    pub(crate) validate: fn(&str) -> Result<(), String>,
 }
 
-fn long_at_least(v: &str, min: i64) -> Result<(), String> {
+pub(crate) fn long_at_least(v: &str, min: i64) -> Result<(), String> {
     match v.trim().parse::<i64>() {
         Ok(n) if n >= min => Ok(()),
         Ok(n) => Err(format!("value {n} must be at least {min}")),
         Err(_) => Err(format!("value '{v}' is not a valid long")),
     }
 }
-fn int_at_least(v: &str, min: i64) -> Result<(), String> {
-    match v.trim().parse::<i32>() {
-        Ok(n) if n as i64 >= min => Ok(()),
-        Ok(n) => Err(format!("value {n} must be at least {min}")),
-        Err(_) => Err(format!("value '{v}' is not a valid int")),
+/// An int within `min..=max`; `max` = `None` for no upper bound (and Kafka's "at least" wording).
+fn int_bounded(v: &str, min: i64, max: Option<i64>) -> Result<(), String> {
+    let n = v
+        .trim()
+        .parse::<i32>()
+        .map_err(|_| format!("value '{v}' is not a valid int"))?;
+    let n = i64::from(n);
+    match max {
+        Some(max) if !(min..=max).contains(&n) => {
+            Err(format!("value {n} must be between {min} and {max}"))
+        }
+        None if n < min => Err(format!("value {n} must be at least {min}")),
+        _ => Ok(()),
     }
 }
+pub(crate) fn int_at_least(v: &str, min: i64) -> Result<(), String> {
+    int_bounded(v, min, None)
+}
 fn int_in(v: &str, min: i64, max: i64) -> Result<(), String> {
-    match v.trim().parse::<i32>() {
-        Ok(n) if (min..=max).contains(&(n as i64)) => Ok(()),
-        Ok(n) => Err(format!("value {n} must be between {min} and {max}")),
-        Err(_) => Err(format!("value '{v}' is not a valid int")),
-    }
+    int_bounded(v, min, Some(max))
 }
 fn only_false(v: &str, why: &str) -> Result<(), String> {
     boolean(v)?;
@@ -87,7 +94,7 @@ fn ratio(v: &str) -> Result<(), String> {
         Err(_) => Err(format!("value '{v}' is not a valid double")),
     }
 }
-fn boolean(v: &str) -> Result<(), String> {
+pub(crate) fn boolean(v: &str) -> Result<(), String> {
     one_of(&v.trim().to_ascii_lowercase(), &["true", "false"])
 }
 fn cleanup_policy(v: &str) -> Result<(), String> {

@@ -16,7 +16,7 @@ use super::admin::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC};
 use super::{code, s};
 use crate::group_config::{self, GROUP_CONFIG_DEFS};
 use crate::state::BrokerState;
-use crate::topic_config::{self, ConfigType, TopicConfig, CONFIG_DEFS};
+use crate::topic_config::{self, ConfigDef, ConfigType, TopicConfig, CONFIG_DEFS};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -113,11 +113,67 @@ fn broker_entries(state: &BrokerState) -> Vec<(String, String, ConfigType)> {
     v
 }
 
+/// One described topic or group config: its value, where it came from (`set_by`: the source of
+/// an override, `None` for the default), its synonyms (the override, then the broker-level
+/// default; configs without a broker-level counterpart, such as the throttled-replica lists, have
+/// no default synonym, as in Kafka), its type and documentation.
+fn entry(
+    d: &ConfigDef,
+    value: &str,
+    set_by: Option<i8>,
+    detail: Detail,
+) -> DescribeConfigsResourceResult {
+    let mut e = DescribeConfigsResourceResult::default()
+        .with_name(s(d.name))
+        .with_value(Some(s(value)))
+        .with_config_source(set_by.unwrap_or(SOURCE_DEFAULT));
+    if detail.synonyms {
+        let mut syn = Vec::new();
+        if let Some(source) = set_by {
+            syn.push(
+                DescribeConfigsSynonym::default()
+                    .with_name(s(d.name))
+                    .with_value(Some(s(value)))
+                    .with_source(source),
+            );
+        }
+        if !d.broker_synonym.is_empty() {
+            syn.push(
+                DescribeConfigsSynonym::default()
+                    .with_name(s(d.broker_synonym))
+                    .with_value(Some(s(d.default)))
+                    .with_source(SOURCE_DEFAULT),
+            );
+        }
+        e.synonyms = syn;
+    }
+    if detail.version >= 3 {
+        e.config_type = d.config_type as i8;
+        if detail.documentation {
+            e.documentation = Some(s(d.doc));
+        }
+    }
+    e
+}
+
+/// What a DescribeConfigs request asks to be shown of each config.
+#[derive(Clone, Copy)]
+struct Detail {
+    synonyms: bool,
+    documentation: bool,
+    version: i16,
+}
+
 pub fn describe(
     state: &BrokerState,
     req: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
+    let detail = Detail {
+        synonyms: req.include_synonyms,
+        documentation: req.include_documentation,
+        version,
+    };
     let results = req
         .resources
         .into_iter()
@@ -142,43 +198,8 @@ pub fn describe(
                         .filter(|d| wanted(&r.configuration_keys, d.name))
                         .map(|d| {
                             let dynamic = !cfg.is_default(d.name);
-                            let mut e = DescribeConfigsResourceResult::default()
-                                .with_name(s(d.name))
-                                .with_value(Some(s(cfg.get(d.name))))
-                                .with_config_source(if dynamic {
-                                    SOURCE_DYNAMIC_TOPIC
-                                } else {
-                                    SOURCE_DEFAULT
-                                });
-                            if req.include_synonyms {
-                                let mut syn = Vec::new();
-                                if dynamic {
-                                    syn.push(
-                                        DescribeConfigsSynonym::default()
-                                            .with_name(s(d.name))
-                                            .with_value(Some(s(cfg.get(d.name))))
-                                            .with_source(SOURCE_DYNAMIC_TOPIC),
-                                    );
-                                }
-                                // Configs without a broker-level counterpart (the throttled-replica
-                                // lists, tiered storage's) have no default synonym, as in Kafka.
-                                if !d.broker_synonym.is_empty() {
-                                    syn.push(
-                                        DescribeConfigsSynonym::default()
-                                            .with_name(s(d.broker_synonym))
-                                            .with_value(Some(s(d.default)))
-                                            .with_source(SOURCE_DEFAULT),
-                                    );
-                                }
-                                e.synonyms = syn;
-                            }
-                            if version >= 3 {
-                                e.config_type = d.config_type as i8;
-                                if req.include_documentation {
-                                    e.documentation = Some(s(d.doc));
-                                }
-                            }
-                            e
+                            let set_by = dynamic.then_some(SOURCE_DYNAMIC_TOPIC);
+                            entry(d, cfg.get(d.name), set_by, detail)
                         })
                         .collect();
                     base.with_configs(configs)
@@ -228,40 +249,7 @@ pub fn describe(
                         .map(|d| {
                             let set = overrides.and_then(|o| o.get(d.name));
                             let value = set.map_or(d.default, String::as_str);
-                            let source = if set.is_some() {
-                                SOURCE_GROUP
-                            } else {
-                                SOURCE_DEFAULT
-                            };
-                            let mut e = DescribeConfigsResourceResult::default()
-                                .with_name(s(d.name))
-                                .with_value(Some(s(value)))
-                                .with_config_source(source);
-                            if req.include_synonyms {
-                                let mut syn = Vec::new();
-                                if set.is_some() {
-                                    syn.push(
-                                        DescribeConfigsSynonym::default()
-                                            .with_name(s(d.name))
-                                            .with_value(Some(s(value)))
-                                            .with_source(SOURCE_GROUP),
-                                    );
-                                }
-                                syn.push(
-                                    DescribeConfigsSynonym::default()
-                                        .with_name(s(d.broker_synonym))
-                                        .with_value(Some(s(d.default)))
-                                        .with_source(SOURCE_DEFAULT),
-                                );
-                                e.synonyms = syn;
-                            }
-                            if version >= 3 {
-                                e.config_type = d.config_type as i8;
-                                if req.include_documentation {
-                                    e.documentation = Some(s(d.doc));
-                                }
-                            }
-                            e
+                            entry(d, value, set.map(|_| SOURCE_GROUP), detail)
                         })
                         .collect();
                     base.with_configs(entries)

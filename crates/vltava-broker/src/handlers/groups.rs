@@ -544,6 +544,20 @@ pub async fn group_ids(state: &BrokerState) -> Vec<String> {
     ids
 }
 
+/// A DescribeGroups row for a group this call does not describe: state Dead, and from v6 on
+/// GROUP_ID_NOT_FOUND with `message`, as Kafka 4.x answers.
+fn dead_group(id: &GroupId, version: i16, message: String) -> DescribedGroup {
+    let d = DescribedGroup::default()
+        .with_group_id(id.clone())
+        .with_group_state(s("Dead"));
+    if version >= 6 {
+        d.with_error_code(code(E::GroupIdNotFound))
+            .with_error_message(Some(s(&message)))
+    } else {
+        d
+    }
+}
+
 pub async fn describe_groups(
     state: &BrokerState,
     req: DescribeGroupsRequest,
@@ -558,34 +572,12 @@ pub async fn describe_groups(
             .with(|i| match i.coord.group(id.0.as_str()) {
                 // A consumer-protocol group is not described by DescribeGroups (Kafka 4.x's
                 // GroupMetadataManager: "Group X is not a classic group.").
-                _ if i.cgroups.is_active(id.0.as_str()) => {
-                    let d = DescribedGroup::default()
-                        .with_group_id(id.clone())
-                        .with_group_state(s("Dead"));
-                    if version >= 6 {
-                        d.with_error_code(code(E::GroupIdNotFound))
-                            .with_error_message(Some(s(&format!(
-                                "Group {} is not a classic group.",
-                                id.0.as_str()
-                            ))))
-                    } else {
-                        d
-                    }
-                }
-                None => {
-                    let d = DescribedGroup::default()
-                        .with_group_id(id.clone())
-                        .with_group_state(s("Dead"));
-                    if version >= 6 {
-                        d.with_error_code(code(E::GroupIdNotFound))
-                            .with_error_message(Some(s(&format!(
-                                "Group {} not found.",
-                                id.0.as_str()
-                            ))))
-                    } else {
-                        d
-                    }
-                }
+                _ if i.cgroups.is_active(id.0.as_str()) => dead_group(
+                    id,
+                    version,
+                    format!("Group {} is not a classic group.", id.0.as_str()),
+                ),
+                None => dead_group(id, version, format!("Group {} not found.", id.0.as_str())),
                 Some(g) => {
                     let protocol = g.protocol_name.clone().unwrap_or_default();
                     let stable = matches!(g.state, GroupState::Stable);
