@@ -227,3 +227,27 @@ def test_bad_arguments_fail_with_one_line(tmp_path):
         err = r.stderr.decode().strip().splitlines()
         assert r.returncode == 1, (args, r.stdout, err)
         assert err and err[-1].startswith("error: ") and expect in err[-1], (args, err)
+
+
+def test_bench_clients_measures_the_java_client_beside_librdkafka(tmp_path):
+    """scripts/bench-clients runs vltava bench and Kafka's perf tools against one broker and
+    reports every row with figures that follow from what was sent (nothing about speed)."""
+    out = tmp_path / "clients.json"
+    records = 20_000
+    r = subprocess.run(
+        [os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "bench-clients"),
+         "--records", str(records), "--record-size", "100", "--vltava", BIN,
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(x["client"].split()[0], x["phase"]) for x in rows] == [
+        ("librdkafka", "produce"), ("librdkafka", "consume"),
+        ("Java", "produce"), ("Java", "consume")]
+    for x in rows:
+        assert x["records_per_s"] > 0 and x["broker_cpu_s_per_gb"] >= 0, x
+        # 100-byte values: MB/s is records/s × 100 B (within rounding of the tools' output).
+        assert abs(x["mb_per_s"] - x["records_per_s"] * 100 / 1e6) <= 0.02 * x["mb_per_s"] + 0.1, x
+        if x["phase"] == "produce":
+            assert 0 <= x["p50_ms"] <= x["p99_ms"] <= x["p999_ms"], x
+    assert "kafka-producer-perf-test" in r.stdout
