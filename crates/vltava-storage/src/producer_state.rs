@@ -30,7 +30,7 @@ pub struct CachedBatch {
     pub timestamp_ms: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<CachedBatch>,
@@ -38,12 +38,28 @@ pub struct ProducerEntry {
     #[serde(default)]
     pub txn_first_offset: Option<i64>,
     /// The epoch of the transaction coordinator that wrote the producer's last marker: a marker
-    /// from an older coordinator is refused.
-    #[serde(default)]
+    /// from an older coordinator is refused; -1 before any marker (Kafka's initial value).
+    #[serde(default = "no_coordinator_epoch")]
     pub coordinator_epoch: i32,
     /// Wall-clock time of the producer's last write (data or marker), for expiration.
     #[serde(default)]
     pub last_write_ms: i64,
+}
+
+fn no_coordinator_epoch() -> i32 {
+    -1
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        ProducerEntry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            txn_first_offset: None,
+            coordinator_epoch: no_coordinator_epoch(),
+            last_write_ms: 0,
+        }
+    }
 }
 
 /// What the partition should do with an idempotent batch.
