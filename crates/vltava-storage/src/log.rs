@@ -2237,4 +2237,44 @@ mod tests {
         assert_eq!(log.last_stable_offset(), 0);
         assert!(log.plan_clean(&cfg, 10).is_none());
     }
+
+    #[test]
+    fn a_clean_shutdown_keeps_open_and_aborted_transactions_without_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig::default();
+        let value = vec![b'x'; 1000];
+        let records: Vec<KeyValue> = (0..30).map(|_| (None, Some(&value[..]))).collect();
+        let (expected_aborted, lso) = {
+            let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+            for seq in 0..20 {
+                log.append(&txn_batch(&records, 1, 0, seq * 30), &cfg, 0)
+                    .unwrap();
+            }
+            log.append_marker(1, 0, marker(ControlType::Abort), &cfg, 0)
+                .unwrap();
+            for seq in 0..20 {
+                log.append(&txn_batch(&records, 2, 0, seq * 30), &cfg, 0)
+                    .unwrap();
+            }
+            sync(&mut log);
+            log.close().unwrap();
+            (log.aborted_transactions(), log.last_stable_offset())
+        };
+        assert_eq!(expected_aborted.len(), 1);
+        assert_eq!(
+            lso, 601,
+            "producer 2's transaction starts after the abort marker"
+        );
+        let (mut log, report) = PartitionLog::open_after(dir.path(), true).unwrap();
+        assert!(
+            report.trusted_active,
+            "the segment is large enough to be trusted"
+        );
+        assert_eq!(log.aborted_transactions(), expected_aborted);
+        assert_eq!(log.last_stable_offset(), lso);
+        log.append_marker(2, 0, marker(ControlType::Commit), &cfg, 0)
+            .unwrap();
+        sync(&mut log);
+        assert_eq!(log.last_stable_offset(), log.high_watermark());
+    }
 }
