@@ -2054,6 +2054,13 @@ mod tests {
                 ProducerError::TransactionalWriteExpected { .. }
             ))
         ));
+        // Nor does a bumped epoch end it: only a marker does.
+        assert!(matches!(
+            log.append(&make_batch(1, 0, Some((1, 1, 0))), &cfg, 0),
+            Err(AppendError::Producer(
+                ProducerError::TransactionalWriteExpected { .. }
+            ))
+        ));
         // A marker of an older epoch is refused.
         log.append(&txn_batch(&kv[..1], 3, 5, 0), &cfg, 0).unwrap(); // 4
         assert!(matches!(

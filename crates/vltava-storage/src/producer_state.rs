@@ -176,10 +176,12 @@ impl ProducerStateTable {
         transactional: bool,
     ) -> Result<SequenceVerdict, ProducerError> {
         let verdict = self.check(b)?;
+        // Whatever the epoch, as Kafka's `ProducerAppendInfo`: only a marker ends the
+        // transaction, so a non-transactional write would leave it open under the LSO.
         let open = self
             .producers
             .get(&b.producer_id)
-            .is_some_and(|e| e.txn_first_offset.is_some() && e.epoch == b.epoch);
+            .is_some_and(|e| e.txn_first_offset.is_some());
         if open && !transactional && verdict == SequenceVerdict::Append {
             return Err(ProducerError::TransactionalWriteExpected {
                 producer_id: b.producer_id,
