@@ -19,6 +19,7 @@ pub mod state;
 pub mod syncer;
 pub mod topic_config;
 pub mod topics;
+pub mod txn;
 
 pub use config::{BrokerConfig, ListenerConfig};
 pub use server::{Broker, BrokerHandle};

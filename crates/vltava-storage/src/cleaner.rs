@@ -18,6 +18,13 @@
 //! 4. [`crate::PartitionLog::install_clean`] (under the lock) swaps the files in with renames and
 //!    marks the directory dirty; the partition's next sync fsyncs it (without the lock).
 //!
+//! Transactions (Kafka's rules): only segments wholly below the last stable offset are cleaned,
+//! so no open transaction is touched. Batches of aborted transactions are removed and never
+//! count as the latest record of a key; control batches (COMMIT / ABORT markers) are always
+//! kept, so a segment holding a marker is never emptied and its aborted-transaction index stays
+//! as it was. (Kafka also drops a marker once its transaction's data is gone and
+//! delete.retention.ms has passed; Vltava keeps it: a marker is one small batch.)
+//!
 //! Crash safety: a `.cleaned` file is complete and synced before it is renamed over its
 //! segment; a crash before the rename leaves the old segment (the `.cleaned` file is removed at
 //! start-up), after it the new one. Index files are removed, durably, before the rename and
@@ -33,6 +40,7 @@ use std::path::{Path, PathBuf};
 use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
 use crate::records::{batch_records, parse_records, rebuild_batch};
 use crate::segment::{self, Segment};
+use crate::txn::AbortedTxn;
 
 /// Largest decompressed records section the cleaner will open; a larger batch is kept whole.
 pub const MAX_RECORDS_BYTES: usize = 64 << 20;
@@ -89,6 +97,32 @@ pub struct CleanPlan {
     pub delete_retention_ms: i64,
     pub now_ms: i64,
     pub max_map_bytes: usize,
+    /// The partition's aborted transactions with data in the planned segments.
+    pub aborted: Vec<AbortedTxn>,
+}
+
+/// Aborted ranges by producer id, to tell whether a batch belongs to an aborted transaction.
+struct AbortedRanges(HashMap<i64, Vec<(i64, i64)>>);
+
+impl AbortedRanges {
+    fn new(entries: &[AbortedTxn]) -> Self {
+        let mut m: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        for e in entries {
+            m.entry(e.producer_id)
+                .or_default()
+                .push((e.first_offset, e.last_offset));
+        }
+        AbortedRanges(m)
+    }
+    fn contains(&self, h: &BatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self.0.get(&h.producer_id).is_some_and(|ranges| {
+                ranges
+                    .iter()
+                    .any(|&(first, last)| first <= h.base_offset && h.base_offset <= last)
+            })
+    }
 }
 
 #[derive(Debug)]
@@ -229,6 +263,7 @@ impl CleanPlan {
     /// Builds the key map and writes the cleaned copies. Does not touch the live segments.
     pub fn run(&self) -> io::Result<CleanResult> {
         let mut map: HashMap<Vec<u8>, i64> = HashMap::new();
+        let aborted = AbortedRanges::new(&self.aborted);
         let mut map_bytes = 0usize;
         let mut clean_until = self.first_dirty_offset;
         for seg in self.segments.iter().filter(|s| s.dirty) {
@@ -236,7 +271,7 @@ impl CleanPlan {
                 break;
             }
             for_each_batch(seg.file.get()?.as_ref(), seg.size_bytes, |h, batch| {
-                if h.is_control() {
+                if h.is_control() || aborted.contains(h) {
                     return Ok(());
                 }
                 let Ok(raw) = batch_records(batch, h, MAX_RECORDS_BYTES) else {
@@ -275,7 +310,7 @@ impl CleanPlan {
             if seg.base_offset >= clean_until {
                 break;
             }
-            let outcome = self.clean_segment(seg, &map, &mut result)?;
+            let outcome = self.clean_segment(seg, &map, &aborted, &mut result)?;
             result.segments.push(CleanedSegment {
                 base_offset: seg.base_offset,
                 source: seg.file.id(),
@@ -289,6 +324,7 @@ impl CleanPlan {
         &self,
         seg: &PlannedSegment,
         map: &HashMap<Vec<u8>, i64>,
+        aborted: &AbortedRanges,
         result: &mut CleanResult,
     ) -> io::Result<SegmentOutcome> {
         let path = self.dir.join(format!(
@@ -306,6 +342,12 @@ impl CleanPlan {
         let mut horizon = result.checkpoint.tombstone_horizon_ms;
         let mut removed = 0u64;
         for_each_batch(seg.file.get()?.as_ref(), seg.size_bytes, |h, batch| {
+            if aborted.contains(h) {
+                // Never visible to read_committed consumers: dropped (Kafka's cleaner does).
+                changed = true;
+                removed += h.records_count.max(0) as u64;
+                return Ok(());
+            }
             let decoded = if h.is_control() {
                 None
             } else {

@@ -12,6 +12,7 @@ pub mod log;
 pub mod producer_state;
 pub mod records;
 pub mod segment;
+pub mod txn;
 
 pub use log::{
     AppendError, AppendOutcome, DurablePoint, FileRange, LogConfig, PartitionLog, ReadData,

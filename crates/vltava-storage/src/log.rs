@@ -18,8 +18,11 @@ use crate::cleaner::{
     CleanPlan, CleanStats, CleanerCheckpoint, PlannedSegment, PreparedClean, Swap, CHECKPOINT_FILE,
     CLEANED_SUFFIX,
 };
-use crate::producer_state::{ProducerBatch, ProducerError, ProducerStateTable, SequenceVerdict};
+use crate::producer_state::{
+    CompletedTxn, ProducerBatch, ProducerError, ProducerStateTable, SequenceVerdict,
+};
 use crate::segment::{CorruptBatch, ScanReport, Segment, SegmentCheck, TRUSTED_ACTIVE_MIN_BYTES};
+use crate::txn::{self, AbortedTxn, ControlType, Marker};
 
 /// Topic-level settings the log obeys (Kafka's names in the comments).
 #[derive(Debug, Clone, PartialEq)]
@@ -333,6 +336,9 @@ pub struct PartitionLog {
     unsynced: Vec<Arc<File>>,
     dir_dirty: bool,
     producers: ProducerStateTable,
+    /// Transactions closed by a marker not yet durable: their data stays above the last stable
+    /// offset until the marker is (Kafka's unreplicated transactions).
+    unstable: Vec<CompletedTxn>,
     cleaner: CleanerCheckpoint,
     /// Set when its topic is deleted (its directory is renamed, then removed): nothing is
     /// appended, synced or retained any more.
@@ -367,6 +373,50 @@ fn segment_bases(files: &[String]) -> Vec<i64> {
 
 fn snapshot_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(crate::segment::segment_file_name(base_offset, ".snapshot"))
+}
+
+/// Applies one batch found in the log to the producer state (recovery), collecting the
+/// transactions its marker aborts.
+fn replay_batch(
+    producers: &mut ProducerStateTable,
+    aborted: &mut Vec<AbortedTxn>,
+    h: &BatchHeader,
+    marker: Option<Marker>,
+) {
+    if !h.has_producer_id() {
+        return;
+    }
+    if h.is_control() {
+        let Some(m) = marker else { return };
+        let done = producers.record_marker(
+            h.producer_id,
+            h.producer_epoch,
+            m.coordinator_epoch,
+            h.base_offset,
+            h.max_timestamp,
+        );
+        if let (Some(c), ControlType::Abort) = (done, m.kind) {
+            aborted.push(AbortedTxn {
+                producer_id: c.producer_id,
+                first_offset: c.first_offset,
+                last_offset: c.marker_offset,
+                last_stable_offset: producers.stable_offset_after(&c),
+            });
+        }
+    } else if h.base_sequence >= 0 {
+        producers.record_batch(
+            ProducerBatch {
+                producer_id: h.producer_id,
+                epoch: h.producer_epoch,
+                first_seq: h.base_sequence,
+                last_seq: h.last_sequence(),
+            },
+            h.is_transactional(),
+            h.base_offset,
+            h.last_offset(),
+            h.max_timestamp,
+        );
+    }
 }
 
 impl PartitionLog {
@@ -409,8 +459,15 @@ impl PartitionLog {
         };
         let mut segments = Vec::with_capacity(bases.len());
         let (&active_base, sealed) = bases.split_last().unwrap_or((&0, &[]));
+        let mut txn_index_missing = false;
         for &base in sealed {
-            segments.push(Segment::open_sealed(dir, base)?);
+            let mut seg = Segment::open_sealed(dir, base)?;
+            let listed = has(&crate::segment::segment_file_name(
+                base,
+                txn::TXN_INDEX_SUFFIX,
+            ));
+            txn_index_missing |= !(listed && seg.load_txn_index(dir));
+            segments.push(seg);
         }
         let read_snapshot = |offset: i64| -> Option<ProducerStateTable> {
             let path = snapshot_path(dir, offset);
@@ -419,11 +476,15 @@ impl PartitionLog {
                 return None;
             }
             let bytes = fs::read(&path).ok()?;
-            serde_json::from_slice(&bytes)
+            serde_json::from_slice::<ProducerStateTable>(&bytes)
                 .map_err(|e| {
                     tracing::warn!(snapshot = %path.display(), error = %e, "unreadable producer snapshot");
                 })
                 .ok()
+                .map(|mut t| {
+                    t.reindex();
+                    t
+                })
         };
         // After a clean shutdown a large active segment is trusted with its index files and the
         // producer state written at the shutdown for its end; otherwise it is scanned, replaying
@@ -433,8 +494,14 @@ impl PartitionLog {
         } else {
             (Segment::open_unscanned(dir, active_base)?, false)
         };
-        let at_end = if trusted {
-            read_snapshot(active.next_offset())
+        let at_end = if trusted && !txn_index_missing {
+            read_snapshot(active.next_offset()).and_then(|p| {
+                let listed = has(&crate::segment::segment_file_name(
+                    active_base,
+                    txn::TXN_INDEX_SUFFIX,
+                ));
+                (listed && active.load_txn_index(dir)).then_some(p)
+            })
         } else {
             None
         };
@@ -442,22 +509,24 @@ impl PartitionLog {
         let (producers, scan) = match at_end {
             Some(producers) => (producers, ScanReport::default()),
             None => {
-                let mut producers = read_snapshot(active_base).unwrap_or_default();
-                let scan = active.scan_active(|h| {
-                    if h.has_producer_id() && h.base_sequence >= 0 {
-                        producers.record(
-                            ProducerBatch {
-                                producer_id: h.producer_id,
-                                epoch: h.producer_epoch,
-                                first_seq: h.base_sequence,
-                                last_seq: h.last_sequence(),
-                            },
-                            h.base_offset,
-                            h.last_offset(),
-                            h.max_timestamp,
-                        );
+                let mut producers = match read_snapshot(active_base) {
+                    Some(p) if !txn_index_missing => p,
+                    // Without the state at the active segment's start (a crash right after a
+                    // roll) or a sealed segment's aborted transactions (a crash before its
+                    // index was synced, or a log older than transactions), both are rebuilt
+                    // from the whole log, as Kafka rebuilds from the log start without a
+                    // snapshot.
+                    _ if !segments.is_empty() => {
+                        tracing::info!(dir = %dir.display(), "rebuilding producer state and aborted-transaction indexes from the whole log");
+                        Self::rebuild_sealed(&mut segments)?
                     }
+                    _ => ProducerStateTable::default(),
+                };
+                let mut aborted = Vec::new();
+                let scan = active.scan_active(|h, marker| {
+                    replay_batch(&mut producers, &mut aborted, h, marker)
                 })?;
+                active.set_aborted(aborted);
                 (producers, scan)
             }
         };
@@ -514,6 +583,7 @@ impl PartitionLog {
             dir_dirty: created || !clean_shutdown,
             deleted: false,
             producers,
+            unstable: Vec::new(),
             cleaner: if has(CHECKPOINT_FILE) {
                 CleanerCheckpoint::load(dir)
             } else {
@@ -521,6 +591,19 @@ impl PartitionLog {
             },
         };
         Ok((log, report))
+    }
+
+    /// Replays every sealed segment from the first: the producer state at the active segment's
+    /// start, and each segment's aborted transactions (its `.txnindex` rewritten and synced).
+    fn rebuild_sealed(segments: &mut [Segment]) -> io::Result<ProducerStateTable> {
+        let mut producers = ProducerStateTable::default();
+        for seg in segments.iter_mut() {
+            let mut aborted = Vec::new();
+            seg.replay(|h, marker| replay_batch(&mut producers, &mut aborted, h, marker))?;
+            seg.set_aborted(aborted);
+            seg.write_txn_index()?.sync_all()?;
+        }
+        Ok(producers)
     }
 
     pub fn dir(&self) -> &Path {
@@ -553,6 +636,37 @@ impl PartitionLog {
     }
     pub fn producers(&self) -> &ProducerStateTable {
         &self.producers
+    }
+
+    /// The last stable offset: every transaction with data below it has ended and its marker is
+    /// durable. The high watermark when no transaction is open. What read_committed consumers
+    /// may read, and ListOffsets(latest) returns to them.
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        let first_unstable = [
+            self.producers.first_open_txn_offset(),
+            self.unstable.iter().map(|c| c.first_offset).min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let lso = first_unstable
+            .map_or(hw, |o| o.min(hw))
+            .max(self.log_start_offset);
+        // Invariant: log start ≤ LSO ≤ high watermark.
+        assert!(
+            lso <= hw.max(self.log_start_offset),
+            "LSO {lso} past the high watermark {hw}"
+        );
+        lso
+    }
+
+    /// The aborted transactions of every segment (oldest first), for tools and tests.
+    pub fn aborted_transactions(&self) -> Vec<AbortedTxn> {
+        self.segments
+            .iter()
+            .flat_map(|s| s.aborted().iter().copied())
+            .collect()
     }
 
     fn active(&self) -> &Segment {
@@ -589,6 +703,13 @@ impl PartitionLog {
             return Err(BatchError::Invalid("clients may not send control batches".into()).into());
         }
         let idempotent = h.has_producer_id() && h.base_sequence >= 0;
+        let transactional = h.is_transactional();
+        if transactional && !idempotent {
+            return Err(BatchError::Invalid(
+                "a transactional batch must carry a producer id and a sequence".into(),
+            )
+            .into());
+        }
         let pb = ProducerBatch {
             producer_id: h.producer_id,
             epoch: h.producer_epoch,
@@ -596,7 +717,7 @@ impl PartitionLog {
             last_seq: h.last_sequence(),
         };
         if idempotent {
-            if let SequenceVerdict::Duplicate(c) = self.producers.check(pb)? {
+            if let SequenceVerdict::Duplicate(c) = self.producers.check_batch(pb, transactional)? {
                 return Ok(AppendOutcome {
                     base_offset: c.base_offset,
                     last_offset: c.last_offset,
@@ -609,6 +730,82 @@ impl PartitionLog {
                 });
             }
         }
+        let (stored, log_append_time_ms) = self.write_batch(batch, &h, cfg, now_ms)?;
+        let base_offset = stored.base_offset;
+        if idempotent {
+            let ts = if cfg.log_append_time {
+                now_ms
+            } else {
+                stored.max_timestamp
+            };
+            self.producers
+                .record_batch(pb, transactional, base_offset, stored.last_offset(), ts);
+        }
+        Ok(AppendOutcome {
+            base_offset,
+            last_offset: stored.last_offset(),
+            log_append_time_ms,
+            duplicate: false,
+        })
+    }
+
+    /// Appends an end-transaction marker of `producer_id` (a control batch written by the
+    /// transaction coordinator, never by a client): closes the producer's open transaction in
+    /// this partition; an ABORT records it in the active segment's aborted-transaction index.
+    /// A marker with no open transaction (nothing was written here) is still appended, as
+    /// Kafka does.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: Marker,
+        cfg: &LogConfig,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, AppendError> {
+        if self.deleted {
+            return Err(AppendError::Deleted);
+        }
+        self.producers
+            .check_marker(producer_id, producer_epoch, marker.coordinator_epoch)?;
+        let batch = txn::control_batch(producer_id, producer_epoch, marker, now_ms);
+        let h = batch::validate(&batch)?;
+        let (stored, log_append_time_ms) = self.write_batch(&batch, &h, cfg, now_ms)?;
+        let done = self.producers.record_marker(
+            producer_id,
+            producer_epoch,
+            marker.coordinator_epoch,
+            stored.base_offset,
+            now_ms,
+        );
+        if let Some(c) = done {
+            if marker.kind == ControlType::Abort {
+                let e = AbortedTxn {
+                    producer_id,
+                    first_offset: c.first_offset,
+                    last_offset: c.marker_offset,
+                    last_stable_offset: self.producers.stable_offset_after(&c),
+                };
+                self.active_mut().push_aborted(e);
+            }
+            self.unstable.push(c);
+        }
+        Ok(AppendOutcome {
+            base_offset: stored.base_offset,
+            last_offset: stored.last_offset(),
+            log_append_time_ms,
+            duplicate: false,
+        })
+    }
+
+    /// Writes a validated batch at the log end (rolling first if due): its stored header and
+    /// the LogAppendTime set (-1 if none).
+    fn write_batch(
+        &mut self,
+        batch: &[u8],
+        h: &BatchHeader,
+        cfg: &LogConfig,
+        now_ms: i64,
+    ) -> Result<(BatchHeader, i64), AppendError> {
         self.maybe_roll(batch.len() as u64, h.last_offset_delta, cfg, now_ms)?;
         let base_offset = self.log_end_offset();
         // `validate` checked the batch holds at least a header.
@@ -632,21 +829,7 @@ impl PartitionLog {
             stored.base_offset == base_offset && self.log_end_offset() == stored.next_offset(),
             "offsets assigned out of order"
         );
-        if idempotent {
-            let ts = if cfg.log_append_time {
-                now_ms
-            } else {
-                stored.max_timestamp
-            };
-            self.producers
-                .record(pb, base_offset, stored.last_offset(), ts);
-        }
-        Ok(AppendOutcome {
-            base_offset,
-            last_offset: stored.last_offset(),
-            log_append_time_ms,
-            duplicate: false,
-        })
+        Ok((stored, log_append_time_ms))
     }
 
     fn maybe_roll(
@@ -681,6 +864,9 @@ impl PartitionLog {
         if let Some(sealed) = self.active_mut().take_unsynced_write() {
             self.unsynced.push(sealed);
         }
+        // Synced with the sealed segment's data; a torn or missing one is rebuilt at start-up.
+        let txn_index = self.active().write_txn_index()?;
+        self.unsynced.push(Arc::new(txn_index));
         self.write_producer_snapshot(next)?;
         let _ = fs::remove_file(snapshot_path(&self.dir, self.active().base_offset));
         self.segments.push(Segment::create(&self.dir, next)?);
@@ -742,6 +928,8 @@ impl PartitionLog {
             let moved = point.offset > self.durable.offset;
             let hw_before = self.high_watermark();
             self.durable = point;
+            // A transaction whose marker is now durable is stable.
+            self.unstable.retain(|c| c.marker_offset >= point.offset);
             // Invariant: the high watermark never goes back.
             assert!(self.high_watermark() >= hw_before);
             return moved;
@@ -773,7 +961,44 @@ impl PartitionLog {
         max_bytes: u64,
         min_one_batch: bool,
     ) -> Result<ReadPlan, ReadError> {
+        self.read_upto(offset, max_bytes, min_one_batch, self.high_watermark())
+            .map(|(plan, _)| plan)
+    }
+
+    /// A read_committed read: as [`PartitionLog::read`] but only below the last stable offset,
+    /// with the aborted transactions that overlap the range read (the fetch response's
+    /// `aborted_transactions`: the consumer drops those producers' batches in them).
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        min_one_batch: bool,
+    ) -> Result<(ReadPlan, Vec<AbortedTxn>), ReadError> {
+        let lso = self.last_stable_offset();
+        let (plan, upper) = self.read_upto(offset, max_bytes, min_one_batch, lso)?;
+        let mut aborted = Vec::new();
+        if plan.len_bytes() > 0 {
+            for seg in &self.segments[self.segment_index_for(offset)..] {
+                if txn::collect_overlapping(seg.aborted(), offset, upper, &mut aborted) {
+                    break;
+                }
+            }
+        }
+        Ok((plan, aborted))
+    }
+
+    /// Plans a read starting at `offset` of batches below `upto` (a batch boundary at most the
+    /// high watermark). Also returns an offset bounding the range read: `upto` or the end of
+    /// the segment read, whichever is lower (Kafka's `fetchUpperBoundOffset`).
+    fn read_upto(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        min_one_batch: bool,
+        upto: i64,
+    ) -> Result<(ReadPlan, i64), ReadError> {
         let hw = self.high_watermark();
+        debug_assert!(upto <= hw);
         if offset < self.log_start_offset || offset > hw {
             return Err(ReadError::OffsetOutOfRange {
                 offset,
@@ -781,14 +1006,25 @@ impl PartitionLog {
                 high_watermark: hw,
             });
         }
-        if offset == hw {
-            return Ok(ReadPlan::empty());
+        if offset >= upto {
+            return Ok((ReadPlan::empty(), upto));
         }
         for seg in &self.segments[self.segment_index_for(offset)..] {
-            let limit = self.readable_bytes(seg);
+            if seg.base_offset >= upto {
+                break;
+            }
+            let mut limit = self.readable_bytes(seg);
+            if upto < seg.next_offset() {
+                // Stop before the batch holding `upto` (its first offset, where it is one).
+                limit = match seg.find_batch(upto, limit)? {
+                    Some((pos, _)) => pos,
+                    None => limit,
+                };
+            }
             if limit == 0 {
                 break;
             }
+            let upper = upto.min(seg.next_offset());
             if let Some((pos, h)) = seg.find_batch(offset, limit)? {
                 let available = limit - pos;
                 let first = (h.size_bytes() as u64).min(available);
@@ -797,22 +1033,23 @@ impl PartitionLog {
                 } else if min_one_batch {
                     first
                 } else {
-                    return Ok(ReadPlan::empty());
+                    return Ok((ReadPlan::empty(), upper));
                 };
                 let check = (!seg.check().covers(pos + len)).then(|| PlanCheck {
                     check: Arc::clone(seg.check()),
                     segment_size: seg.size_bytes(),
                     segment: seg.log_path().to_path_buf(),
                 });
-                return Ok(ReadPlan {
+                let plan = ReadPlan {
                     file: Some(seg.file()?),
                     position: pos,
                     len_bytes: len,
                     check,
-                });
+                };
+                return Ok((plan, upper));
             }
         }
-        Ok(ReadPlan::empty())
+        Ok((ReadPlan::empty(), upto))
     }
 
     fn read_batch(&self, seg: &Segment, pos: u64, h: &BatchHeader) -> io::Result<Bytes> {
@@ -961,10 +1198,13 @@ impl PartitionLog {
         }
         let sealed = &self.segments[..self.segments.len() - 1];
         let lag_floor_ms = now_ms.saturating_sub(cfg.min_compaction_lag_ms.max(0));
+        // Below the LSO only: an open transaction's data is not touched (Kafka's
+        // firstUncleanableOffset).
+        let lso = self.last_stable_offset();
         let cleanable = sealed
             .iter()
             .take_while(|s| {
-                s.next_offset() <= self.durable.offset
+                s.next_offset() <= lso
                     && (cfg.min_compaction_lag_ms <= 0 || s.max_timestamp_ms() <= lag_floor_ms)
             })
             .count();
@@ -1010,6 +1250,14 @@ impl PartitionLog {
             delete_retention_ms: cfg.delete_retention_ms,
             now_ms,
             max_map_bytes: crate::cleaner::MAX_OFFSET_MAP_BYTES,
+            aborted: {
+                let end = self.segments[cleanable].base_offset;
+                self.segments
+                    .iter()
+                    .flat_map(|s| s.aborted().iter().copied())
+                    .filter(|e| e.first_offset < end)
+                    .collect()
+            },
         })
     }
 
@@ -1058,6 +1306,9 @@ impl PartitionLog {
                     Some((path, mut seg)) => {
                         fs::rename(path, seg.log_path())?;
                         seg.unpin();
+                        // Markers are kept, so the segment's aborted transactions are too (its
+                        // `.txnindex` file is unchanged).
+                        seg.set_aborted(self.segments[i].aborted().to_vec());
                         // Not synced, as at a roll; a missing one is rebuilt at start-up.
                         if let Err(e) = seg.write_indexes() {
                             tracing::warn!(segment = %seg.log_path().display(), error = %e, "cannot write the cleaned segment's index files");
@@ -1066,6 +1317,10 @@ impl PartitionLog {
                         stats.segments_rewritten += 1;
                     }
                     None => {
+                        let _ = fs::remove_file(txn::txn_index_path(
+                            &self.dir,
+                            self.segments[i].base_offset,
+                        ));
                         fs::remove_file(self.segments[i].log_path())?;
                         self.segments.remove(i);
                         stats.segments_removed += 1;
@@ -1091,6 +1346,7 @@ impl PartitionLog {
         // A smaller active segment is scanned at the next start: index files would go unread.
         if self.active().size_bytes() >= TRUSTED_ACTIVE_MIN_BYTES {
             self.active().write_indexes()?;
+            self.active().write_txn_index()?;
             self.write_producer_snapshot(self.log_end_offset())?;
         }
         Ok(())
@@ -1747,5 +2003,285 @@ mod tests {
         let fresh = tempfile::tempdir().unwrap();
         let (log, _) = PartitionLog::open_after(fresh.path(), true).unwrap();
         assert!(log.needs_sync());
+    }
+
+    /// A transactional batch of `count` keyed records of producer `pid`.
+    fn txn_batch(records: &[KeyValue], pid: i64, epoch: i16, seq: i32) -> Vec<u8> {
+        let mut b = make_keyed_batch(records, 1_000, Some((pid, epoch, seq)));
+        let attrs = i16::from_be_bytes([b[21], b[22]]) | batch::ATTR_TRANSACTIONAL;
+        b[21..23].copy_from_slice(&attrs.to_be_bytes());
+        let crc = batch::compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn marker(kind: ControlType) -> Marker {
+        Marker {
+            kind,
+            coordinator_epoch: 0,
+        }
+    }
+
+    /// Base offsets of the batches a read_committed read from `offset` returns, and its
+    /// aborted transactions.
+    fn read_committed_batches(log: &PartitionLog, offset: i64) -> (Vec<i64>, Vec<AbortedTxn>) {
+        let (plan, aborted) = log.read_committed(offset, 1 << 20, true).unwrap();
+        let data = plan.execute().unwrap();
+        let bases = BatchWalker::new(&data)
+            .map(|(_, h)| h.base_offset)
+            .collect();
+        (bases, aborted)
+    }
+
+    #[test]
+    fn open_transactions_hold_the_lso_and_aborts_are_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        let cfg = LogConfig::default();
+        let kv: [KeyValue; 2] = [(Some(b"k"), Some(b"a")), (Some(b"k"), Some(b"b"))];
+        log.append(&make_batch(1, 0, None), &cfg, 0).unwrap(); // 0
+        log.append(&txn_batch(&kv, 1, 0, 0), &cfg, 0).unwrap(); // 1-2
+        log.append(&txn_batch(&kv[..1], 2, 0, 0), &cfg, 0).unwrap(); // 3
+        sync(&mut log);
+        assert_eq!((log.high_watermark(), log.last_stable_offset()), (4, 1));
+        assert_eq!(read_committed_batches(&log, 0), (vec![0], vec![]));
+        assert!(log.read_committed(1, 1 << 20, true).unwrap().0.len_bytes() == 0);
+
+        // An open transaction accepts only transactional batches from its producer.
+        assert!(matches!(
+            log.append(&make_batch(1, 0, Some((1, 0, 2))), &cfg, 0),
+            Err(AppendError::Producer(
+                ProducerError::TransactionalWriteExpected { .. }
+            ))
+        ));
+        // Nor does a bumped epoch end it: only a marker does.
+        assert!(matches!(
+            log.append(&make_batch(1, 0, Some((1, 1, 0))), &cfg, 0),
+            Err(AppendError::Producer(
+                ProducerError::TransactionalWriteExpected { .. }
+            ))
+        ));
+        // A marker of an older epoch is refused.
+        log.append(&txn_batch(&kv[..1], 3, 5, 0), &cfg, 0).unwrap(); // 4
+        assert!(matches!(
+            log.append_marker(3, 4, marker(ControlType::Commit), &cfg, 0),
+            Err(AppendError::Producer(
+                ProducerError::InvalidProducerEpoch { .. }
+            ))
+        ));
+        log.append_marker(3, 5, marker(ControlType::Commit), &cfg, 0)
+            .unwrap(); // 5
+
+        let c = log
+            .append_marker(1, 0, marker(ControlType::Commit), &cfg, 0)
+            .unwrap();
+        assert_eq!(c.base_offset, 6);
+        // The commit's marker is not durable yet: the LSO stays.
+        assert_eq!(log.last_stable_offset(), 1);
+        sync(&mut log);
+        assert_eq!(
+            log.last_stable_offset(),
+            3,
+            "producer 2's transaction is open"
+        );
+        assert_eq!(read_committed_batches(&log, 0).0, vec![0, 1]);
+
+        let a = log
+            .append_marker(2, 0, marker(ControlType::Abort), &cfg, 0)
+            .unwrap();
+        sync(&mut log);
+        assert_eq!(log.last_stable_offset(), log.high_watermark());
+        let aborted = AbortedTxn {
+            producer_id: 2,
+            first_offset: 3,
+            last_offset: a.base_offset,
+            last_stable_offset: a.base_offset + 1,
+        };
+        assert_eq!(log.aborted_transactions(), vec![aborted]);
+        let (bases, got) = read_committed_batches(&log, 0);
+        assert_eq!(bases, vec![0, 1, 3, 4, 5, 6, 7]);
+        assert_eq!(got, vec![aborted]);
+        assert_eq!(read_committed_batches(&log, 8), (vec![], vec![]));
+        // A marker with no open transaction is still appended, and aborts nothing.
+        log.append_marker(9, 0, marker(ControlType::Abort), &cfg, 0)
+            .unwrap();
+        assert_eq!(log.aborted_transactions().len(), 1);
+    }
+
+    #[test]
+    fn recovery_after_a_crash_keeps_the_open_transaction_and_the_aborted_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            segment_bytes: 200,
+            ..LogConfig::default()
+        };
+        let kv: [KeyValue; 1] = [(Some(b"key"), Some(b"value-value"))];
+        let expected_aborted;
+        {
+            let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+            // Producer 1 aborts a transaction spanning segments; producer 2's stays open.
+            for seq in 0..3 {
+                log.append(&txn_batch(&kv, 1, 0, seq), &cfg, 0).unwrap();
+            }
+            log.append(&txn_batch(&kv, 2, 0, 0), &cfg, 0).unwrap(); // 3
+            log.append_marker(1, 0, marker(ControlType::Abort), &cfg, 0)
+                .unwrap(); // 4
+            for seq in 1..4 {
+                log.append(&txn_batch(&kv, 2, 0, seq), &cfg, 0).unwrap();
+            }
+            sync(&mut log);
+            assert!(log.segment_count() > 2, "the test needs several segments");
+            assert_eq!(log.last_stable_offset(), 3);
+            expected_aborted = log.aborted_transactions();
+            assert_eq!(expected_aborted.len(), 1);
+            assert_eq!(
+                (
+                    expected_aborted[0].first_offset,
+                    expected_aborted[0].last_offset
+                ),
+                (0, 4)
+            );
+            // Dropped without close: a crash.
+        }
+        let check = |why: &str| {
+            let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+            assert_eq!(log.last_stable_offset(), 3, "{why}");
+            assert_eq!(log.aborted_transactions(), expected_aborted, "{why}");
+            // The open transaction is still producer 2's: its abort indexes it from 3.
+            log.append_marker(2, 0, marker(ControlType::Abort), &LogConfig::default(), 0)
+                .unwrap();
+            let last = log.aborted_transactions().last().copied().unwrap();
+            assert_eq!((last.producer_id, last.first_offset), (2, 3), "{why}");
+        };
+        check("reopened from the snapshot");
+        // The abort appended by `check` is in the file: a restart finds no open transaction.
+        let (log, _) = PartitionLog::open(dir.path()).unwrap();
+        assert_eq!(log.last_stable_offset(), log.high_watermark());
+        drop(log);
+
+        // Without the snapshot and the indexes (a crash right after a roll, or an older log),
+        // everything is rebuilt from the whole log.
+        let dir2 = tempfile::tempdir().unwrap();
+        {
+            let (mut log, _) = PartitionLog::open(dir2.path()).unwrap();
+            for seq in 0..3 {
+                log.append(&txn_batch(&kv, 1, 0, seq), &cfg, 0).unwrap();
+            }
+            log.append(&txn_batch(&kv, 2, 0, 0), &cfg, 0).unwrap();
+            log.append_marker(1, 0, marker(ControlType::Abort), &cfg, 0)
+                .unwrap();
+            for seq in 1..4 {
+                log.append(&txn_batch(&kv, 2, 0, seq), &cfg, 0).unwrap();
+            }
+            sync(&mut log);
+        }
+        for name in list_files(dir2.path()).unwrap() {
+            if name.ends_with(".snapshot") || name.ends_with(txn::TXN_INDEX_SUFFIX) {
+                fs::remove_file(dir2.path().join(name)).unwrap();
+            }
+        }
+        let (log, _) = PartitionLog::open(dir2.path()).unwrap();
+        assert_eq!(log.last_stable_offset(), 3);
+        assert_eq!(log.aborted_transactions(), expected_aborted);
+        assert_eq!(log.producers().open_txn_count(), 1);
+    }
+
+    #[test]
+    fn compaction_drops_aborted_data_keeps_markers_and_stops_at_the_lso() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = compact_cfg();
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        let committed: [KeyValue; 1] = [(Some(b"k"), Some(b"committed"))];
+        let aborted: [KeyValue; 1] = [(Some(b"k"), Some(b"aborted"))];
+        log.append(&txn_batch(&committed, 1, 0, 0), &cfg, 0)
+            .unwrap(); // 0
+        log.append_marker(1, 0, marker(ControlType::Commit), &cfg, 0)
+            .unwrap(); // 1
+        log.append(&txn_batch(&aborted, 1, 0, 1), &cfg, 0).unwrap(); // 2
+        log.append_marker(1, 0, marker(ControlType::Abort), &cfg, 0)
+            .unwrap(); // 3
+        for i in 0..6 {
+            let other: [KeyValue; 1] = [(Some(b"other"), Some(b"value-of-other-key"))];
+            let _ = i;
+            log.append(&make_keyed_batch(&other, 0, None), &cfg, 0)
+                .unwrap();
+        }
+        sync(&mut log);
+        assert!(clean(&mut log, &cfg, 10).is_some());
+        let records = read_all(&log);
+        let values: Vec<_> = records
+            .iter()
+            .filter(|(_, k, _)| k.as_deref() == Some(b"k"))
+            .map(|(o, _, v)| (*o, v.clone()))
+            .collect();
+        assert_eq!(
+            values,
+            vec![(0, Some(b"committed".to_vec()))],
+            "the aborted write must not supersede the committed one"
+        );
+        // Markers stay (their control records have keys too, never compacted away).
+        let mut markers = 0;
+        let mut offset = 0;
+        while offset < log.high_watermark() {
+            let data = log.read(offset, 1 << 20, true).unwrap().execute().unwrap();
+            for (_, h) in BatchWalker::new(&data) {
+                markers += h.is_control() as usize;
+                offset = h.next_offset();
+            }
+        }
+        assert_eq!(markers, 2);
+
+        // An open transaction's segments are not cleaned.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+        log.append(&txn_batch(&committed, 5, 0, 0), &cfg, 0)
+            .unwrap();
+        for _ in 0..6 {
+            log.append(&make_keyed_batch(&committed, 0, None), &cfg, 0)
+                .unwrap();
+        }
+        sync(&mut log);
+        assert_eq!(log.last_stable_offset(), 0);
+        assert!(log.plan_clean(&cfg, 10).is_none());
+    }
+
+    #[test]
+    fn a_clean_shutdown_keeps_open_and_aborted_transactions_without_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig::default();
+        let value = vec![b'x'; 1000];
+        let records: Vec<KeyValue> = (0..30).map(|_| (None, Some(&value[..]))).collect();
+        let (expected_aborted, lso) = {
+            let (mut log, _) = PartitionLog::open(dir.path()).unwrap();
+            for seq in 0..20 {
+                log.append(&txn_batch(&records, 1, 0, seq * 30), &cfg, 0)
+                    .unwrap();
+            }
+            log.append_marker(1, 0, marker(ControlType::Abort), &cfg, 0)
+                .unwrap();
+            for seq in 0..20 {
+                log.append(&txn_batch(&records, 2, 0, seq * 30), &cfg, 0)
+                    .unwrap();
+            }
+            sync(&mut log);
+            log.close().unwrap();
+            (log.aborted_transactions(), log.last_stable_offset())
+        };
+        assert_eq!(expected_aborted.len(), 1);
+        assert_eq!(
+            lso, 601,
+            "producer 2's transaction starts after the abort marker"
+        );
+        let (mut log, report) = PartitionLog::open_after(dir.path(), true).unwrap();
+        assert!(
+            report.trusted_active,
+            "the segment is large enough to be trusted"
+        );
+        assert_eq!(log.aborted_transactions(), expected_aborted);
+        assert_eq!(log.last_stable_offset(), lso);
+        log.append_marker(2, 0, marker(ControlType::Commit), &cfg, 0)
+            .unwrap();
+        sync(&mut log);
+        assert_eq!(log.last_stable_offset(), log.high_watermark());
     }
 }

@@ -8,8 +8,13 @@
 //! - a new epoch must start at sequence 0 (unless the producer was unknown);
 //! - otherwise the first sequence must follow the last one (wrapping at i32::MAX);
 //! - a producer with no state here (new, or its batches removed by retention) may start anywhere.
+//!
+//! Transactions (Kafka's `ProducerStateEntry.currentTxnFirstOffset`): a producer's first
+//! transactional batch after a marker opens its transaction at that batch's base offset; the
+//! COMMIT / ABORT marker closes it. While one is open the producer may write only transactional
+//! batches, and the earliest open transaction bounds the last stable offset.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,10 +30,36 @@ pub struct CachedBatch {
     pub timestamp_ms: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<CachedBatch>,
+    /// The first offset of the producer's open transaction in this partition.
+    #[serde(default)]
+    pub txn_first_offset: Option<i64>,
+    /// The epoch of the transaction coordinator that wrote the producer's last marker: a marker
+    /// from an older coordinator is refused; -1 before any marker (Kafka's initial value).
+    #[serde(default = "no_coordinator_epoch")]
+    pub coordinator_epoch: i32,
+    /// Wall-clock time of the producer's last write (data or marker), for expiration.
+    #[serde(default)]
+    pub last_write_ms: i64,
+}
+
+fn no_coordinator_epoch() -> i32 {
+    -1
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        ProducerEntry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            txn_first_offset: None,
+            coordinator_epoch: no_coordinator_epoch(),
+            last_write_ms: 0,
+        }
+    }
 }
 
 /// What the partition should do with an idempotent batch.
@@ -54,6 +85,18 @@ pub enum ProducerError {
         first_seq: i32,
         expected: i32,
     },
+    #[error(
+        "producer {producer_id} has an open transaction: only transactional batches are accepted"
+    )]
+    TransactionalWriteExpected { producer_id: i64 },
+    #[error(
+        "marker of coordinator epoch {got} for producer {producer_id} is older than {current}"
+    )]
+    CoordinatorFenced {
+        producer_id: i64,
+        got: i32,
+        current: i32,
+    },
 }
 
 /// The identity of an idempotent batch, from its header.
@@ -68,6 +111,18 @@ pub struct ProducerBatch {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerStateTable {
     producers: BTreeMap<i64, ProducerEntry>,
+    /// (first offset, producer id) of every open transaction: derived from `producers`
+    /// (rebuilt by [`ProducerStateTable::reindex`] after a snapshot is read).
+    #[serde(skip)]
+    open_txns: BTreeSet<(i64, i64)>,
+}
+
+/// A transaction closed by a marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub marker_offset: i64,
 }
 
 fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
@@ -89,11 +144,61 @@ impl ProducerStateTable {
         self.producers.iter()
     }
 
+    /// Rebuilds the open-transaction index from the entries (after deserialising a snapshot).
+    pub fn reindex(&mut self) {
+        self.open_txns = self
+            .producers
+            .iter()
+            .filter_map(|(&pid, e)| Some((e.txn_first_offset?, pid)))
+            .collect();
+    }
+
+    /// The first offset of the earliest open transaction.
+    pub fn first_open_txn_offset(&self) -> Option<i64> {
+        self.open_txns.first().map(|&(o, _)| o)
+    }
+    /// How many transactions are open.
+    pub fn open_txn_count(&self) -> usize {
+        self.open_txns.len()
+    }
+    /// The first offsets of open transactions other than `producer_id`'s, the earliest first.
+    fn first_open_other_than(&self, producer_id: i64) -> Option<i64> {
+        self.open_txns
+            .iter()
+            .find(|&&(_, pid)| pid != producer_id)
+            .map(|&(o, _)| o)
+    }
+
+    /// Decides whether `b` (transactional or not) may be appended. Does not change the table.
+    pub fn check_batch(
+        &self,
+        b: ProducerBatch,
+        transactional: bool,
+    ) -> Result<SequenceVerdict, ProducerError> {
+        let verdict = self.check(b)?;
+        // Whatever the epoch, as Kafka's `ProducerAppendInfo`: only a marker ends the
+        // transaction, so a non-transactional write would leave it open under the LSO.
+        let open = self
+            .producers
+            .get(&b.producer_id)
+            .is_some_and(|e| e.txn_first_offset.is_some());
+        if open && !transactional && verdict == SequenceVerdict::Append {
+            return Err(ProducerError::TransactionalWriteExpected {
+                producer_id: b.producer_id,
+            });
+        }
+        Ok(verdict)
+    }
+
     /// Decides whether `b` may be appended. Does not change the table.
     pub fn check(&self, b: ProducerBatch) -> Result<SequenceVerdict, ProducerError> {
         let Some(entry) = self.producers.get(&b.producer_id) else {
             return Ok(SequenceVerdict::Append);
         };
+        if b.epoch == entry.epoch && entry.batches.is_empty() {
+            // Only markers known (the producer's data was removed or it wrote none here).
+            return Ok(SequenceVerdict::Append);
+        }
         if b.epoch < entry.epoch {
             return Err(ProducerError::InvalidProducerEpoch {
                 producer_id: b.producer_id,
@@ -134,10 +239,28 @@ impl ProducerStateTable {
 
     /// Records an appended batch (or one found in the log during recovery).
     pub fn record(&mut self, b: ProducerBatch, base_offset: i64, last_offset: i64, ts_ms: i64) {
+        self.record_batch(b, false, base_offset, last_offset, ts_ms);
+    }
+
+    /// Records an appended batch; a transactional one opens the producer's transaction unless
+    /// one is open.
+    pub fn record_batch(
+        &mut self,
+        b: ProducerBatch,
+        transactional: bool,
+        base_offset: i64,
+        last_offset: i64,
+        ts_ms: i64,
+    ) {
         let entry = self.producers.entry(b.producer_id).or_default();
+        entry.last_write_ms = ts_ms;
         if b.epoch != entry.epoch {
             entry.epoch = b.epoch;
             entry.batches.clear();
+        }
+        if transactional && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(base_offset);
+            self.open_txns.insert((base_offset, b.producer_id));
         }
         if entry.batches.len() == CACHED_BATCHES_PER_PRODUCER {
             entry.batches.pop_front();
@@ -151,23 +274,92 @@ impl ProducerStateTable {
         });
     }
 
+    /// Checks an end-transaction marker of `producer_id` at `epoch` written by a coordinator at
+    /// `coordinator_epoch` (Kafka's `appendEndTxnMarker` checks). Does not change the table.
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), ProducerError> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if epoch < entry.epoch {
+            return Err(ProducerError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            });
+        }
+        if coordinator_epoch < entry.coordinator_epoch {
+            return Err(ProducerError::CoordinatorFenced {
+                producer_id,
+                got: coordinator_epoch,
+                current: entry.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a marker at `marker_offset`: closes the producer's open transaction, if any.
+    pub fn record_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+        marker_offset: i64,
+        ts_ms: i64,
+    ) -> Option<CompletedTxn> {
+        let entry = self.producers.entry(producer_id).or_default();
+        if epoch != entry.epoch {
+            // A bumped epoch (fencing, transaction version 2) restarts the sequences.
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = coordinator_epoch;
+        entry.last_write_ms = ts_ms;
+        let first_offset = entry.txn_first_offset.take()?;
+        let removed = self.open_txns.remove(&(first_offset, producer_id));
+        debug_assert!(removed, "open transaction missing from the index");
+        Some(CompletedTxn {
+            producer_id,
+            first_offset,
+            marker_offset,
+        })
+    }
+
+    /// The LSO right after `completed` ended: the earliest other open transaction, else the
+    /// offset after its marker (the `lastStableOffset` of Kafka's aborted-transaction entry).
+    pub fn stable_offset_after(&self, completed: &CompletedTxn) -> i64 {
+        self.first_open_other_than(completed.producer_id)
+            .map_or(completed.marker_offset + 1, |o| {
+                o.min(completed.marker_offset + 1)
+            })
+    }
+
     /// Forgets producers whose last batch lies below `log_start_offset` (Kafka removes such
-    /// producers when retention deletes their data).
+    /// producers when retention deletes their data). A producer with an open transaction is
+    /// kept: its marker is still to come.
     pub fn evict_below(&mut self, log_start_offset: i64) {
         self.producers.retain(|_, e| {
-            e.batches
-                .back()
-                .is_some_and(|b| b.last_offset >= log_start_offset)
+            e.txn_first_offset.is_some()
+                || e.batches
+                    .back()
+                    .is_some_and(|b| b.last_offset >= log_start_offset)
         });
     }
 
     /// Forgets producers whose last write is older than `now_ms - expiration_ms`
-    /// (transactional.id.expiration / producer.id.expiration.ms).
+    /// (transactional.id.expiration / producer.id.expiration.ms), except those with an open
+    /// transaction (the coordinator aborts it first).
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) {
         self.producers.retain(|_, e| {
-            e.batches
+            let last = e
+                .batches
                 .back()
-                .is_some_and(|b| now_ms.saturating_sub(b.timestamp_ms) < expiration_ms)
+                .map_or(e.last_write_ms, |b| b.timestamp_ms.max(e.last_write_ms));
+            e.txn_first_offset.is_some() || now_ms.saturating_sub(last) < expiration_ms
         });
     }
 
@@ -175,8 +367,13 @@ impl ProducerStateTable {
     pub fn truncate_from(&mut self, offset: i64) {
         for e in self.producers.values_mut() {
             e.batches.retain(|b| b.last_offset < offset);
+            if e.txn_first_offset.is_some_and(|o| o >= offset) {
+                e.txn_first_offset = None;
+            }
         }
-        self.producers.retain(|_, e| !e.batches.is_empty());
+        self.producers
+            .retain(|_, e| !e.batches.is_empty() || e.txn_first_offset.is_some());
+        self.reindex();
     }
 }
 

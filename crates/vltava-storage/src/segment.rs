@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader, BATCH_HEADER_BYTES};
 use crate::fd_cache::SegmentFile;
+use crate::txn::{self, AbortedTxn, Marker};
 
 /// An offset index entry: the batch starting at `position` has base offset
 /// `segment.base_offset + rel_offset`.
@@ -92,6 +93,8 @@ pub struct Segment {
     index_interval_bytes: u64,
     /// Wall-clock time of the first append into this segment, for segment.ms rolls.
     first_append_ms: Option<i64>,
+    /// The transactions aborted by markers in this segment, in marker order (its `.txnindex`).
+    aborted: Vec<AbortedTxn>,
 }
 
 /// Whether a segment's batches have had their CRCs checked since start-up. A sealed segment
@@ -215,6 +218,7 @@ impl Segment {
             bytes_since_index_entry: 0,
             index_interval_bytes: INDEX_INTERVAL_BYTES,
             first_append_ms: None,
+            aborted: Vec::new(),
         }
     }
 
@@ -224,6 +228,7 @@ impl Segment {
         // Stale index files of an earlier segment at this offset must not be trusted.
         let _ = fs::remove_file(&index_path);
         let _ = fs::remove_file(&time_path);
+        let _ = fs::remove_file(txn::txn_index_path(dir, base_offset));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -253,7 +258,7 @@ impl Segment {
         s.check = SegmentCheck::unverified();
         if s.load_indexes(dir)?.is_none() {
             tracing::info!(segment = %s.log_path.display(), "rebuilding index by scanning");
-            s.scan(false, |_| {})?;
+            s.scan(false, |_, _| {})?;
         }
         Ok(s)
     }
@@ -271,7 +276,7 @@ impl Segment {
         let file = SegmentFile::pinned(dir.join(log_file_name(base_offset)), file);
         let mut s = Self::empty(base_offset, file);
         s.size_bytes = size;
-        s.scan(false, |_| {})?;
+        s.scan(false, |_, _| {})?;
         Ok(s)
     }
 
@@ -306,8 +311,11 @@ impl Segment {
 
     /// Validates the active segment batch by batch from the start (length, CRC, contiguous
     /// offsets), truncating a torn or corrupt tail and rebuilding the indexes. `on_batch` sees
-    /// every valid batch (to rebuild producer state).
-    pub fn scan_active(&mut self, on_batch: impl FnMut(&BatchHeader)) -> io::Result<ScanReport> {
+    /// every valid batch (to rebuild producer state), with the marker of a control batch.
+    pub fn scan_active(
+        &mut self,
+        on_batch: impl FnMut(&BatchHeader, Option<Marker>),
+    ) -> io::Result<ScanReport> {
         let report = self.scan(true, on_batch)?;
         self.check = SegmentCheck::verified();
         Ok(report)
@@ -399,7 +407,7 @@ impl Segment {
     fn scan(
         &mut self,
         truncate: bool,
-        mut on_batch: impl FnMut(&BatchHeader),
+        mut on_batch: impl FnMut(&BatchHeader, Option<Marker>),
     ) -> io::Result<ScanReport> {
         let mut report = ScanReport::default();
         let file_len = self.size_bytes;
@@ -454,9 +462,16 @@ impl Segment {
                         true
                     };
                     if valid {
+                        let marker = if h.is_control() {
+                            reader
+                                .get(&file, file_len, pos, h.size_bytes())?
+                                .and_then(|b| txn::parse_marker(b, &h))
+                        } else {
+                            None
+                        };
                         self.track(&h, pos);
                         self.size_bytes = pos + h.size_bytes() as u64;
-                        on_batch(&h);
+                        on_batch(&h, marker);
                         report.batches += 1;
                         pos += h.size_bytes() as u64;
                         None
@@ -723,7 +738,70 @@ impl Segment {
         let (log, index, time) = Self::paths(dir, self.base_offset);
         let _ = fs::remove_file(index);
         let _ = fs::remove_file(time);
+        let _ = fs::remove_file(txn::txn_index_path(dir, self.base_offset));
         fs::remove_file(log)
+    }
+
+    /// The transactions aborted by markers in this segment, in marker order.
+    pub fn aborted(&self) -> &[AbortedTxn] {
+        &self.aborted
+    }
+    /// Records a transaction aborted by a marker just appended to this segment.
+    pub fn push_aborted(&mut self, e: AbortedTxn) {
+        // Invariant: entries are in marker order, and a marker lies in this segment.
+        assert!(
+            e.last_offset >= self.base_offset
+                && e.last_offset < self.next_offset
+                && self
+                    .aborted
+                    .last()
+                    .is_none_or(|p| p.last_offset < e.last_offset),
+            "aborted transaction out of order"
+        );
+        self.aborted.push(e);
+    }
+    pub fn set_aborted(&mut self, entries: Vec<AbortedTxn>) {
+        self.aborted = entries;
+    }
+    /// Loads the segment's `.txnindex`; false when it is missing or invalid.
+    pub fn load_txn_index(&mut self, dir: &Path) -> bool {
+        match txn::read_index(dir, self.base_offset) {
+            Some(entries) => {
+                self.aborted = entries;
+                true
+            }
+            None => false,
+        }
+    }
+    /// Writes the segment's `.txnindex` (not synced); the file is returned for the fsync.
+    pub fn write_txn_index(&self) -> io::Result<File> {
+        let dir = self.log_path.parent().unwrap_or(Path::new("."));
+        txn::write_index(dir, self.base_offset, &self.aborted)
+    }
+
+    /// Visits every batch of a sealed segment in order, with the marker of each control batch
+    /// (whose CRC is checked before it is believed). Stops at the first unreadable header.
+    /// Recovery only: rebuilding producer state and aborted transactions from the log.
+    pub fn replay(&self, mut f: impl FnMut(&BatchHeader, Option<Marker>)) -> io::Result<()> {
+        let mut pos = 0u64;
+        while pos < self.size_bytes {
+            let Some(h) = self.read_header_at(pos)? else {
+                break;
+            };
+            if pos + h.size_bytes() as u64 > self.size_bytes {
+                break;
+            }
+            let marker = if h.is_control() && h.size_bytes() <= 4096 {
+                let mut buf = vec![0u8; h.size_bytes()];
+                self.read_at(&mut buf, pos)?;
+                batch::check_stored(&buf).and_then(|h| txn::parse_marker(&buf, &h))
+            } else {
+                None
+            };
+            f(&h, marker);
+            pos += h.size_bytes() as u64;
+        }
+        Ok(())
     }
 
     /// Whether its batches' CRCs were checked (shared with reads planned from it).

@@ -10,6 +10,9 @@
 //! After a failed write or fsync nothing more is made durable (what reached the disk is
 //! unknown): the store refuses new records and waiters get the error until a restart replays
 //! the file.
+//!
+//! The store is generic over its record type: the transaction coordinator's state
+//! (`crate::txn::store`) is kept the same way, in its own file and thread.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -18,6 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio::sync::watch;
 use vltava_storage::durable::{self, StorageHealth};
 
@@ -154,14 +159,15 @@ pub async fn wait_durable(rx: &mut watch::Receiver<Durable>, seq: u64) -> io::Re
     }
 }
 
-pub struct GroupStore {
+pub struct GroupStore<R = StoreRecord> {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     size_bytes: u64,
     snapshot_bytes: u64,
+    records: std::marker::PhantomData<fn(R)>,
 }
 
-fn encode(r: &StoreRecord) -> io::Result<Vec<u8>> {
+fn encode<R: Serialize>(r: &R) -> io::Result<Vec<u8>> {
     let json = serde_json::to_vec(r).map_err(io::Error::other)?;
     let mut out = Vec::with_capacity(8 + json.len());
     out.extend_from_slice(&(json.len() as u32).to_be_bytes());
@@ -170,16 +176,35 @@ fn encode(r: &StoreRecord) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-impl GroupStore {
+impl GroupStore<StoreRecord> {
     /// Opens the store in `dir`, returning it and the records to replay.
     pub fn open(dir: &Path, health: StorageHealth) -> io::Result<(GroupStore, Vec<StoreRecord>)> {
+        Self::open_file(dir, FILE, "vltava-group-sync", health)
+    }
+
+    /// Starts the sync thread on `writer`, whose file holds `size_bytes`.
+    #[cfg(test)]
+    fn start(writer: Writer, size_bytes: u64, health: StorageHealth) -> io::Result<GroupStore> {
+        Self::start_named(writer, size_bytes, health, "vltava-group-sync")
+    }
+}
+
+impl<R: Serialize + DeserializeOwned> GroupStore<R> {
+    /// Opens the store file `file_name` in `dir` with its sync thread `thread_name`, returning
+    /// it and the records to replay.
+    pub fn open_file(
+        dir: &Path,
+        file_name: &str,
+        thread_name: &str,
+        health: StorageHealth,
+    ) -> io::Result<(GroupStore<R>, Vec<R>)> {
         let dir_existed = dir.exists();
         fs::create_dir_all(dir)?;
         if !dir_existed {
             // The new directory's own name must survive a power loss.
             durable::sync_parent(dir)?;
         }
-        let path = dir.join(FILE);
+        let path = dir.join(file_name);
         let file_existed = path.exists();
         let mut bytes = Vec::new();
         if let Ok(mut f) = File::open(&path) {
@@ -203,7 +228,7 @@ impl GroupStore {
             if crc32c::crc32c(body) != crc {
                 break;
             }
-            match serde_json::from_slice::<StoreRecord>(body) {
+            match serde_json::from_slice::<R>(body) {
                 Ok(r) => records.push(r),
                 Err(_) => break,
             }
@@ -216,16 +241,20 @@ impl GroupStore {
             durable::sync_dir(dir)?;
         }
         if pos < bytes.len() {
-            tracing::warn!(file = %path.display(), cut_bytes = bytes.len() - pos, "truncated a torn tail of the group store");
+            tracing::warn!(file = %path.display(), cut_bytes = bytes.len() - pos, "truncated a torn tail of the store");
             file.set_len(pos as u64)?;
             file.sync_all()?;
         }
-        let store = GroupStore::start(Writer { path, file }, pos as u64, health)?;
+        let store = Self::start_named(Writer { path, file }, pos as u64, health, thread_name)?;
         Ok((store, records))
     }
 
-    /// Starts the sync thread on `writer`, whose file holds `size_bytes`.
-    fn start(writer: Writer, size_bytes: u64, health: StorageHealth) -> io::Result<GroupStore> {
+    fn start_named(
+        writer: Writer,
+        size_bytes: u64,
+        health: StorageHealth,
+        thread_name: &str,
+    ) -> io::Result<GroupStore<R>> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
@@ -236,13 +265,14 @@ impl GroupStore {
         });
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
-            .name("vltava-group-sync".into())
+            .name(thread_name.into())
             .spawn(move || run_writer(worker, writer))?;
         Ok(GroupStore {
             shared,
             thread: Some(thread),
             size_bytes,
             snapshot_bytes: size_bytes,
+            records: std::marker::PhantomData,
         })
     }
 
@@ -285,7 +315,7 @@ impl GroupStore {
 
     /// Queues records for the sync thread; they are durable once [`Durable::seq`] reaches
     /// [`GroupStore::last_seq`].
-    pub fn append(&mut self, records: &[StoreRecord]) -> io::Result<()> {
+    pub fn append(&mut self, records: &[R]) -> io::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -299,9 +329,29 @@ impl GroupStore {
         Ok(())
     }
 
+    /// Whether the file has grown well past a fresh snapshot: time to rewrite it.
+    pub fn compaction_due(&self) -> bool {
+        self.size_bytes >= MIN_COMPACT_BYTES.max(self.snapshot_bytes * COMPACT_FACTOR)
+    }
+
+    /// Queues a rewrite of the file holding only `records` (the whole state now).
+    pub fn snapshot(&mut self, records: impl IntoIterator<Item = R>) -> io::Result<()> {
+        let mut buf = Vec::new();
+        for r in records {
+            buf.extend_from_slice(&encode(&r)?);
+        }
+        let len = buf.len() as u64;
+        self.push(Op::Snapshot(buf))?;
+        self.size_bytes = len;
+        self.snapshot_bytes = len;
+        Ok(())
+    }
+}
+
+impl GroupStore<StoreRecord> {
     /// Queues a rewrite of the file as a snapshot of `c` and `cg` when it has grown well past one.
     pub fn maybe_compact(&mut self, c: &Coordinator, cg: &ConsumerGroups) -> io::Result<()> {
-        if self.size_bytes < MIN_COMPACT_BYTES.max(self.snapshot_bytes * COMPACT_FACTOR) {
+        if !self.compaction_due() {
             return Ok(());
         }
         let mut buf = Vec::new();
@@ -327,7 +377,7 @@ impl GroupStore {
     }
 }
 
-impl Drop for GroupStore {
+impl<R> Drop for GroupStore<R> {
     /// Lets the sync thread finish what is queued, then stops it.
     fn drop(&mut self) {
         self.shared.lock().stopping = true;

@@ -390,14 +390,18 @@ pub fn describe_producers(
                         .iter()
                         .filter_map(|(id, entry)| {
                             let last = entry.batches.back()?;
+                            // The open transaction's first offset here (kafka-transactions
+                            // find-hanging reads it), -1 when none is open.
                             Some(
                                 ProducerState::default()
                                     .with_producer_id(ProducerId(*id))
                                     .with_producer_epoch(i32::from(entry.epoch))
                                     .with_last_sequence(last.last_seq)
                                     .with_last_timestamp(last.timestamp_ms)
-                                    .with_coordinator_epoch(-1)
-                                    .with_current_txn_start_offset(-1),
+                                    .with_coordinator_epoch(entry.coordinator_epoch)
+                                    .with_current_txn_start_offset(
+                                        entry.txn_first_offset.unwrap_or(-1),
+                                    ),
                             )
                         })
                         .collect();

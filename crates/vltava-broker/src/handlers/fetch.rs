@@ -1,4 +1,5 @@
-//! Fetch: serve stored batches below the high watermark, long-polling until `min_bytes` are
+//! Fetch: serve stored batches below the high watermark (below the last stable offset, with the
+//! aborted transactions of the range, for read_committed), long-polling until `min_bytes` are
 //! available or `max_wait_ms` passes. Sessionless: a session id of 0 in the answer tells clients
 //! that use fetch sessions (KIP-227) to send full requests.
 
@@ -9,8 +10,10 @@ use tokio::sync::watch;
 
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use vltava_storage::segment::CorruptBatch;
 use vltava_storage::{ReadData, ReadError, ReadPlan};
 
@@ -87,12 +90,31 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchReply, 
             // `total` may pass `max_bytes`: the first batch is returned whole (KIP-74).
             let budget =
                 (fp.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+            // read_committed reads stop at the last stable offset and list the aborted
+            // transactions in the range (the consumer skips their batches).
             let planned = {
                 let log = partition.log();
-                let plan = log.read(fp.fetch_offset, budget as u64, total == 0);
-                (plan, log.high_watermark(), log.log_start_offset())
+                let (plan, aborted) = if read_committed {
+                    match log.read_committed(fp.fetch_offset, budget as u64, total == 0) {
+                        Ok((plan, aborted)) => (Ok(plan), aborted),
+                        Err(e) => (Err(e), Vec::new()),
+                    }
+                } else {
+                    (
+                        log.read(fp.fetch_offset, budget as u64, total == 0),
+                        Vec::new(),
+                    )
+                };
+                let lso = log.last_stable_offset();
+                (
+                    plan,
+                    log.high_watermark(),
+                    lso,
+                    log.log_start_offset(),
+                    aborted,
+                )
             };
-            let (plan, hw, log_start) = planned;
+            let (plan, hw, lso, log_start, aborted) = planned;
             let data = match plan.map(|p: ReadPlan| resolve(&p)) {
                 Ok(Ok(data)) => data,
                 Ok(Err(e)) | Err(ReadError::Io(e))
@@ -121,7 +143,7 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchReply, 
                     parts.push(
                         partition_error(fp.partition, E::OffsetOutOfRange)
                             .with_high_watermark(hw)
-                            .with_last_stable_offset(hw)
+                            .with_last_stable_offset(lso)
                             .with_log_start_offset(log_start),
                     );
                     continue;
@@ -135,9 +157,18 @@ fn build(state: &BrokerState, req: &FetchRequest, version: i16) -> (FetchReply, 
                 PartitionData::default()
                     .with_partition_index(fp.partition)
                     .with_high_watermark(hw)
-                    .with_last_stable_offset(hw)
+                    .with_last_stable_offset(lso)
                     .with_log_start_offset(log_start)
-                    .with_aborted_transactions(read_committed.then(Vec::new))
+                    .with_aborted_transactions(read_committed.then(|| {
+                        aborted
+                            .iter()
+                            .map(|a| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(a.producer_id))
+                                    .with_first_offset(a.first_offset)
+                            })
+                            .collect()
+                    }))
                     .with_records(Some(records.stand_in.clone())),
             );
             shared.push(records);

@@ -36,6 +36,8 @@ pub fn list_offsets(
     req: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
+    // read_committed (isolation level 1, v2+): the latest offset is the last stable offset.
+    let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -54,6 +56,9 @@ pub fn list_offsets(
                     let found = {
                         let log = p.log();
                         match lp.timestamp {
+                            LATEST_TIMESTAMP if read_committed => {
+                                Ok(Some((log.last_stable_offset(), -1)))
+                            }
                             LATEST_TIMESTAMP => Ok(Some((log.high_watermark(), -1))),
                             EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
                                 Ok(Some((log.log_start_offset(), -1)))

@@ -158,6 +158,12 @@ fn append_one(
                 AppendError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
                     E::OutOfOrderSequenceNumber
                 }
+                AppendError::Producer(ProducerError::TransactionalWriteExpected { .. }) => {
+                    E::InvalidTxnState
+                }
+                AppendError::Producer(ProducerError::CoordinatorFenced { .. }) => {
+                    E::TransactionCoordinatorFenced
+                }
                 AppendError::Deleted => E::UnknownTopicOrPartition,
                 AppendError::Io(io) => {
                     let what = format!("append to partition {}-{index}", topic.name);
