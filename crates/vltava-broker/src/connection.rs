@@ -239,7 +239,14 @@ async fn handle(
             reply!(groups::consumer_describe(state, body!(ConsumerGroupDescribeRequest)).await)
         }
         ApiKey::InitProducerId => {
-            reply!(producer_id::handle(&state.producer_ids, body!(InitProducerIdRequest)).await)
+            reply!(
+                producer_id::handle(
+                    &state.producer_ids,
+                    &state.log_limit,
+                    body!(InitProducerIdRequest)
+                )
+                .await
+            )
         }
         ApiKey::DescribeTopicPartitions => {
             let req = body!(DescribeTopicPartitionsRequest);

@@ -6,9 +6,13 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 pub use crate::producer_ids::ProducerIdAllocator;
 
 use super::code;
+use crate::log_limit::LogLimiter;
 
+/// `log_limit` bounds the error lines a failed data directory causes: idempotent producers retry
+/// InitProducerId every few hundred milliseconds for as long as it is offline.
 pub async fn handle(
     alloc: &ProducerIdAllocator,
+    log_limit: &LogLimiter,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let fail = |err: E, msg: &str| {
@@ -41,7 +45,9 @@ pub async fn handle(
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
         Err(e) => {
-            tracing::error!(error = %e, "cannot reserve producer ids");
+            if let Some(left_out) = log_limit.allow("producer ids", super::now_ms()) {
+                tracing::error!(error = %e, similar_lines_left_out = left_out, "cannot reserve producer ids");
+            }
             fail(E::KafkaStorageError, "cannot reserve producer ids")
         }
     }
@@ -66,6 +72,7 @@ mod tests {
         let init = |pid: i64, epoch: i16| {
             run(handle(
                 &a,
+                &LogLimiter::default(),
                 InitProducerIdRequest::default()
                     .with_transactional_id(None)
                     .with_producer_id(ProducerId(pid))
