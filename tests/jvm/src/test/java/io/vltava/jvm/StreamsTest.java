@@ -48,7 +48,6 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
@@ -87,13 +86,6 @@ class StreamsTest {
      * shows one member owning both sub-topologies' tasks.
      */
     @Test
-    @Disabled("broker gap: Vltava does not implement KIP-1071 streams groups (StreamsGroupHeartbeat key 88, "
-            + "StreamsGroupDescribe key 89; ApiVersions lists neither and streams.version is not finalized): "
-            + "the consumer logs 'StreamsGroupHeartbeatRequest failed because of an unsupported version exception: "
-            + "The node does not support STREAMS_GROUP_HEARTBEAT', the member turns fatal and every stream thread dies "
-            + "with StreamsException: UnsupportedVersionException: The cluster does not support the STREAMS group "
-            + "protocol or does not support the versions of the STREAMS group protocol used by this client "
-            + "(used versions: 0 to 1)")
     void streamsProtocolComputesExactResults() throws Exception {
         runWithoutFailures("streams");
     }
