@@ -25,7 +25,9 @@ import java.util.function.Supplier;
 import java.util.stream.Collectors;
 
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.ListStreamsGroupOffsetsSpec;
 import org.apache.kafka.clients.admin.MemberDescription;
@@ -139,14 +141,25 @@ class StreamsTest {
      */
     @Test
     void survivesBrokerKill9AndRestart() throws Exception {
-        String appId = "vltava-streams-broker-kill";
+        brokerKill9AndRestart("classic");
+    }
+
+    /** The same with the streams protocol: the group's members and tasks survive the restart. */
+    @Test
+    void streamsProtocolSurvivesBrokerKill9AndRestart() throws Exception {
+        brokerKill9AndRestart("streams");
+    }
+
+    private void brokerKill9AndRestart(String protocol) throws Exception {
+        String appId = "vltava-streams-broker-kill-" + protocol;
         long base = System.currentTimeMillis();
         ConcurrentLinkedQueue<Exception> sendErrors = new ConcurrentLinkedQueue<>();
         try (Admin admin = Clients.admin(bootstrap());
              KafkaProducer<String, String> producer = producer();
              Outputs outputs = new Outputs(bootstrap());
-             InProcessApp app = new InProcessApp(bootstrap(), appId, "classic")) {
+             InProcessApp app = new InProcessApp(bootstrap(), appId, protocol)) {
             createTopics(admin);
+            shortStreamsSessions(admin, appId, protocol);
             app.start();
             app.awaitRunning(Duration.ofSeconds(60));
             producePromos(producer, base);
@@ -187,7 +200,7 @@ class StreamsTest {
             StreamsApp.Expected expected = StreamsApp.expected(base, StreamsApp.EVENT_COUNT);
             awaitOutput(outputs, expected, false, () -> {
             });
-            awaitCommittedToEnd(admin, appId, "classic");
+            awaitCommittedToEnd(admin, appId, protocol);
             outputs.poll();
             assertOutput(outputs, expected, false);
             Wait.until(Duration.ofSeconds(30), "KafkaStreams RUNNING after the recovery",
@@ -209,7 +222,20 @@ class StreamsTest {
      */
     @Test
     void survivesApplicationKill9AndRestartFromChangelog() throws Exception {
-        String appId = "vltava-streams-app-restart";
+        applicationKill9AndRestartFromChangelog("classic");
+    }
+
+    /**
+     * The same with the streams protocol: a SIGKILLed member's tasks go to the next instance
+     * once the group's streams.session.timeout.ms (6 s here) has passed.
+     */
+    @Test
+    void streamsProtocolSurvivesApplicationKill9AndRestartFromChangelog() throws Exception {
+        applicationKill9AndRestartFromChangelog("streams");
+    }
+
+    private void applicationKill9AndRestartFromChangelog(String protocol) throws Exception {
+        String appId = "vltava-streams-app-restart-" + protocol;
         long base = System.currentTimeMillis();
         Path stateA = Files.createTempDirectory("vltava-streams-state-");
         Path stateC = Files.createTempDirectory("vltava-streams-state-");
@@ -220,12 +246,13 @@ class StreamsTest {
              KafkaProducer<String, String> producer = producer();
              Outputs outputs = new Outputs(bootstrap())) {
             createTopics(admin);
+            shortStreamsSessions(admin, appId, protocol);
             producePromos(producer, base);
             produceEvents(producer, base, 0, 200);
 
             // A: processes events 0..199, then is killed while it processes 200..399.
             Path outA = tempOut(outFiles);
-            ChildJvm a = startApp(children, "streams-a", appId, stateA, outA);
+            ChildJvm a = startApp(children, "streams-a", appId, stateA, outA, protocol);
             awaitOutput(outputs, StreamsApp.expected(base, 200), false, () -> assertChildHealthy(a, outA));
             StreamsApp.Expected after200 = StreamsApp.expected(base, 200);
             produceEvents(producer, base, 200, 400);
@@ -238,22 +265,22 @@ class StreamsTest {
 
             // B: same application.id and state directory; finishes 200..399, then 400..499.
             Path outB = tempOut(outFiles);
-            ChildJvm b = startApp(children, "streams-b", appId, stateA, outB);
+            ChildJvm b = startApp(children, "streams-b", appId, stateA, outB, protocol);
             awaitOutput(outputs, StreamsApp.expected(base, 400), false, () -> assertChildHealthy(b, outB));
             awaitState(b, outB, "RUNNING");
             produceEvents(producer, base, 400, 500);
             awaitOutput(outputs, StreamsApp.expected(base, 500), false, () -> assertChildHealthy(b, outB));
-            awaitCommittedToEnd(admin, appId, "classic");
+            awaitCommittedToEnd(admin, appId, protocol);
             b.kill9();
 
             // C: a fresh state directory: every store is restored from its changelog, then 500..599.
             Path outC = tempOut(outFiles);
-            ChildJvm c = startApp(children, "streams-c", appId, stateC, outC);
+            ChildJvm c = startApp(children, "streams-c", appId, stateC, outC, protocol);
             awaitState(c, outC, "RUNNING");
             produceEvents(producer, base, 500, StreamsApp.EVENT_COUNT);
             StreamsApp.Expected expected = StreamsApp.expected(base, StreamsApp.EVENT_COUNT);
             awaitOutput(outputs, expected, false, () -> assertChildHealthy(c, outC));
-            awaitCommittedToEnd(admin, appId, "classic");
+            awaitCommittedToEnd(admin, appId, protocol);
             outputs.poll();
             assertOutput(outputs, expected, false);
 
@@ -349,9 +376,10 @@ class StreamsTest {
 
     // ---- the application in a child JVM ---------------------------------------------------------
 
-    private ChildJvm startApp(List<ChildJvm> children, String name, String appId, Path stateDir, Path out) {
+    private ChildJvm startApp(List<ChildJvm> children, String name, String appId, Path stateDir, Path out,
+                              String protocol) {
         ChildJvm c = ChildJvm.start(name, StreamsAppMain.class,
-                List.of(bootstrap(), appId, stateDir.toString(), "classic", out.toString()));
+                List.of(bootstrap(), appId, stateDir.toString(), protocol, out.toString()));
         children.add(c);
         return c;
     }
@@ -410,6 +438,24 @@ class StreamsTest {
         c.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true);
         c.put(ProducerConfig.LINGER_MS_CONFIG, 5);
         return new KafkaProducer<>(c);
+    }
+
+    /**
+     * The streams protocol takes the session timeout and heartbeat interval from the group's
+     * configs (the classic one from the client, 6 s / 1 s in {@link StreamsApp#config}): the same
+     * here, so a SIGKILLed member's tasks move on after 6 s, not Kafka's default 45 s. (Apache
+     * Kafka also needs its broker's group.streams.min.session.timeout.ms and
+     * group.streams.min.heartbeat.interval.ms lowered to accept them.)
+     */
+    private static void shortStreamsSessions(Admin admin, String appId, String protocol) {
+        if (!protocol.equals("streams")) {
+            return;
+        }
+        ConfigResource group = new ConfigResource(ConfigResource.Type.GROUP, appId);
+        Clients.get(admin.incrementalAlterConfigs(Map.of(group, List.of(
+                new AlterConfigOp(new ConfigEntry("streams.session.timeout.ms", "6000"), AlterConfigOp.OpType.SET),
+                new AlterConfigOp(new ConfigEntry("streams.heartbeat.interval.ms", "1000"), AlterConfigOp.OpType.SET))))
+                .all());
     }
 
     private static void createTopics(Admin admin) {
