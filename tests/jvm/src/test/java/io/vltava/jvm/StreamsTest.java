@@ -132,6 +132,120 @@ class StreamsTest {
         }
     }
 
+    // ---- Kafka's kafka-streams-groups tool -----------------------------------------------------
+
+    /** What {@code scripts/kafka streams-groups ARGS} printed and how it exited. */
+    record ToolRun(int exitCode, String stdout, String stderr) {
+    }
+
+    private ToolRun streamsGroups(String... args) throws Exception {
+        Path repo = Path.of(System.getProperty("user.dir")).getParent().getParent();
+        List<String> cmd = new ArrayList<>(List.of(repo.resolve("scripts/kafka").toString(), "streams-groups",
+                "--bootstrap-server", bootstrap()));
+        cmd.addAll(List.of(args));
+        Path out = Files.createTempFile("vltava-tool-", ".out");
+        Path err = Files.createTempFile("vltava-tool-", ".err");
+        try {
+            Process p = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile())
+                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+            if (!p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new AssertionError("kafka-streams-groups " + List.of(args) + " did not finish in 120 s");
+            }
+            ToolRun r = new ToolRun(p.exitValue(), read(out), read(err));
+            System.out.printf("kafka-streams-groups %s -> %d%n%s%s%n", List.of(args), r.exitCode(), r.stdout(), r.stderr());
+            return r;
+        } finally {
+            Files.deleteIfExists(out);
+            Files.deleteIfExists(err);
+        }
+    }
+
+    /**
+     * Kafka 4.4's StreamsGroupCommand against a running streams-protocol application: --list,
+     * --describe (offsets and lag, --members, --state), a group that does not exist, and
+     * --delete of a group with members (refused).
+     */
+    @Test
+    void streamsGroupsToolListsAndDescribesTheGroup() throws Exception {
+        String appId = "vltava-streams-tool";
+        long base = System.currentTimeMillis();
+        try (Admin admin = Clients.admin(bootstrap());
+             KafkaProducer<String, String> producer = producer();
+             Outputs outputs = new Outputs(bootstrap());
+             InProcessApp app = new InProcessApp(bootstrap(), appId, "streams")) {
+            createTopics(admin);
+            producePromos(producer, base);
+            produceEvents(producer, base, 0, StreamsApp.EVENT_COUNT);
+            app.start();
+            app.awaitRunning(Duration.ofSeconds(60));
+            awaitOutput(outputs, StreamsApp.expected(base, StreamsApp.EVENT_COUNT), false, app::assertHealthy);
+            awaitCommittedToEnd(admin, appId, "streams");
+
+            ToolRun list = streamsGroups("--list");
+            assertEquals(0, list.exitCode(), list.stderr());
+            assertEquals(List.of(appId), rows(list.stdout()).stream().map(r -> r[0]).toList(), "--list");
+
+            // Offsets and lag: every source and repartition partition, committed to its end.
+            ToolRun offsets = streamsGroups("--describe", "--group", appId);
+            assertEquals(0, offsets.exitCode(), offsets.stderr());
+            List<String[]> table = rows(offsets.stdout());
+            assertEquals(List.of("GROUP", "TOPIC", "PARTITION", "OFFSET-LAG"), List.of(table.get(0)));
+            Set<TopicPartition> described = new HashSet<>();
+            for (String[] r : table.subList(1, table.size())) {
+                assertEquals(appId, r[0]);
+                described.add(new TopicPartition(r[1], Integer.parseInt(r[2])));
+                assertEquals("0", r[3], "lag of " + r[1] + "-" + r[2]);
+            }
+            assertEquals(inputEnds(admin, appId).keySet(), described, "partitions of --describe");
+
+            // Members: the one member as the Admin client describes it, with every task.
+            StreamsGroupMemberDescription member = Clients.get(admin.describeStreamsGroups(List.of(appId))
+                    .describedGroups().get(appId)).members().iterator().next();
+            ToolRun members = streamsGroups("--describe", "--group", appId, "--members");
+            assertEquals(0, members.exitCode(), members.stderr());
+            List<String[]> m = rows(members.stdout());
+            assertEquals(List.of("GROUP", "MEMBER", "PROCESS", "CLIENT-ID", "ASSIGNMENTS"),
+                    List.of(m.get(0)));
+            assertEquals(2, m.size(), "one member: " + members.stdout());
+            assertEquals(List.of(appId, member.memberId(), member.processId(), member.clientId()),
+                    List.of(m.get(1)).subList(0, 4));
+            assertEquals("ACTIVE: 0:[0,1,2]; 1:[0,1,2];",
+                    String.join(" ", List.of(m.get(1)).subList(4, m.get(1).length)));
+            ToolRun verbose = streamsGroups("--describe", "--group", appId, "--members", "--verbose");
+            assertEquals(0, verbose.exitCode(), verbose.stderr());
+            List<String[]> v = rows(verbose.stdout());
+            int epoch = List.of(v.get(0)).indexOf("MEMBER-EPOCH");
+            int protocolColumn = List.of(v.get(0)).indexOf("MEMBER-PROTOCOL");
+            assertEquals(String.valueOf(member.memberEpoch()), v.get(1)[epoch]);
+            assertEquals("streams", v.get(1)[protocolColumn]);
+            assertTrue(verbose.stdout().contains("TARGET-ACTIVE: 0:[0,1,2]; 1:[0,1,2];"), verbose.stdout());
+
+            ToolRun state = streamsGroups("--describe", "--group", appId, "--state");
+            assertEquals(0, state.exitCode(), state.stderr());
+            String[] st = rows(state.stdout()).get(1);
+            assertEquals(appId, st[0]);
+            assertEquals("(" + broker.broker().nodeId() + ")", st[2]);
+            assertEquals(List.of("Stable", "1"), List.of(st).subList(st.length - 2, st.length));
+
+            ToolRun missing = streamsGroups("--describe", "--group", "no-such-group");
+            assertEquals(1, missing.exitCode());
+            assertTrue((missing.stdout() + missing.stderr())
+                    .contains("GroupIdNotFoundException: Group no-such-group not found."), missing.stderr());
+
+            // A group with members is not deleted (the tool says so and exits 0, as with Kafka).
+            ToolRun delete = streamsGroups("--delete", "--group", appId);
+            assertTrue((delete.stdout() + delete.stderr()).contains("GroupNotEmptyException"), delete.stdout());
+            assertEquals(List.of(appId), rows(streamsGroups("--list").stdout()).stream().map(r -> r[0]).toList());
+            app.assertHealthy();
+        }
+    }
+
+    /** The non-empty lines of a tool's table, split on runs of spaces. */
+    private static List<String[]> rows(String out) {
+        return out.lines().map(String::strip).filter(l -> !l.isEmpty()).map(l -> l.split("\\s+")).toList();
+    }
+
     // ---- the broker is SIGKILLed while the application processes ------------------------------
 
     /**
