@@ -931,6 +931,11 @@ impl StreamsGroups {
         }
         let new = minus(&minus(&target.active, &m.assigned.active), &others);
         union_into(&mut m.assigned.active, &new);
+        // ARCHITECTURE.md: an active task has at most one owner at a time.
+        assert!(
+            count(&intersect(&m.assigned.active, &others)) == 0,
+            "an active task given to two members"
+        );
         m.assigned.standby = target.standby.clone();
         m.assigned.warmup = target.warmup.clone();
         if m.member_epoch != epoch {
