@@ -207,6 +207,11 @@ impl GroupService {
                     .subscribed_topics(id)
                     .or_else(|| sgroups.subscribed_topics(id))
             });
+            // An empty streams group lasts as long as its offsets (the classic coordinator's
+            // memberless group of that id), and gives way to another protocol's group.
+            sgroups.prune(now_ms, &|id| {
+                coord.group(id).is_some_and(|g| g.members.is_empty()) && !cgroups.is_active(id)
+            });
         });
     }
 

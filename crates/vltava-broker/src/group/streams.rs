@@ -7,9 +7,11 @@
 //! active task's process; no warm-up tasks) and reconciles each member towards it: an active
 //! task goes to a member only after its previous owner has revoked it.
 //!
-//! Like the KIP-848 groups (`consumer.rs`), a group exists here while it has members, its
-//! committed offsets live in the classic coordinator, and every durable change is emitted as a
-//! [`StreamsGroupSnapshot`] for the group store.
+//! A group's committed offsets live in the classic coordinator. A group that loses its last
+//! member stays here, Empty (as Kafka keeps it, for `kafka-streams-groups --describe`,
+//! `--reset-offsets`, `--delete`), while the classic coordinator holds a memberless group of
+//! that id (its offsets); [`StreamsGroups::prune`] removes it when that is gone. Every durable
+//! change is emitted as a [`StreamsGroupSnapshot`] for the group store.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -125,7 +127,13 @@ pub struct StreamsGroupSnapshot {
     pub members: Vec<SMember>,
     pub target: BTreeMap<String, TaskSet>,
     pub endpoint_epoch: i32,
+    /// The group's end (deleted, or pruned with its offsets).
+    #[serde(default)]
+    pub removed: bool,
 }
+
+/// How often empty groups are checked against the classic coordinator's groups.
+pub const PRUNE_INTERVAL_MS: i64 = 5_000;
 
 #[derive(Debug, Clone, Default)]
 pub struct SGroup {
@@ -214,8 +222,11 @@ pub struct HeartbeatResp {
 pub struct StreamsGroups {
     cfg: StreamsGroupsConfig,
     overrides: BTreeMap<String, StreamsGroupOverrides>,
-    /// Only groups with members.
+    /// Groups with members, and empty ones whose offsets the classic coordinator still holds.
     groups: BTreeMap<String, SGroup>,
+    /// The groups with members: the only ones the tick visits.
+    live: BTreeSet<String>,
+    next_prune_ms: i64,
     records: Vec<StreamsGroupSnapshot>,
     groups_refused: u64,
     /// Groups whose members asked for the application's shutdown (volatile, as in Kafka).
@@ -414,18 +425,78 @@ impl StreamsGroups {
                 .collect(),
             target: g.target.clone(),
             endpoint_epoch: g.endpoint_epoch,
+            removed: false,
         }
+    }
+
+    fn end_record(group_id: &str) -> StreamsGroupSnapshot {
+        StreamsGroupSnapshot {
+            group_id: group_id.to_string(),
+            group_epoch: 0,
+            assignment_epoch: 0,
+            topology: None,
+            tasks: BTreeMap::new(),
+            members: Vec::new(),
+            target: BTreeMap::new(),
+            endpoint_epoch: 0,
+            removed: true,
+        }
+    }
+
+    fn set_live(&mut self, group_id: &str) {
+        if self
+            .groups
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
+        {
+            self.live.insert(group_id.to_string());
+        } else {
+            self.live.remove(group_id);
+        }
+    }
+
+    /// Removes empty groups for which `keep` is false (their offsets are gone, or another
+    /// protocol's group took the id), at most every [`PRUNE_INTERVAL_MS`].
+    pub fn prune(&mut self, now_ms: i64, keep: &dyn Fn(&str) -> bool) {
+        if now_ms < self.next_prune_ms {
+            return;
+        }
+        self.next_prune_ms = now_ms + PRUNE_INTERVAL_MS;
+        let gone: Vec<String> = self
+            .groups
+            .values()
+            .filter(|g| g.members.is_empty() && !keep(&g.group_id))
+            .map(|g| g.group_id.clone())
+            .collect();
+        for id in gone {
+            self.groups.remove(&id);
+            self.records.push(Self::end_record(&id));
+        }
+    }
+
+    /// DeleteGroups: `None` if there is no such streams group, NON_EMPTY_GROUP while it has
+    /// members.
+    pub fn delete(&mut self, group_id: &str) -> Option<Result<(), E>> {
+        let g = self.groups.get(group_id)?;
+        if !g.members.is_empty() {
+            return Some(Err(E::NonEmptyGroup));
+        }
+        self.groups.remove(group_id);
+        self.shutdown_requested.remove(group_id);
+        self.records.push(Self::end_record(group_id));
+        Some(Ok(()))
     }
 
     pub fn snapshots(&self) -> Vec<StreamsGroupSnapshot> {
         self.groups.values().map(Self::snapshot).collect()
     }
 
-    /// Restores a group at start-up; its members get a fresh session from `now_ms`. A snapshot
-    /// without members is the group's end.
+    /// Restores a group at start-up; its members get a fresh session from `now_ms`.
     pub fn replay(&mut self, s: StreamsGroupSnapshot, now_ms: i64) {
-        if s.members.is_empty() {
-            self.groups.remove(&s.group_id);
+        let id = s.group_id.clone();
+        if s.removed {
+            self.groups.remove(&id);
+            self.live.remove(&id);
             return;
         }
         let members = s
@@ -455,6 +526,7 @@ impl StreamsGroups {
                 endpoint_epoch: s.endpoint_epoch,
             },
         );
+        self.set_live(&id);
     }
 
     pub fn group(&self, id: &str) -> Option<&SGroup> {
@@ -605,14 +677,14 @@ impl StreamsGroups {
         }
         let resp = self.heartbeat_inner(req, topics, now_ms);
         match self.groups.get(&group_id) {
-            Some(g) if g.members.is_empty() => {
-                if !is_new {
-                    self.records.push(Self::snapshot(g));
-                }
+            // A heartbeat that joined nothing leaves nothing behind.
+            Some(g) if g.members.is_empty() && is_new => {
                 self.groups.remove(&group_id);
-                self.shutdown_requested.remove(&group_id);
             }
             Some(g) => {
+                if g.members.is_empty() {
+                    self.shutdown_requested.remove(&group_id);
+                }
                 let after = Self::snapshot(g);
                 if before.as_ref() != Some(&after) {
                     self.records.push(after);
@@ -620,6 +692,7 @@ impl StreamsGroups {
             }
             None => {}
         }
+        self.set_live(&group_id);
         resp
     }
 
@@ -975,15 +1048,18 @@ impl StreamsGroups {
     }
 
     /// Expires silent members and members that do not revoke within their rebalance timeout.
+    /// Visits only the groups with members.
     pub fn tick(&mut self, now_ms: i64) {
         let mut emptied = Vec::new();
         let sessions: BTreeMap<String, i64> = self
-            .groups
-            .keys()
+            .live
+            .iter()
             .map(|id| (id.clone(), self.session_timeout_ms(id)))
             .collect();
-        for g in self.groups.values_mut() {
-            let session = sessions[&g.group_id];
+        for (id, session) in sessions {
+            let Some(g) = self.groups.get_mut(&id) else {
+                continue;
+            };
             let before = g.members.len();
             g.members.retain(|_, m| {
                 now_ms - m.last_heartbeat_ms < session
@@ -1000,7 +1076,8 @@ impl StreamsGroups {
             }
         }
         for id in emptied {
-            self.groups.remove(&id);
+            // Kept, Empty, while its offsets are (see `prune`).
+            self.live.remove(&id);
             self.shutdown_requested.remove(&id);
         }
     }
@@ -1290,12 +1367,36 @@ mod tests {
             },
         );
         d.tick(1_200 + 6_000);
-        assert!(d.group("g").is_none(), "a's 6 s session ended");
+        let g = d.group("g").expect("kept while its offsets are");
+        assert_eq!((g.state_name(), g.members.len()), ("Empty", 0));
+        assert!(g.topology.is_some(), "with its topology");
+        assert!(!d.is_active("g"));
         let mut e = StreamsGroups::new(StreamsGroupsConfig::default());
         for r in d.take_records() {
             e.replay(r, 50_000);
         }
-        assert_eq!(e.groups().count(), 0);
+        assert_eq!(
+            e.group("g").map(|g| g.members.len()),
+            Some(0),
+            "Empty after a restart"
+        );
+        // The classic coordinator still has the group's offsets: kept; then they are gone.
+        d.prune(10_000, &|_| true);
+        assert!(d.group("g").is_some());
+        d.prune(12_000, &|_| false);
+        assert!(d.group("g").is_some(), "at most every PRUNE_INTERVAL_MS");
+        d.prune(15_000, &|_| false);
+        assert!(d.group("g").is_none());
+        for r in d.take_records() {
+            e.replay(r, 60_000);
+        }
+        assert_eq!(e.groups().count(), 0, "its end is durable");
+        // An empty group is deleted; one with members is not.
+        e.heartbeat(join("a", "p1"), &topics(), 70_000);
+        assert_eq!(e.delete("g"), Some(Err(E::NonEmptyGroup)));
+        e.heartbeat(hb("a", -1, None), &topics(), 70_100);
+        assert_eq!(e.delete("g"), Some(Ok(())));
+        assert_eq!(e.delete("g"), None);
     }
 
     #[test]

@@ -503,7 +503,6 @@ pub async fn list_groups(
             let streams: Vec<ListedGroup> = i
                 .sgroups
                 .groups()
-                .filter(|g| !g.members.is_empty())
                 .filter(|g| states.is_empty() || states.contains(&g.state_name().to_lowercase()))
                 .filter(|_| types.is_empty() || types.iter().any(|t| t == "streams"))
                 .map(|g| {
@@ -523,7 +522,9 @@ pub async fn list_groups(
             let classic: Vec<ListedGroup> = i
                 .coord
                 .groups()
-                .filter(|g| !i.cgroups.is_active(&g.group_id) && !i.sgroups.is_active(&g.group_id))
+                .filter(|g| {
+                    !i.cgroups.is_active(&g.group_id) && i.sgroups.group(&g.group_id).is_none()
+                })
                 .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
                 .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
                 .map(|g| {
@@ -556,15 +557,13 @@ pub async fn group_ids(state: &BrokerState) -> Vec<String> {
                 .groups()
                 .filter(|g| !g.members.is_empty())
                 .map(|g| g.group_id.clone());
-            let streams = i
-                .sgroups
-                .groups()
-                .filter(|g| !g.members.is_empty())
-                .map(|g| g.group_id.clone());
+            let streams = i.sgroups.groups().map(|g| g.group_id.clone());
             let classic = i
                 .coord
                 .groups()
-                .filter(|g| !i.cgroups.is_active(&g.group_id) && !i.sgroups.is_active(&g.group_id))
+                .filter(|g| {
+                    !i.cgroups.is_active(&g.group_id) && i.sgroups.group(&g.group_id).is_none()
+                })
                 .map(|g| g.group_id.clone());
             classic.chain(consumer).chain(streams).collect()
         })
@@ -603,7 +602,9 @@ pub async fn describe_groups(
             .with(|i| match i.coord.group(id.0.as_str()) {
                 // A consumer-protocol group is not described by DescribeGroups (Kafka 4.x's
                 // GroupMetadataManager: "Group X is not a classic group.").
-                _ if i.cgroups.is_active(id.0.as_str()) || i.sgroups.is_active(id.0.as_str()) => {
+                _ if i.cgroups.is_active(id.0.as_str())
+                    || i.sgroups.group(id.0.as_str()).is_some() =>
+                {
                     dead_group(
                         id,
                         version,
@@ -669,11 +670,16 @@ pub async fn delete_groups(state: &BrokerState, req: DeleteGroupsRequest) -> Del
         let c = state
             .groups
             .with(|i| {
-                // A streams group with members is not deleted (Kafka: NON_EMPTY_GROUP).
-                if i.sgroups.is_active(g.0.as_str()) {
-                    return code(E::NonEmptyGroup);
+                // A streams group with members is not deleted (Kafka: NON_EMPTY_GROUP); an
+                // empty one goes with its offsets.
+                match i.sgroups.delete(g.0.as_str()) {
+                    Some(Err(e)) => code(e),
+                    Some(Ok(())) => match i.coord.delete_group(g.0.as_str()) {
+                        c if c == code(E::GroupIdNotFound) => 0,
+                        c => c,
+                    },
+                    None => i.coord.delete_group(g.0.as_str()),
                 }
-                i.coord.delete_group(g.0.as_str())
             })
             .await
             .unwrap_or(code(E::CoordinatorNotAvailable));
@@ -698,7 +704,28 @@ pub async fn offset_delete(state: &BrokerState, req: OffsetDeleteRequest) -> Off
         .collect();
     let r = state
         .groups
-        .with(|i| i.coord.delete_offsets(req.group_id.0.as_str(), &partitions))
+        .with(|i| {
+            let group = req.group_id.0.as_str();
+            // The source topics of a streams group with members keep their offsets (Kafka's
+            // GROUP_SUBSCRIBED_TO_TOPIC); the others are deleted as for any group.
+            let subscribed = i.sgroups.subscribed_topics(group).unwrap_or_default();
+            let free: Vec<(String, i32)> = partitions
+                .iter()
+                .filter(|(t, _)| !subscribed.contains(t))
+                .cloned()
+                .collect();
+            let mut deleted = i.coord.delete_offsets(group, &free)?.into_iter();
+            Ok(partitions
+                .iter()
+                .map(|(t, _)| {
+                    if subscribed.contains(t) {
+                        code(E::GroupSubscribedToTopic)
+                    } else {
+                        deleted.next().unwrap_or(0)
+                    }
+                })
+                .collect::<Vec<i16>>())
+        })
         .await;
     match r {
         Ok(Ok(codes)) => {

@@ -138,7 +138,18 @@ class StreamsTest {
     record ToolRun(int exitCode, String stdout, String stderr) {
     }
 
-    private ToolRun streamsGroups(String... args) throws Exception {
+    private ToolRun streamsGroups(String... args) {
+        try {
+            return runStreamsGroups(args);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError("interrupted", e);
+        }
+    }
+
+    private ToolRun runStreamsGroups(String... args) throws IOException, InterruptedException {
         Path repo = Path.of(System.getProperty("user.dir")).getParent().getParent();
         List<String> cmd = new ArrayList<>(List.of(repo.resolve("scripts/kafka").toString(), "streams-groups",
                 "--bootstrap-server", bootstrap()));
@@ -238,6 +249,31 @@ class StreamsTest {
             assertTrue((delete.stdout() + delete.stderr()).contains("GroupNotEmptyException"), delete.stdout());
             assertEquals(List.of(appId), rows(streamsGroups("--list").stdout()).stream().map(r -> r[0]).toList());
             app.assertHealthy();
+
+            // The application stops: the group stays, Empty, with its offsets, and is deleted.
+            app.streams.close(Duration.ofSeconds(30));
+            Wait.until(Duration.ofSeconds(30), "the group to be Empty", () -> {
+                ToolRun r = streamsGroups("--describe", "--group", appId, "--state");
+                // The tool also prints "Error: Streams group '...' has no active members." (and exits 0).
+                return r.exitCode() == 0 && rows(r.stdout()).stream()
+                        .anyMatch(x -> x[0].equals(appId) && List.of(x).contains("Empty"));
+            });
+            ToolRun emptyOffsets = streamsGroups("--describe", "--group", appId);
+            assertEquals(0, emptyOffsets.exitCode(), emptyOffsets.stderr());
+            // Kafka 4.4's tool lists the partitions of members' assignments only: none here.
+            assertEquals(List.of(), rows(emptyOffsets.stdout()).stream().filter(x -> x[0].equals(appId)).toList());
+            Set<TopicPartition> committed = inputEnds(admin, appId).entrySet().stream()
+                    .filter(e -> e.getValue() > 0).map(Map.Entry::getKey).collect(Collectors.toSet());
+            assertEquals(committed, Clients.get(admin.listStreamsGroupOffsets(
+                    Map.of(appId, new ListStreamsGroupOffsetsSpec())).partitionsToOffsetAndMetadata(appId)).keySet(),
+                    "the offsets remain");
+            assertEquals(List.of(appId), rows(streamsGroups("--list").stdout()).stream().map(r -> r[0]).toList());
+            ToolRun deleted = streamsGroups("--delete", "--group", appId);
+            assertEquals(0, deleted.exitCode(), deleted.stderr());
+            assertTrue(deleted.stdout().contains("successful"), deleted.stdout());
+            assertEquals(List.of(), rows(streamsGroups("--list").stdout()), "deleted");
+            assertTrue(Clients.get(admin.listStreamsGroupOffsets(Map.of(appId, new ListStreamsGroupOffsetsSpec()))
+                    .partitionsToOffsetAndMetadata(appId)).isEmpty(), "its offsets went with it");
         }
     }
 
