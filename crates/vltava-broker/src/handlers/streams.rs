@@ -185,16 +185,25 @@ pub async fn heartbeat(
         Ok(t) => t,
         Err(msg) => return error_response(E::StreamsInvalidTopology, &msg),
     };
-    // The internal topics the topology needs that do not exist yet: the joining member's
-    // topology, else the group's.
-    let known = match &topology {
-        Some(t) => Some(t.clone()),
-        None => state
-            .groups
-            .with(|i| i.sgroups.topology(&group).cloned())
-            .await
-            .ok()
-            .flatten(),
+    // The internal topics the group's topology needs that do not exist yet. A joining member's
+    // topology counts only where the coordinator will make it the group's: no other member
+    // runs the group's one, or it is newer (see `StreamsGroups::heartbeat`).
+    let member_id = req.member_id.to_string();
+    let (current, others) = state
+        .groups
+        .with(|i| {
+            let others = i
+                .sgroups
+                .group(&group)
+                .map_or(0, |g| g.members.keys().filter(|m| **m != member_id).count());
+            (i.sgroups.topology(&group).cloned(), others)
+        })
+        .await
+        .unwrap_or((None, 0));
+    let known = match (&topology, current) {
+        (Some(t), Some(g)) if others > 0 && t.epoch <= g.epoch => Some(g),
+        (Some(t), _) => Some(t.clone()),
+        (None, g) => g,
     };
     let mut topics = partition_counts(state);
     if let Some(t) = known.filter(|t| t.validate().is_ok()) {
