@@ -264,7 +264,8 @@ def test_cluster_tools_api_versions_features_quorum_elections_reassignments(brok
     kafka("topics", *bs, "--create", "--topic", "el", "--partitions", "2")
     versions = kafka("broker-api-versions", *bs).stdout
     for api in ("Produce(0)", "Fetch(1)", "DescribeLogDirs(35)", "ElectLeaders(43)",
-                "DescribeQuorum(55)", "DescribeTopicPartitions(75)", "ConsumerGroupHeartbeat(68)"):
+                "DescribeQuorum(55)", "DescribeTopicPartitions(75)", "ConsumerGroupHeartbeat(68)",
+                "StreamsGroupHeartbeat(88)", "StreamsGroupDescribe(89)"):
         assert re.search(re.escape(api) + r": \d+ to \d+ \[usable: \d+\]|" + re.escape(api)
                          + r": \d+ \[usable: \d+\]", versions), api
     # Never advertised without being implemented (CLIENTS.md rule 12).
@@ -273,6 +274,8 @@ def test_cluster_tools_api_versions_features_quorum_elections_reassignments(brok
     assert re.search(r"Feature: metadata.version\s+SupportedMinVersion: 3.3-IV3\s+"
                      r"SupportedMaxVersion: 4.0-IV3\s+FinalizedVersionLevel: 4.0-IV3", features), features
     assert re.search(r"Feature: group.version\s+SupportedMinVersion: 0\s+SupportedMaxVersion: 1\s+"
+                     r"FinalizedVersionLevel: 1", features), features
+    assert re.search(r"Feature: streams.version\s+SupportedMinVersion: 0\s+SupportedMaxVersion: 1\s+"
                      r"FinalizedVersionLevel: 1", features), features
     assert re.search(r"Feature: transaction.version\s+SupportedMinVersion: 0\s+SupportedMaxVersion: 0",
                      features), features

@@ -23,7 +23,8 @@ use kafka_protocol::messages::{
     HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
     LeaveGroupRequest, ListConfigResourcesRequest, ListGroupsRequest, ListOffsetsRequest,
     ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, SyncGroupRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, StreamsGroupDescribeRequest,
+    StreamsGroupHeartbeatRequest, SyncGroupRequest,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -31,7 +32,7 @@ use tokio::sync::watch;
 
 use crate::handlers::groups::Caller;
 use crate::handlers::{
-    admin, cluster, configs, fetch, groups, metadata, offsets, produce, producer_id,
+    admin, cluster, configs, fetch, groups, metadata, offsets, produce, producer_id, streams,
 };
 use crate::protocol::{
     api_versions_body, decode_body, decode_header, encode_response, encode_response_chunks,
@@ -237,6 +238,12 @@ async fn handle(
         ),
         ApiKey::ConsumerGroupDescribe => {
             reply!(groups::consumer_describe(state, body!(ConsumerGroupDescribeRequest)).await)
+        }
+        ApiKey::StreamsGroupHeartbeat => {
+            reply!(streams::heartbeat(state, &caller, body!(StreamsGroupHeartbeatRequest)).await)
+        }
+        ApiKey::StreamsGroupDescribe => {
+            reply!(streams::describe(state, body!(StreamsGroupDescribeRequest)).await)
         }
         ApiKey::InitProducerId => {
             reply!(

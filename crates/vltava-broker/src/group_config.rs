@@ -4,9 +4,10 @@
 //! acknowledged).
 //!
 //! `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms` are honoured by the
-//! consumer-protocol coordinator (`group::consumer`). The share-group and streams-group configs
-//! are accepted, stored and reported with Kafka's validation; Vltava has no share or streams
-//! groups yet, so nothing reads them until it has.
+//! consumer-protocol coordinator (`group::consumer`); `streams.session.timeout.ms`,
+//! `streams.heartbeat.interval.ms` and `streams.num.standby.replicas` by the streams-group
+//! coordinator (`group::streams`). The share-group configs and the other streams-group ones are
+//! accepted, stored and reported with Kafka's validation; nothing reads them.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -39,7 +40,8 @@ fn isolation_level(v: &str) -> Result<(), String> {
     }
 }
 
-const UNUSED: &str = "Stored and reported; Vltava has no share or streams groups yet.";
+const UNUSED: &str = "Stored and reported; Vltava has no share groups yet.";
+const STREAMS_UNUSED: &str = "Stored and reported; Vltava's streams groups do not use it (no offloaded assignor, no warm-up tasks, no rack-aware assignment).";
 
 macro_rules! def {
     ($name:literal, $default:literal, $ty:ident, $syn:literal, $doc:expr, $v:expr) => {
@@ -72,16 +74,16 @@ pub static GROUP_CONFIG_DEFS: &[GroupConfigDef] = &[
     def!("share.record.lock.duration.ms", "30000", Int, "group.share.record.lock.duration.ms", UNUSED, |v| int_at_least(v, 1000)),
     def!("share.renew.acknowledge.enable", "true", Boolean, "group.share.renew.acknowledge.enable", UNUSED, boolean),
     def!("share.session.timeout.ms", "45000", Int, "group.share.session.timeout.ms", UNUSED, |v| int_at_least(v, 1)),
-    def!("streams.acceptable.recovery.lag", "10000", Long, "group.streams.acceptable.recovery.lag", UNUSED, |v| long_at_least(v, 0)),
-    def!("streams.assignment.interval.ms", "1000", Int, "group.streams.assignment.interval.ms", UNUSED, |v| int_at_least(v, 0)),
-    def!("streams.assignor.offload.enable", "true", Boolean, "group.streams.assignor.offload.enable", UNUSED, boolean),
-    def!("streams.heartbeat.interval.ms", "5000", Int, "group.streams.heartbeat.interval.ms", UNUSED, |v| int_at_least(v, 1)),
-    def!("streams.initial.rebalance.delay.ms", "3000", Int, "group.streams.initial.rebalance.delay.ms", UNUSED, |v| int_at_least(v, 0)),
-    def!("streams.num.standby.replicas", "0", Int, "group.streams.num.standby.replicas", UNUSED, |v| int_at_least(v, 0)),
-    def!("streams.num.warmup.replicas", "2", Int, "group.streams.num.warmup.replicas", UNUSED, |v| int_at_least(v, 0)),
-    def!("streams.rack.aware.assignment.tags", "", List, "group.streams.rack.aware.assignment.tags", UNUSED, anything),
-    def!("streams.session.timeout.ms", "45000", Int, "group.streams.session.timeout.ms", UNUSED, |v| int_at_least(v, 1)),
-    def!("streams.task.offset.interval.ms", "60000", Int, "group.streams.task.offset.interval.ms", UNUSED, |v| int_at_least(v, 1)),
+    def!("streams.acceptable.recovery.lag", "10000", Long, "group.streams.acceptable.recovery.lag", STREAMS_UNUSED, |v| long_at_least(v, 0)),
+    def!("streams.assignment.interval.ms", "1000", Int, "group.streams.assignment.interval.ms", STREAMS_UNUSED, |v| int_at_least(v, 0)),
+    def!("streams.assignor.offload.enable", "true", Boolean, "group.streams.assignor.offload.enable", STREAMS_UNUSED, boolean),
+    def!("streams.heartbeat.interval.ms", "5000", Int, "group.streams.heartbeat.interval.ms", "The heartbeat interval the coordinator gives the group's streams members.", |v| int_at_least(v, 1)),
+    def!("streams.initial.rebalance.delay.ms", "3000", Int, "group.streams.initial.rebalance.delay.ms", STREAMS_UNUSED, |v| int_at_least(v, 0)),
+    def!("streams.num.standby.replicas", "0", Int, "group.streams.num.standby.replicas", "The standby replicas of each task the streams group's assignment places, each in a process other than the active task's.", |v| int_at_least(v, 0)),
+    def!("streams.num.warmup.replicas", "2", Int, "group.streams.num.warmup.replicas", STREAMS_UNUSED, |v| int_at_least(v, 0)),
+    def!("streams.rack.aware.assignment.tags", "", List, "group.streams.rack.aware.assignment.tags", STREAMS_UNUSED, anything),
+    def!("streams.session.timeout.ms", "45000", Int, "group.streams.session.timeout.ms", "How long a streams member may go without a heartbeat before it is removed from the group.", |v| int_at_least(v, 1)),
+    def!("streams.task.offset.interval.ms", "60000", Int, "group.streams.task.offset.interval.ms", STREAMS_UNUSED, |v| int_at_least(v, 1)),
 ];
 
 pub fn def(name: &str) -> Option<&'static GroupConfigDef> {
@@ -155,6 +157,22 @@ impl GroupConfigs {
         }
     }
 
+    /// The `streams.*` overrides of `group` the streams coordinator honours.
+    pub fn streams_overrides(&self, group: &str) -> crate::group::streams::StreamsGroupOverrides {
+        let o = self.by_group.get(group);
+        let get = |n: &str| {
+            o.and_then(|o| o.get(n))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
+        crate::group::streams::StreamsGroupOverrides {
+            session_timeout_ms: get("streams.session.timeout.ms"),
+            heartbeat_interval_ms: get("streams.heartbeat.interval.ms")
+                .and_then(|v| i32::try_from(v).ok()),
+            num_standby_replicas: get("streams.num.standby.replicas")
+                .and_then(|v| i32::try_from(v).ok()),
+        }
+    }
+
     /// Every group with overrides and its consumer timeouts (start-up).
     pub fn all_timeouts(&self) -> Vec<(String, GroupTimeouts)> {
         self.by_group
@@ -212,6 +230,13 @@ impl GroupConfigs {
         if heartbeat >= session {
             return Err(ConfigError::InvalidConfig(format!(
                 "consumer.heartbeat.interval.ms ({heartbeat}) must be less than consumer.session.timeout.ms ({session})"
+            )));
+        }
+        let streams_session = num("streams.session.timeout.ms");
+        let streams_heartbeat = num("streams.heartbeat.interval.ms");
+        if streams_heartbeat >= streams_session {
+            return Err(ConfigError::InvalidConfig(format!(
+                "streams.heartbeat.interval.ms ({streams_heartbeat}) must be less than streams.session.timeout.ms ({streams_session})"
             )));
         }
         if !self.by_group.contains_key(group)

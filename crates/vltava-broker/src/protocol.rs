@@ -40,6 +40,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::StreamsGroupHeartbeat, 0, 0),
+    (ApiKey::StreamsGroupDescribe, 0, 0),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::AlterReplicaLogDirs, 1, 2),
@@ -376,16 +378,17 @@ pub fn encode_response_chunks<R: Encodable + HeaderVersion>(
 /// The ApiVersions body listing [`SUPPORTED_APIS`].
 /// The features (KIP-584) this node supports, with the level it runs at (the finalized level):
 /// `(name, min, max, finalized)`. `metadata.version` 25 is Kafka 4.0-IV3, the 4.0 broker whose
-/// APIs Vltava implements; `group.version` 1 is the KIP-848 consumer group protocol. The others
-/// are at 0: Vltava has no transactions (TV2), share groups, streams groups, ELR or KRaft
-/// voter changes yet, and clients must not use them.
+/// APIs Vltava implements; `group.version` 1 is the KIP-848 consumer group protocol;
+/// `streams.version` 1 is the KIP-1071 streams group protocol. The others are at 0: Vltava has
+/// no transactions (TV2), share groups, ELR or KRaft voter changes yet, and clients must not use
+/// them.
 pub const FEATURES: &[(&str, i16, i16, i16)] = &[
     ("metadata.version", 7, 25, 25),
     ("group.version", 0, 1, 1),
     ("kraft.version", 0, 0, 0),
     ("transaction.version", 0, 0, 0),
     ("share.version", 0, 0, 0),
-    ("streams.version", 0, 0, 0),
+    ("streams.version", 0, 1, 1),
     ("eligible.leader.replicas.version", 0, 0, 0),
 ];
 

@@ -21,6 +21,42 @@ fn opt<T>(v: &Option<Vec<T>>) -> usize {
     v.as_ref().map_or(0, Vec::len)
 }
 
+fn tasks(t: &Option<Vec<streams_group_heartbeat_request::TaskIds>>) -> usize {
+    t.as_ref()
+        .map_or(0, |t| t.iter().map(|x| 1 + x.partitions.len()).sum())
+}
+
+fn streams_heartbeat_elements(r: &StreamsGroupHeartbeatRequest) -> usize {
+    let topic = |t: &streams_group_heartbeat_request::TopicInfo| 1 + t.topic_configs.len();
+    let topology = r.topology.as_ref().map_or(0, |t| {
+        t.subtopologies
+            .iter()
+            .map(|s| {
+                1 + s.source_topics.len()
+                    + s.source_topic_regex.len()
+                    + s.repartition_sink_topics.len()
+                    + s.state_changelog_topics.iter().map(topic).sum::<usize>()
+                    + s.repartition_source_topics.iter().map(topic).sum::<usize>()
+                    + s.copartition_groups
+                        .iter()
+                        .map(|g| {
+                            1 + g.source_topics.len()
+                                + g.source_topic_regex.len()
+                                + g.repartition_source_topics.len()
+                        })
+                        .sum::<usize>()
+            })
+            .sum()
+    });
+    topology
+        + tasks(&r.active_tasks)
+        + tasks(&r.standby_tasks)
+        + tasks(&r.warmup_tasks)
+        + opt(&r.client_tags)
+        + opt(&r.task_offsets)
+        + opt(&r.task_end_offsets)
+}
+
 macro_rules! elements {
     ($($t:ty => |$r:ident| $e:expr;)*) => {
         $(impl Elements for $t {
@@ -47,6 +83,8 @@ elements! {
     LeaveGroupRequest => |self| self.members.len();
     ConsumerGroupHeartbeatRequest => |self| opt(&self.subscribed_topic_names)
         + self.topic_partitions.as_ref().map_or(0, |t| t.iter().map(|p| 1 + p.partitions.len()).sum());
+    StreamsGroupDescribeRequest => |self| self.group_ids.len();
+    StreamsGroupHeartbeatRequest => |self| streams_heartbeat_elements(self);
     DescribeConfigsRequest => |self| self.resources.iter().map(|r| 1 + opt(&r.configuration_keys)).sum();
     AlterConfigsRequest => |self| self.resources.iter().map(|r| 1 + r.configs.len()).sum();
     IncrementalAlterConfigsRequest => |self| self.resources.iter().map(|r| 1 + r.configs.len()).sum();

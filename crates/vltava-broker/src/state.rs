@@ -113,6 +113,7 @@ impl BrokerState {
             crate::group_config::GroupConfigs::open(&config.data_dir.join("__groups"))?;
         for (group, t) in group_configs.all_timeouts() {
             groups.set_group_timeouts(&group, t)?;
+            groups.set_streams_overrides(&group, group_configs.streams_overrides(&group))?;
         }
         let request_memory = Arc::new(tokio::sync::Semaphore::new(
             config

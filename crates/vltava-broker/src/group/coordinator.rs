@@ -388,6 +388,8 @@ pub enum StoreRecord {
     },
     /// A KIP-848 group's membership, epochs and assignments.
     ConsumerGroup(super::consumer::ConsumerGroupSnapshot),
+    /// A KIP-1071 streams group's topology, membership, epochs and assignments.
+    StreamsGroup(super::streams::StreamsGroupSnapshot),
 }
 
 pub struct Coordinator {
@@ -521,7 +523,7 @@ impl Coordinator {
             | StoreRecord::Metadata { group, .. }
             | StoreRecord::DeleteGroup { group } => group.clone(),
             // Replayed into the consumer groups by the service.
-            StoreRecord::ConsumerGroup(_) => return,
+            StoreRecord::ConsumerGroup(_) | StoreRecord::StreamsGroup(_) => return,
         };
         self.replay_one(record, now_ms);
         if let Some(g) = self.groups.get_mut(&group) {
@@ -585,7 +587,7 @@ impl Coordinator {
                 }
                 self.remove_group(&group);
             }
-            StoreRecord::ConsumerGroup(_) => {}
+            StoreRecord::ConsumerGroup(_) | StoreRecord::StreamsGroup(_) => {}
         }
     }
 

@@ -6,3 +6,5 @@ pub mod consumer_protocol;
 pub mod coordinator;
 pub mod service;
 pub mod store;
+pub mod streams;
+pub mod streams_topology;

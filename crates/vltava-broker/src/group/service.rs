@@ -19,6 +19,7 @@ use super::coordinator::{
     SyncResult, Ticket,
 };
 use super::store::{self, GroupStore, MAX_PENDING_BYTES};
+use super::streams::{StreamsGroupOverrides, StreamsGroups, StreamsGroupsConfig};
 use crate::log_limit::LogLimiter;
 use vltava_storage::durable::StorageHealth;
 
@@ -26,6 +27,8 @@ pub struct Inner {
     pub coord: Coordinator,
     /// KIP-848 groups (membership only; their offsets live in `coord`).
     pub cgroups: ConsumerGroups,
+    /// KIP-1071 streams groups (membership and topology; their offsets live in `coord`).
+    pub sgroups: StreamsGroups,
     store: GroupStore,
     /// Requests waiting for a rebalance; a completion carries the store sequence number to
     /// wait for before answering.
@@ -53,10 +56,15 @@ impl GroupService {
             max_groups: cfg.max_groups,
             ..ConsumerGroupsConfig::default()
         });
+        let mut sgroups = StreamsGroups::new(StreamsGroupsConfig {
+            max_groups: cfg.max_groups,
+            ..StreamsGroupsConfig::default()
+        });
         let mut coord = Coordinator::new(cfg);
         for r in records {
             match r {
                 StoreRecord::ConsumerGroup(s) => cgroups.replay(s, now_ms),
+                StoreRecord::StreamsGroup(s) => sgroups.replay(s, now_ms),
                 r => coord.replay(r, now_ms),
             }
         }
@@ -68,6 +76,7 @@ impl GroupService {
             inner: Mutex::new(Inner {
                 coord,
                 cgroups,
+                sgroups,
                 store,
                 waiters: HashMap::new(),
             }),
@@ -90,7 +99,9 @@ impl GroupService {
             return Err(io::Error::other("the group store failed to persist"));
         }
         let r = f(&mut inner);
-        let refused = inner.coord.take_groups_refused() + inner.cgroups.take_groups_refused();
+        let refused = inner.coord.take_groups_refused()
+            + inner.cgroups.take_groups_refused()
+            + inner.sgroups.take_groups_refused();
         if refused > 0 {
             let max_groups = inner.coord.config().max_groups;
             crate::warn_limited!(
@@ -109,15 +120,23 @@ impl GroupService {
                 .into_iter()
                 .map(StoreRecord::ConsumerGroup),
         );
+        records.extend(
+            inner
+                .sgroups
+                .take_records()
+                .into_iter()
+                .map(StoreRecord::StreamsGroup),
+        );
         let persisted = inner.store.append(&records);
         if persisted.is_ok() && !records.is_empty() {
             let Inner {
                 coord,
                 cgroups,
+                sgroups,
                 store,
                 ..
             } = &mut *inner;
-            if let Err(e) = store.maybe_compact(coord, cgroups) {
+            if let Err(e) = store.maybe_compact(coord, cgroups, sgroups) {
                 tracing::warn!(error = %e, "group store compaction failed");
             }
         }
@@ -159,6 +178,16 @@ impl GroupService {
             .map(|_| ())
     }
 
+    /// Sets a streams group's `streams.*` overrides (its group configs, already made durable).
+    pub fn set_streams_overrides(
+        &self,
+        group_id: &str,
+        o: StreamsGroupOverrides,
+    ) -> io::Result<()> {
+        self.apply(|i| i.sgroups.set_overrides(group_id, o))
+            .map(|_| ())
+    }
+
     /// Advances the coordinator's clock. Nothing waits for its records: a request answered
     /// after this waits for them in [`GroupService::with`].
     pub fn tick(&self, now_ms: i64) {
@@ -166,8 +195,23 @@ impl GroupService {
         // COORDINATOR_NOT_AVAILABLE until a restart.
         let _ = self.apply(|i| {
             i.cgroups.tick(now_ms);
-            let Inner { coord, cgroups, .. } = i;
-            coord.tick_with(now_ms, &|id| cgroups.subscribed_topics(id));
+            i.sgroups.tick(now_ms);
+            let Inner {
+                coord,
+                cgroups,
+                sgroups,
+                ..
+            } = i;
+            coord.tick_with(now_ms, &|id| {
+                cgroups
+                    .subscribed_topics(id)
+                    .or_else(|| sgroups.subscribed_topics(id))
+            });
+            // An empty streams group lasts as long as its offsets (the classic coordinator's
+            // memberless group of that id), and gives way to another protocol's group.
+            sgroups.prune(now_ms, &|id| {
+                coord.group(id).is_some_and(|g| g.members.is_empty()) && !cgroups.is_active(id)
+            });
         });
     }
 

@@ -28,6 +28,7 @@ use vltava_storage::durable::{self, StorageHealth};
 
 use super::consumer::ConsumerGroups;
 use super::coordinator::{Coordinator, StoreRecord};
+use super::streams::StreamsGroups;
 
 const FILE: &str = "groups.log";
 /// Rewrite the file when it is this many times larger than a fresh snapshot would be.
@@ -349,8 +350,14 @@ impl<R: Serialize + DeserializeOwned> GroupStore<R> {
 }
 
 impl GroupStore<StoreRecord> {
-    /// Queues a rewrite of the file as a snapshot of `c` and `cg` when it has grown well past one.
-    pub fn maybe_compact(&mut self, c: &Coordinator, cg: &ConsumerGroups) -> io::Result<()> {
+    /// Queues a rewrite of the file as a snapshot of `c`, `cg` and `sg` when it has grown well
+    /// past one.
+    pub fn maybe_compact(
+        &mut self,
+        c: &Coordinator,
+        cg: &ConsumerGroups,
+        sg: &StreamsGroups,
+    ) -> io::Result<()> {
         if !self.compaction_due() {
             return Ok(());
         }
@@ -368,6 +375,9 @@ impl GroupStore<StoreRecord> {
         }
         for snap in cg.snapshots() {
             buf.extend_from_slice(&encode(&StoreRecord::ConsumerGroup(snap))?);
+        }
+        for snap in sg.snapshots() {
+            buf.extend_from_slice(&encode(&StoreRecord::StreamsGroup(snap))?);
         }
         let len = buf.len() as u64;
         self.push(Op::Snapshot(buf))?;

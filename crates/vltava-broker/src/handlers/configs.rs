@@ -351,6 +351,11 @@ fn alter_group(
         state
             .groups
             .set_group_timeouts(group, timeouts)
+            .and_then(|()| {
+                state
+                    .groups
+                    .set_streams_overrides(group, store.streams_overrides(group))
+            })
             .map_err(|e| (E::CoordinatorNotAvailable, e.to_string()))?;
     }
     Ok(())

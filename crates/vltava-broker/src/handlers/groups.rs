@@ -63,7 +63,10 @@ pub async fn join(
 ) -> JoinGroupResponse {
     let consumer_group = state
         .groups
-        .with(|i| i.cgroups.is_active(req.group_id.0.as_str()))
+        .with(|i| {
+            let id = req.group_id.0.as_str();
+            i.cgroups.is_active(id) || i.sgroups.is_active(id)
+        })
         .await;
     if consumer_group.unwrap_or(false) {
         return JoinGroupResponse::default()
@@ -251,7 +254,10 @@ pub async fn offset_commit(state: &BrokerState, req: OffsetCommitRequest) -> Off
             let valid = match i
                 .cgroups
                 .validate_commit(&group, cr.member_id, cr.generation_id)
-            {
+                .or_else(|| {
+                    i.sgroups
+                        .validate_commit(&group, cr.member_id, cr.generation_id)
+                }) {
                 Some(v) => v.and_then(|()| i.coord.ensure_group(&group, now)),
                 None => i.coord.validate_commit(&cr, now),
             };
@@ -494,10 +500,31 @@ pub async fn list_groups(
                     l
                 })
                 .collect();
+            let streams: Vec<ListedGroup> = i
+                .sgroups
+                .groups()
+                .filter(|g| states.is_empty() || states.contains(&g.state_name().to_lowercase()))
+                .filter(|_| types.is_empty() || types.iter().any(|t| t == "streams"))
+                .map(|g| {
+                    // Kafka lists a streams group with protocol type "streams".
+                    let mut l = ListedGroup::default()
+                        .with_group_id(GroupId(s(&g.group_id)))
+                        .with_protocol_type(s("streams"));
+                    if version >= 4 {
+                        l.group_state = s(g.state_name());
+                    }
+                    if version >= 5 {
+                        l.group_type = s("streams");
+                    }
+                    l
+                })
+                .collect();
             let classic: Vec<ListedGroup> = i
                 .coord
                 .groups()
-                .filter(|g| !i.cgroups.is_active(&g.group_id))
+                .filter(|g| {
+                    !i.cgroups.is_active(&g.group_id) && i.sgroups.group(&g.group_id).is_none()
+                })
                 .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
                 .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
                 .map(|g| {
@@ -513,7 +540,7 @@ pub async fn list_groups(
                     l
                 })
                 .collect();
-            classic.into_iter().chain(consumer).collect()
+            classic.into_iter().chain(consumer).chain(streams).collect()
         })
         .await
         .unwrap_or_default();
@@ -530,12 +557,15 @@ pub async fn group_ids(state: &BrokerState) -> Vec<String> {
                 .groups()
                 .filter(|g| !g.members.is_empty())
                 .map(|g| g.group_id.clone());
+            let streams = i.sgroups.groups().map(|g| g.group_id.clone());
             let classic = i
                 .coord
                 .groups()
-                .filter(|g| !i.cgroups.is_active(&g.group_id))
+                .filter(|g| {
+                    !i.cgroups.is_active(&g.group_id) && i.sgroups.group(&g.group_id).is_none()
+                })
                 .map(|g| g.group_id.clone());
-            classic.chain(consumer).collect()
+            classic.chain(consumer).chain(streams).collect()
         })
         .await
         .unwrap_or_default();
@@ -572,11 +602,15 @@ pub async fn describe_groups(
             .with(|i| match i.coord.group(id.0.as_str()) {
                 // A consumer-protocol group is not described by DescribeGroups (Kafka 4.x's
                 // GroupMetadataManager: "Group X is not a classic group.").
-                _ if i.cgroups.is_active(id.0.as_str()) => dead_group(
-                    id,
-                    version,
-                    format!("Group {} is not a classic group.", id.0.as_str()),
-                ),
+                _ if i.cgroups.is_active(id.0.as_str())
+                    || i.sgroups.group(id.0.as_str()).is_some() =>
+                {
+                    dead_group(
+                        id,
+                        version,
+                        format!("Group {} is not a classic group.", id.0.as_str()),
+                    )
+                }
                 None => dead_group(id, version, format!("Group {} not found.", id.0.as_str())),
                 Some(g) => {
                     let protocol = g.protocol_name.clone().unwrap_or_default();
@@ -635,7 +669,18 @@ pub async fn delete_groups(state: &BrokerState, req: DeleteGroupsRequest) -> Del
     for g in req.groups_names.iter() {
         let c = state
             .groups
-            .with(|i| i.coord.delete_group(g.0.as_str()))
+            .with(|i| {
+                // A streams group with members is not deleted (Kafka: NON_EMPTY_GROUP); an
+                // empty one goes with its offsets.
+                match i.sgroups.delete(g.0.as_str()) {
+                    Some(Err(e)) => code(e),
+                    Some(Ok(())) => match i.coord.delete_group(g.0.as_str()) {
+                        c if c == code(E::GroupIdNotFound) => 0,
+                        c => c,
+                    },
+                    None => i.coord.delete_group(g.0.as_str()),
+                }
+            })
             .await
             .unwrap_or(code(E::CoordinatorNotAvailable));
         results.push(
@@ -659,7 +704,28 @@ pub async fn offset_delete(state: &BrokerState, req: OffsetDeleteRequest) -> Off
         .collect();
     let r = state
         .groups
-        .with(|i| i.coord.delete_offsets(req.group_id.0.as_str(), &partitions))
+        .with(|i| {
+            let group = req.group_id.0.as_str();
+            // The source topics of a streams group with members keep their offsets (Kafka's
+            // GROUP_SUBSCRIBED_TO_TOPIC); the others are deleted as for any group.
+            let subscribed = i.sgroups.subscribed_topics(group).unwrap_or_default();
+            let free: Vec<(String, i32)> = partitions
+                .iter()
+                .filter(|(t, _)| !subscribed.contains(t))
+                .cloned()
+                .collect();
+            let mut deleted = i.coord.delete_offsets(group, &free)?.into_iter();
+            Ok(partitions
+                .iter()
+                .map(|(t, _)| {
+                    if subscribed.contains(t) {
+                        code(E::GroupSubscribedToTopic)
+                    } else {
+                        deleted.next().unwrap_or(0)
+                    }
+                })
+                .collect::<Vec<i16>>())
+        })
         .await;
     match r {
         Ok(Ok(codes)) => {
@@ -749,7 +815,9 @@ pub async fn consumer_heartbeat(
     let r = state
         .groups
         .with(|i| {
-            if i.coord.group(&group).is_some_and(|g| !g.members.is_empty()) {
+            if i.coord.group(&group).is_some_and(|g| !g.members.is_empty())
+                || i.sgroups.is_active(&group)
+            {
                 return None;
             }
             Some(i.cgroups.heartbeat(hb, &topics, now))
@@ -758,7 +826,7 @@ pub async fn consumer_heartbeat(
     let r = match r {
         Ok(Some(r)) => r,
         Ok(None) => {
-            let msg = format!("Group {group} is a classic group, not a consumer group.");
+            let msg = format!("Group {group} is not a consumer group.");
             return ConsumerGroupHeartbeatResponse::default()
                 .with_error_code(code(E::GroupIdNotFound))
                 .with_error_message(Some(s(&msg)))

@@ -10,6 +10,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod producer_id;
+pub mod streams;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;

@@ -25,7 +25,9 @@ import java.util.function.Supplier;
 import java.util.stream.Collectors;
 
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.ListStreamsGroupOffsetsSpec;
 import org.apache.kafka.clients.admin.MemberDescription;
@@ -48,7 +50,6 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
@@ -87,13 +88,6 @@ class StreamsTest {
      * shows one member owning both sub-topologies' tasks.
      */
     @Test
-    @Disabled("broker gap: Vltava does not implement KIP-1071 streams groups (StreamsGroupHeartbeat key 88, "
-            + "StreamsGroupDescribe key 89; ApiVersions lists neither and streams.version is not finalized): "
-            + "the consumer logs 'StreamsGroupHeartbeatRequest failed because of an unsupported version exception: "
-            + "The node does not support STREAMS_GROUP_HEARTBEAT', the member turns fatal and every stream thread dies "
-            + "with StreamsException: UnsupportedVersionException: The cluster does not support the STREAMS group "
-            + "protocol or does not support the versions of the STREAMS group protocol used by this client "
-            + "(used versions: 0 to 1)")
     void streamsProtocolComputesExactResults() throws Exception {
         runWithoutFailures("streams");
     }
@@ -138,6 +132,156 @@ class StreamsTest {
         }
     }
 
+    // ---- Kafka's kafka-streams-groups tool -----------------------------------------------------
+
+    /** What {@code scripts/kafka streams-groups ARGS} printed and how it exited. */
+    record ToolRun(int exitCode, String stdout, String stderr) {
+    }
+
+    private ToolRun streamsGroups(String... args) {
+        try {
+            return runStreamsGroups(args);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError("interrupted", e);
+        }
+    }
+
+    private ToolRun runStreamsGroups(String... args) throws IOException, InterruptedException {
+        Path repo = Path.of(System.getProperty("user.dir")).getParent().getParent();
+        List<String> cmd = new ArrayList<>(List.of(repo.resolve("scripts/kafka").toString(), "streams-groups",
+                "--bootstrap-server", bootstrap()));
+        cmd.addAll(List.of(args));
+        Path out = Files.createTempFile("vltava-tool-", ".out");
+        Path err = Files.createTempFile("vltava-tool-", ".err");
+        try {
+            Process p = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile())
+                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+            if (!p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new AssertionError("kafka-streams-groups " + List.of(args) + " did not finish in 120 s");
+            }
+            ToolRun r = new ToolRun(p.exitValue(), read(out), read(err));
+            System.out.printf("kafka-streams-groups %s -> %d%n%s%s%n", List.of(args), r.exitCode(), r.stdout(), r.stderr());
+            return r;
+        } finally {
+            Files.deleteIfExists(out);
+            Files.deleteIfExists(err);
+        }
+    }
+
+    /**
+     * Kafka 4.4's StreamsGroupCommand against a running streams-protocol application: --list,
+     * --describe (offsets and lag, --members, --state), a group that does not exist, and
+     * --delete of a group with members (refused).
+     */
+    @Test
+    void streamsGroupsToolListsAndDescribesTheGroup() throws Exception {
+        String appId = "vltava-streams-tool";
+        long base = System.currentTimeMillis();
+        try (Admin admin = Clients.admin(bootstrap());
+             KafkaProducer<String, String> producer = producer();
+             Outputs outputs = new Outputs(bootstrap());
+             InProcessApp app = new InProcessApp(bootstrap(), appId, "streams")) {
+            createTopics(admin);
+            producePromos(producer, base);
+            produceEvents(producer, base, 0, StreamsApp.EVENT_COUNT);
+            app.start();
+            app.awaitRunning(Duration.ofSeconds(60));
+            awaitOutput(outputs, StreamsApp.expected(base, StreamsApp.EVENT_COUNT), false, app::assertHealthy);
+            awaitCommittedToEnd(admin, appId, "streams");
+
+            ToolRun list = streamsGroups("--list");
+            assertEquals(0, list.exitCode(), list.stderr());
+            assertEquals(List.of(appId), rows(list.stdout()).stream().map(r -> r[0]).toList(), "--list");
+
+            // Offsets and lag: every source and repartition partition, committed to its end.
+            ToolRun offsets = streamsGroups("--describe", "--group", appId);
+            assertEquals(0, offsets.exitCode(), offsets.stderr());
+            List<String[]> table = rows(offsets.stdout());
+            assertEquals(List.of("GROUP", "TOPIC", "PARTITION", "OFFSET-LAG"), List.of(table.get(0)));
+            Set<TopicPartition> described = new HashSet<>();
+            for (String[] r : table.subList(1, table.size())) {
+                assertEquals(appId, r[0]);
+                described.add(new TopicPartition(r[1], Integer.parseInt(r[2])));
+                assertEquals("0", r[3], "lag of " + r[1] + "-" + r[2]);
+            }
+            assertEquals(inputEnds(admin, appId).keySet(), described, "partitions of --describe");
+
+            // Members: the one member as the Admin client describes it, with every task.
+            StreamsGroupMemberDescription member = Clients.get(admin.describeStreamsGroups(List.of(appId))
+                    .describedGroups().get(appId)).members().iterator().next();
+            ToolRun members = streamsGroups("--describe", "--group", appId, "--members");
+            assertEquals(0, members.exitCode(), members.stderr());
+            List<String[]> m = rows(members.stdout());
+            assertEquals(List.of("GROUP", "MEMBER", "PROCESS", "CLIENT-ID", "ASSIGNMENTS"),
+                    List.of(m.get(0)));
+            assertEquals(2, m.size(), "one member: " + members.stdout());
+            assertEquals(List.of(appId, member.memberId(), member.processId(), member.clientId()),
+                    List.of(m.get(1)).subList(0, 4));
+            assertEquals("ACTIVE: 0:[0,1,2]; 1:[0,1,2];",
+                    String.join(" ", List.of(m.get(1)).subList(4, m.get(1).length)));
+            ToolRun verbose = streamsGroups("--describe", "--group", appId, "--members", "--verbose");
+            assertEquals(0, verbose.exitCode(), verbose.stderr());
+            List<String[]> v = rows(verbose.stdout());
+            int epoch = List.of(v.get(0)).indexOf("MEMBER-EPOCH");
+            int protocolColumn = List.of(v.get(0)).indexOf("MEMBER-PROTOCOL");
+            assertEquals(String.valueOf(member.memberEpoch()), v.get(1)[epoch]);
+            assertEquals("streams", v.get(1)[protocolColumn]);
+            assertTrue(verbose.stdout().contains("TARGET-ACTIVE: 0:[0,1,2]; 1:[0,1,2];"), verbose.stdout());
+
+            ToolRun state = streamsGroups("--describe", "--group", appId, "--state");
+            assertEquals(0, state.exitCode(), state.stderr());
+            String[] st = rows(state.stdout()).get(1);
+            assertEquals(appId, st[0]);
+            assertEquals("(" + broker.broker().nodeId() + ")", st[2]);
+            assertEquals(List.of("Stable", "1"), List.of(st).subList(st.length - 2, st.length));
+
+            ToolRun missing = streamsGroups("--describe", "--group", "no-such-group");
+            assertEquals(1, missing.exitCode());
+            assertTrue((missing.stdout() + missing.stderr())
+                    .contains("GroupIdNotFoundException: Group no-such-group not found."), missing.stderr());
+
+            // A group with members is not deleted (the tool says so and exits 0, as with Kafka).
+            ToolRun delete = streamsGroups("--delete", "--group", appId);
+            assertTrue((delete.stdout() + delete.stderr()).contains("GroupNotEmptyException"), delete.stdout());
+            assertEquals(List.of(appId), rows(streamsGroups("--list").stdout()).stream().map(r -> r[0]).toList());
+            app.assertHealthy();
+
+            // The application stops: the group stays, Empty, with its offsets, and is deleted.
+            app.streams.close(Duration.ofSeconds(30));
+            Wait.until(Duration.ofSeconds(30), "the group to be Empty", () -> {
+                ToolRun r = streamsGroups("--describe", "--group", appId, "--state");
+                // The tool also prints "Error: Streams group '...' has no active members." (and exits 0).
+                return r.exitCode() == 0 && rows(r.stdout()).stream()
+                        .anyMatch(x -> x[0].equals(appId) && List.of(x).contains("Empty"));
+            });
+            ToolRun emptyOffsets = streamsGroups("--describe", "--group", appId);
+            assertEquals(0, emptyOffsets.exitCode(), emptyOffsets.stderr());
+            // Kafka 4.4's tool lists the partitions of members' assignments only: none here.
+            assertEquals(List.of(), rows(emptyOffsets.stdout()).stream().filter(x -> x[0].equals(appId)).toList());
+            Set<TopicPartition> committed = inputEnds(admin, appId).entrySet().stream()
+                    .filter(e -> e.getValue() > 0).map(Map.Entry::getKey).collect(Collectors.toSet());
+            assertEquals(committed, Clients.get(admin.listStreamsGroupOffsets(
+                    Map.of(appId, new ListStreamsGroupOffsetsSpec())).partitionsToOffsetAndMetadata(appId)).keySet(),
+                    "the offsets remain");
+            assertEquals(List.of(appId), rows(streamsGroups("--list").stdout()).stream().map(r -> r[0]).toList());
+            ToolRun deleted = streamsGroups("--delete", "--group", appId);
+            assertEquals(0, deleted.exitCode(), deleted.stderr());
+            assertTrue(deleted.stdout().contains("successful"), deleted.stdout());
+            assertEquals(List.of(), rows(streamsGroups("--list").stdout()), "deleted");
+            assertTrue(Clients.get(admin.listStreamsGroupOffsets(Map.of(appId, new ListStreamsGroupOffsetsSpec()))
+                    .partitionsToOffsetAndMetadata(appId)).isEmpty(), "its offsets went with it");
+        }
+    }
+
+    /** The non-empty lines of a tool's table, split on runs of spaces. */
+    private static List<String[]> rows(String out) {
+        return out.lines().map(String::strip).filter(l -> !l.isEmpty()).map(l -> l.split("\\s+")).toList();
+    }
+
     // ---- the broker is SIGKILLed while the application processes ------------------------------
 
     /**
@@ -147,14 +291,25 @@ class StreamsTest {
      */
     @Test
     void survivesBrokerKill9AndRestart() throws Exception {
-        String appId = "vltava-streams-broker-kill";
+        brokerKill9AndRestart("classic");
+    }
+
+    /** The same with the streams protocol: the group's members and tasks survive the restart. */
+    @Test
+    void streamsProtocolSurvivesBrokerKill9AndRestart() throws Exception {
+        brokerKill9AndRestart("streams");
+    }
+
+    private void brokerKill9AndRestart(String protocol) throws Exception {
+        String appId = "vltava-streams-broker-kill-" + protocol;
         long base = System.currentTimeMillis();
         ConcurrentLinkedQueue<Exception> sendErrors = new ConcurrentLinkedQueue<>();
         try (Admin admin = Clients.admin(bootstrap());
              KafkaProducer<String, String> producer = producer();
              Outputs outputs = new Outputs(bootstrap());
-             InProcessApp app = new InProcessApp(bootstrap(), appId, "classic")) {
+             InProcessApp app = new InProcessApp(bootstrap(), appId, protocol)) {
             createTopics(admin);
+            shortStreamsSessions(admin, appId, protocol);
             app.start();
             app.awaitRunning(Duration.ofSeconds(60));
             producePromos(producer, base);
@@ -195,7 +350,7 @@ class StreamsTest {
             StreamsApp.Expected expected = StreamsApp.expected(base, StreamsApp.EVENT_COUNT);
             awaitOutput(outputs, expected, false, () -> {
             });
-            awaitCommittedToEnd(admin, appId, "classic");
+            awaitCommittedToEnd(admin, appId, protocol);
             outputs.poll();
             assertOutput(outputs, expected, false);
             Wait.until(Duration.ofSeconds(30), "KafkaStreams RUNNING after the recovery",
@@ -217,7 +372,20 @@ class StreamsTest {
      */
     @Test
     void survivesApplicationKill9AndRestartFromChangelog() throws Exception {
-        String appId = "vltava-streams-app-restart";
+        applicationKill9AndRestartFromChangelog("classic");
+    }
+
+    /**
+     * The same with the streams protocol: a SIGKILLed member's tasks go to the next instance
+     * once the group's streams.session.timeout.ms (6 s here) has passed.
+     */
+    @Test
+    void streamsProtocolSurvivesApplicationKill9AndRestartFromChangelog() throws Exception {
+        applicationKill9AndRestartFromChangelog("streams");
+    }
+
+    private void applicationKill9AndRestartFromChangelog(String protocol) throws Exception {
+        String appId = "vltava-streams-app-restart-" + protocol;
         long base = System.currentTimeMillis();
         Path stateA = Files.createTempDirectory("vltava-streams-state-");
         Path stateC = Files.createTempDirectory("vltava-streams-state-");
@@ -228,12 +396,13 @@ class StreamsTest {
              KafkaProducer<String, String> producer = producer();
              Outputs outputs = new Outputs(bootstrap())) {
             createTopics(admin);
+            shortStreamsSessions(admin, appId, protocol);
             producePromos(producer, base);
             produceEvents(producer, base, 0, 200);
 
             // A: processes events 0..199, then is killed while it processes 200..399.
             Path outA = tempOut(outFiles);
-            ChildJvm a = startApp(children, "streams-a", appId, stateA, outA);
+            ChildJvm a = startApp(children, "streams-a", appId, stateA, outA, protocol);
             awaitOutput(outputs, StreamsApp.expected(base, 200), false, () -> assertChildHealthy(a, outA));
             StreamsApp.Expected after200 = StreamsApp.expected(base, 200);
             produceEvents(producer, base, 200, 400);
@@ -246,22 +415,22 @@ class StreamsTest {
 
             // B: same application.id and state directory; finishes 200..399, then 400..499.
             Path outB = tempOut(outFiles);
-            ChildJvm b = startApp(children, "streams-b", appId, stateA, outB);
+            ChildJvm b = startApp(children, "streams-b", appId, stateA, outB, protocol);
             awaitOutput(outputs, StreamsApp.expected(base, 400), false, () -> assertChildHealthy(b, outB));
             awaitState(b, outB, "RUNNING");
             produceEvents(producer, base, 400, 500);
             awaitOutput(outputs, StreamsApp.expected(base, 500), false, () -> assertChildHealthy(b, outB));
-            awaitCommittedToEnd(admin, appId, "classic");
+            awaitCommittedToEnd(admin, appId, protocol);
             b.kill9();
 
             // C: a fresh state directory: every store is restored from its changelog, then 500..599.
             Path outC = tempOut(outFiles);
-            ChildJvm c = startApp(children, "streams-c", appId, stateC, outC);
+            ChildJvm c = startApp(children, "streams-c", appId, stateC, outC, protocol);
             awaitState(c, outC, "RUNNING");
             produceEvents(producer, base, 500, StreamsApp.EVENT_COUNT);
             StreamsApp.Expected expected = StreamsApp.expected(base, StreamsApp.EVENT_COUNT);
             awaitOutput(outputs, expected, false, () -> assertChildHealthy(c, outC));
-            awaitCommittedToEnd(admin, appId, "classic");
+            awaitCommittedToEnd(admin, appId, protocol);
             outputs.poll();
             assertOutput(outputs, expected, false);
 
@@ -357,9 +526,10 @@ class StreamsTest {
 
     // ---- the application in a child JVM ---------------------------------------------------------
 
-    private ChildJvm startApp(List<ChildJvm> children, String name, String appId, Path stateDir, Path out) {
+    private ChildJvm startApp(List<ChildJvm> children, String name, String appId, Path stateDir, Path out,
+                              String protocol) {
         ChildJvm c = ChildJvm.start(name, StreamsAppMain.class,
-                List.of(bootstrap(), appId, stateDir.toString(), "classic", out.toString()));
+                List.of(bootstrap(), appId, stateDir.toString(), protocol, out.toString()));
         children.add(c);
         return c;
     }
@@ -418,6 +588,24 @@ class StreamsTest {
         c.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true);
         c.put(ProducerConfig.LINGER_MS_CONFIG, 5);
         return new KafkaProducer<>(c);
+    }
+
+    /**
+     * The streams protocol takes the session timeout and heartbeat interval from the group's
+     * configs (the classic one from the client, 6 s / 1 s in {@link StreamsApp#config}): the same
+     * here, so a SIGKILLed member's tasks move on after 6 s, not Kafka's default 45 s. (Apache
+     * Kafka also needs its broker's group.streams.min.session.timeout.ms and
+     * group.streams.min.heartbeat.interval.ms lowered to accept them.)
+     */
+    private static void shortStreamsSessions(Admin admin, String appId, String protocol) {
+        if (!protocol.equals("streams")) {
+            return;
+        }
+        ConfigResource group = new ConfigResource(ConfigResource.Type.GROUP, appId);
+        Clients.get(admin.incrementalAlterConfigs(Map.of(group, List.of(
+                new AlterConfigOp(new ConfigEntry("streams.session.timeout.ms", "6000"), AlterConfigOp.OpType.SET),
+                new AlterConfigOp(new ConfigEntry("streams.heartbeat.interval.ms", "1000"), AlterConfigOp.OpType.SET))))
+                .all());
     }
 
     private static void createTopics(Admin admin) {
