@@ -265,6 +265,24 @@ pub fn describe(
     DescribeConfigsResponse::default().with_results(results)
 }
 
+/// IncrementalAlterConfigs' APPEND (`append`: each item of `value` not yet in the list is added
+/// at its end) or SUBTRACT (each is removed) on a comma-separated list config.
+fn append_or_subtract(current: &str, value: &str, append: bool) -> String {
+    let mut items: Vec<&str> = current
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .collect();
+    for v in value.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+        if !append {
+            items.retain(|i| *i != v);
+        } else if !items.contains(&v) {
+            items.push(v);
+        }
+    }
+    items.join(",")
+}
+
 /// IncrementalAlterConfigs on a group: its overrides validated as Kafka validates them, made
 /// durable, then handed to the consumer-protocol coordinator.
 fn alter_group(
@@ -303,21 +321,11 @@ fn alter_group(
                     .overrides(group)
                     .and_then(|o| o.get(name).cloned())
                     .unwrap_or_else(|| d.default.to_string());
-                let mut items: Vec<String> = current
-                    .split(',')
-                    .map(|x| x.trim().to_string())
-                    .filter(|x| !x.is_empty())
-                    .collect();
-                for v in value.split(',').map(str::trim).filter(|x| !x.is_empty()) {
-                    if c.config_operation == OP_APPEND {
-                        if !items.iter().any(|i| i == v) {
-                            items.push(v.to_string());
-                        }
-                    } else {
-                        items.retain(|i| i != v);
-                    }
-                }
-                Some(items.join(","))
+                Some(append_or_subtract(
+                    &current,
+                    value,
+                    c.config_operation == OP_APPEND,
+                ))
             }
             op => return Err((E::InvalidRequest, format!("Unknown config operation {op}"))),
         };
@@ -480,17 +488,7 @@ pub fn incremental_alter(
                                     return Err(format!("Config value append/subtract is not allowed for config key: {name}"));
                                 }
                                 let current = old.get(name).to_string();
-                                let mut items: Vec<String> = current.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect();
-                                for v in value.split(',').map(str::trim).filter(|x| !x.is_empty()) {
-                                    if c.config_operation == OP_APPEND {
-                                        if !items.iter().any(|i| i == v) {
-                                            items.push(v.to_string());
-                                        }
-                                    } else {
-                                        items.retain(|i| i != v);
-                                    }
-                                }
-                                let joined = items.join(",");
+                                let joined = append_or_subtract(&current, value, c.config_operation == OP_APPEND);
                                 topic_config::validate(name, Some(&joined))?;
                                 overrides.insert(name.to_string(), joined);
                             }
