@@ -79,6 +79,8 @@ pub struct BrokerConfig {
     /// Groups held at once (Vltava's own bound; Kafka has none): past it a request that would
     /// create a group gets COORDINATOR_NOT_AVAILABLE.
     pub max_groups: usize,
+    /// offsets.topic.num.partitions: partitions of `__consumer_offsets` when it is created.
+    pub offsets_topic_num_partitions: i32,
 }
 
 impl BrokerConfig {
@@ -106,6 +108,7 @@ impl BrokerConfig {
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_retention_check_interval_ms: 600_000,
             max_groups: DEFAULT_MAX_GROUPS,
+            offsets_topic_num_partitions: crate::group::offsets_topic::DEFAULT_PARTITIONS,
         }
     }
 }

@@ -34,7 +34,7 @@ pub struct BrokerState {
     pub config: BrokerConfig,
     /// The data directory's failure latch, shared by every writer (see `vltava_storage::durable`).
     pub health: StorageHealth,
-    pub topics: TopicRegistry,
+    pub topics: Arc<TopicRegistry>,
     pub syncer: Arc<Syncer>,
     pub metrics: Arc<Metrics>,
     pub producer_ids: ProducerIdAllocator,
@@ -92,9 +92,21 @@ impl BrokerState {
             "descriptors"
         );
         let health = StorageHealth::new();
-        let topics = TopicRegistry::open(&config.data_dir, health.clone())?;
+        let topics = Arc::new(TopicRegistry::open(&config.data_dir, health.clone())?);
         let metrics = Arc::new(Metrics::new());
+        let syncer = Syncer::start(metrics.clone(), health.clone());
         let producer_ids = ProducerIdAllocator::open(&config.data_dir, health.clone())?;
+        // The view is re-published after a crash (its last records may be missing) and when a
+        // store from before the view exists without it.
+        let republish = !topics.opened_after_clean_shutdown
+            || topics.get(crate::group::offsets_topic::TOPIC).is_none();
+        let view = crate::group::offsets_topic::OffsetsTopicView {
+            topics: topics.clone(),
+            syncer: syncer.clone(),
+            health: health.clone(),
+            partitions: config.offsets_topic_num_partitions,
+            log_limit: Default::default(),
+        };
         let groups = GroupService::open(
             &config.data_dir.join("__groups"),
             CoordinatorConfig {
@@ -107,6 +119,8 @@ impl BrokerState {
             },
             crate::clock::now_ms(),
             health.clone(),
+            Some(Box::new(view)),
+            republish,
         )?;
         // After the group store, which creates (and makes durable) the directory.
         let group_configs =
@@ -123,7 +137,7 @@ impl BrokerState {
         Ok(BrokerState {
             config,
             topics,
-            syncer: Syncer::start(metrics.clone(), health.clone()),
+            syncer,
             health,
             metrics,
             producer_ids,

@@ -195,6 +195,8 @@ pub struct TopicRegistry {
     /// Serialises changes (create, delete, alter, grow) so that each sees the previous one.
     admin: Mutex<()>,
     health: StorageHealth,
+    /// Whether the previous run ended with a clean shutdown (everything synced and closed).
+    pub opened_after_clean_shutdown: bool,
 }
 
 fn partition_dir(data_dir: &Path, topic: &str, p: i32) -> PathBuf {
@@ -585,6 +587,7 @@ impl TopicRegistry {
             deleter,
             admin: Mutex::new(()),
             health,
+            opened_after_clean_shutdown: clean,
         };
         if marked.is_none() {
             write_meta_properties(data_dir, &reg.cluster_id)?;

@@ -109,6 +109,14 @@ pub struct ServeArgs {
     /// (Vltava's own limit: Kafka has none).
     #[arg(long, env = "VLTAVA_MAX_GROUPS", default_value_t = vltava_broker::config::DEFAULT_MAX_GROUPS)]
     max_groups: usize,
+    /// Partitions of the `__consumer_offsets` topic, Kafka's view of the group state, when it
+    /// is created (offsets.topic.num.partitions).
+    #[arg(
+        long,
+        env = "VLTAVA_OFFSETS_TOPIC_NUM_PARTITIONS",
+        default_value_t = vltava_broker::group::offsets_topic::DEFAULT_PARTITIONS
+    )]
+    offsets_topic_num_partitions: i32,
     /// Address of the HTTP API (status, health, metrics, REST produce/consume).
     #[arg(long, env = "VLTAVA_HTTP", default_value = "127.0.0.1:8080")]
     http: String,
@@ -264,6 +272,10 @@ fn broker_config(a: &ServeArgs) -> anyhow::Result<BrokerConfig> {
     c.offsets_retention_ms = a.offsets_retention_minutes * 60_000;
     c.offsets_retention_check_interval_ms = a.offsets_retention_check_interval_ms;
     c.max_groups = a.max_groups;
+    if a.offsets_topic_num_partitions < 1 {
+        bail!("--offsets-topic-num-partitions must be at least 1");
+    }
+    c.offsets_topic_num_partitions = a.offsets_topic_num_partitions;
     Ok(c)
 }
 

@@ -88,7 +88,7 @@ impl Default for CoordinatorConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     pub member_id: String,
     pub group_instance_id: Option<String>,
@@ -102,9 +102,9 @@ pub struct Member {
     #[serde(skip)]
     pub last_heartbeat_ms: i64,
     #[serde(skip)]
-    join_ticket: Option<Ticket>,
+    pub(super) join_ticket: Option<Ticket>,
     #[serde(skip)]
-    sync_ticket: Option<Ticket>,
+    pub(super) sync_ticket: Option<Ticket>,
 }
 
 impl Member {
@@ -510,6 +510,16 @@ impl Coordinator {
             self.idle.remove(&(due, g.group_id.clone()));
         }
         if g.in_store {
+            // Its offsets' tombstones first, as Kafka writes them to `__consumer_offsets`
+            // (the view shows them; replaying them before the deletion changes nothing).
+            for (topic, partition) in g.offsets.into_keys() {
+                self.records.push(StoreRecord::Offset {
+                    group: g.group_id.clone(),
+                    topic,
+                    partition,
+                    value: None,
+                });
+            }
             self.records
                 .push(StoreRecord::DeleteGroup { group: g.group_id });
         }

@@ -4,6 +4,7 @@
 pub mod consumer;
 pub mod consumer_protocol;
 pub mod coordinator;
+pub mod offsets_topic;
 pub mod service;
 pub mod store;
 pub mod streams;

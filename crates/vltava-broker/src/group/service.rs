@@ -18,7 +18,8 @@ use super::coordinator::{
     Completion, Coordinator, CoordinatorConfig, JoinRequest, JoinResult, Reply, StoreRecord,
     SyncResult, Ticket,
 };
-use super::store::{self, GroupStore, MAX_PENDING_BYTES};
+use super::offsets_topic;
+use super::store::{self, GroupStore, ViewSink, MAX_PENDING_BYTES};
 use super::streams::{StreamsGroupOverrides, StreamsGroups, StreamsGroupsConfig};
 use crate::log_limit::LogLimiter;
 use vltava_storage::durable::StorageHealth;
@@ -42,16 +43,23 @@ pub struct GroupService {
     pending_bytes: Arc<AtomicU64>,
     /// Refusals of new groups are logged at most once per interval: peers cause them.
     log_limit: LogLimiter,
+    /// Whether the store feeds the `__consumer_offsets` view (`offsets_topic.rs`).
+    viewed: bool,
 }
 
 impl GroupService {
+    /// `view`, if any, receives the state in `__consumer_offsets` form as it becomes durable;
+    /// with `republish` the whole replayed state first (after a crash, or when the view is new).
     pub fn open(
         dir: &Path,
         cfg: CoordinatorConfig,
         now_ms: i64,
         health: StorageHealth,
+        view: Option<Box<dyn ViewSink>>,
+        republish: bool,
     ) -> io::Result<GroupService> {
-        let (store, records) = GroupStore::open(dir, health)?;
+        let viewed = view.is_some();
+        let (mut store, records) = GroupStore::open(dir, health, view)?;
         let mut cgroups = ConsumerGroups::new(ConsumerGroupsConfig {
             max_groups: cfg.max_groups,
             ..ConsumerGroupsConfig::default()
@@ -68,11 +76,15 @@ impl GroupService {
                 r => coord.replay(r, now_ms),
             }
         }
+        if viewed && republish {
+            store.append_viewed(&[], offsets_topic::state_view(&coord, now_ms))?;
+        }
         let (durable, pending_bytes) = (store.subscribe(), store.pending_bytes());
         Ok(GroupService {
             durable,
             pending_bytes,
             log_limit: LogLimiter::default(),
+            viewed,
             inner: Mutex::new(Inner {
                 coord,
                 cgroups,
@@ -127,7 +139,12 @@ impl GroupService {
                 .into_iter()
                 .map(StoreRecord::StreamsGroup),
         );
-        let persisted = inner.store.append(&records);
+        let view = if self.viewed {
+            offsets_topic::view_records(&records, crate::clock::now_ms())
+        } else {
+            Vec::new()
+        };
+        let persisted = inner.store.append_viewed(&records, view);
         if persisted.is_ok() && !records.is_empty() {
             let Inner {
                 coord,

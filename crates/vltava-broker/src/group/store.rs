@@ -46,8 +46,31 @@ pub struct Durable {
     pub failed: bool,
 }
 
+/// One record of a coordinator's Kafka-format view (`__consumer_offsets`): the group or
+/// transactional id that picks its partition, and the record's key and value (`None`: a
+/// tombstone) in Kafka's coordinator record format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewRecord {
+    pub partition_key: String,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl ViewRecord {
+    fn len(&self) -> u64 {
+        (self.partition_key.len() + self.key.len() + self.value.as_ref().map_or(0, Vec::len)) as u64
+    }
+}
+
+/// Where the sync thread hands view records once the store records they came with are durable
+/// (never before: the view shows no state that a power loss could take back from the store).
+pub trait ViewSink: Send {
+    fn publish(&mut self, records: Vec<ViewRecord>);
+}
+
 enum Op {
-    Append(Vec<u8>),
+    /// Encoded store records, and the view records they make.
+    Append(Vec<u8>, Vec<ViewRecord>),
     /// The whole state as of this point: replaces the file.
     Snapshot(Vec<u8>),
 }
@@ -55,7 +78,8 @@ enum Op {
 impl Op {
     fn len(&self) -> u64 {
         match self {
-            Op::Append(b) | Op::Snapshot(b) => b.len() as u64,
+            Op::Append(b, view) => b.len() as u64 + view.iter().map(ViewRecord::len).sum::<u64>(),
+            Op::Snapshot(b) => b.len() as u64,
         }
     }
 }
@@ -88,6 +112,7 @@ impl Shared {
 struct Writer {
     path: PathBuf,
     file: File,
+    view: Option<Box<dyn ViewSink>>,
 }
 
 impl Writer {
@@ -95,9 +120,11 @@ impl Writer {
         let mut dirty = false;
         for op in ops {
             match op {
-                Op::Append(bytes) => {
-                    self.file.write_all(bytes)?;
-                    dirty = true;
+                Op::Append(bytes, _) => {
+                    if !bytes.is_empty() {
+                        self.file.write_all(bytes)?;
+                        dirty = true;
+                    }
                 }
                 Op::Snapshot(bytes) => {
                     if dirty {
@@ -113,6 +140,23 @@ impl Writer {
             self.file.sync_data()?;
         }
         Ok(())
+    }
+
+    /// Hands the view records of `ops` (now durable) to the view.
+    fn publish(&mut self, ops: Vec<Op>) {
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        let records: Vec<ViewRecord> = ops
+            .into_iter()
+            .flat_map(|op| match op {
+                Op::Append(_, v) => v,
+                Op::Snapshot(_) => Vec::new(),
+            })
+            .collect();
+        if !records.is_empty() {
+            view.publish(records);
+        }
     }
 }
 
@@ -133,7 +177,10 @@ fn run_writer(shared: Arc<Shared>, mut w: Writer) {
         // Room in the queue first, so that whoever the news below wakes sees it.
         shared.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
         match outcome {
-            Some(Ok(())) => shared.durable.send_modify(|d| d.seq = last_seq),
+            Some(Ok(())) => {
+                shared.durable.send_modify(|d| d.seq = last_seq);
+                w.publish(ops);
+            }
             Some(Err(e)) => {
                 shared
                     .health
@@ -179,8 +226,13 @@ fn encode<R: Serialize>(r: &R) -> io::Result<Vec<u8>> {
 
 impl GroupStore<StoreRecord> {
     /// Opens the store in `dir`, returning it and the records to replay.
-    pub fn open(dir: &Path, health: StorageHealth) -> io::Result<(GroupStore, Vec<StoreRecord>)> {
-        Self::open_file(dir, FILE, "vltava-group-sync", health)
+    /// `view`, if any, receives the view records of [`GroupStore::append_viewed`] once durable.
+    pub fn open(
+        dir: &Path,
+        health: StorageHealth,
+        view: Option<Box<dyn ViewSink>>,
+    ) -> io::Result<(GroupStore, Vec<StoreRecord>)> {
+        Self::open_file(dir, FILE, "vltava-group-sync", health, view)
     }
 
     /// Starts the sync thread on `writer`, whose file holds `size_bytes`.
@@ -198,6 +250,7 @@ impl<R: Serialize + DeserializeOwned> GroupStore<R> {
         file_name: &str,
         thread_name: &str,
         health: StorageHealth,
+        view: Option<Box<dyn ViewSink>>,
     ) -> io::Result<(GroupStore<R>, Vec<R>)> {
         let dir_existed = dir.exists();
         fs::create_dir_all(dir)?;
@@ -246,7 +299,8 @@ impl<R: Serialize + DeserializeOwned> GroupStore<R> {
             file.set_len(pos as u64)?;
             file.sync_all()?;
         }
-        let store = Self::start_named(Writer { path, file }, pos as u64, health, thread_name)?;
+        let store =
+            Self::start_named(Writer { path, file, view }, pos as u64, health, thread_name)?;
         Ok((store, records))
     }
 
@@ -317,7 +371,13 @@ impl<R: Serialize + DeserializeOwned> GroupStore<R> {
     /// Queues records for the sync thread; they are durable once [`Durable::seq`] reaches
     /// [`GroupStore::last_seq`].
     pub fn append(&mut self, records: &[R]) -> io::Result<()> {
-        if records.is_empty() {
+        self.append_viewed(records, Vec::new())
+    }
+
+    /// [`GroupStore::append`], with the view records that `records` make: the view receives
+    /// them once `records` are durable.
+    pub fn append_viewed(&mut self, records: &[R], view: Vec<ViewRecord>) -> io::Result<()> {
+        if records.is_empty() && view.is_empty() {
             return Ok(());
         }
         let mut buf = Vec::new();
@@ -325,7 +385,7 @@ impl<R: Serialize + DeserializeOwned> GroupStore<R> {
             buf.extend_from_slice(&encode(r)?);
         }
         let len = buf.len() as u64;
-        self.push(Op::Append(buf))?;
+        self.push(Op::Append(buf, view))?;
         self.size_bytes += len;
         Ok(())
     }
@@ -435,7 +495,7 @@ mod tests {
     async fn queued_records_become_durable_and_are_replayed_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut store, replayed) =
-            GroupStore::open(dir.path(), StorageHealth::new()).expect("open");
+            GroupStore::open(dir.path(), StorageHealth::new(), None).expect("open");
         assert!(replayed.is_empty());
         for p in 0..50 {
             store.append(&[offset("g", p)]).expect("append");
@@ -444,7 +504,8 @@ mod tests {
         durable(&store).await.expect("durable");
         assert_eq!(store.pending_bytes().load(Ordering::Acquire), 0);
         drop(store);
-        let (_, replayed) = GroupStore::open(dir.path(), StorageHealth::new()).expect("reopen");
+        let (_, replayed) =
+            GroupStore::open(dir.path(), StorageHealth::new(), None).expect("reopen");
         let want: Vec<_> = (0..50).map(|p| ("g".to_string(), p)).collect();
         assert_eq!(partitions(&replayed), want);
     }
@@ -452,7 +513,8 @@ mod tests {
     #[tokio::test]
     async fn records_queued_after_a_snapshot_land_in_the_new_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut store, _) = GroupStore::open(dir.path(), StorageHealth::new()).expect("open");
+        let (mut store, _) =
+            GroupStore::open(dir.path(), StorageHealth::new(), None).expect("open");
         store.append(&[offset("old", 0)]).expect("append");
         store
             .push(Op::Snapshot(encode(&offset("snap", 1)).expect("encode")))
@@ -460,7 +522,8 @@ mod tests {
         store.append(&[offset("new", 2)]).expect("append");
         durable(&store).await.expect("durable");
         drop(store);
-        let (_, replayed) = GroupStore::open(dir.path(), StorageHealth::new()).expect("reopen");
+        let (_, replayed) =
+            GroupStore::open(dir.path(), StorageHealth::new(), None).expect("reopen");
         assert_eq!(
             partitions(&replayed),
             vec![("snap".to_string(), 1), ("new".to_string(), 2)]
@@ -474,8 +537,16 @@ mod tests {
         File::create(&path).expect("create");
         // A read-only handle: the sync thread's write fails as a full or broken disk's would.
         let file = File::open(&path).expect("open");
-        let mut store =
-            GroupStore::start(Writer { path, file }, 0, StorageHealth::new()).expect("start");
+        let mut store = GroupStore::start(
+            Writer {
+                path,
+                file,
+                view: None,
+            },
+            0,
+            StorageHealth::new(),
+        )
+        .expect("start");
         store.append(&[offset("g", 0)]).expect("queued");
         let err = durable(&store).await.expect_err("the write failed");
         assert!(err.to_string().contains("failed to persist"), "{err}");
@@ -484,13 +555,78 @@ mod tests {
         assert_eq!(store.pending_bytes().load(Ordering::Acquire), 0);
     }
 
+    struct Collect(Arc<Mutex<Vec<ViewRecord>>>);
+    impl ViewSink for Collect {
+        fn publish(&mut self, records: Vec<ViewRecord>) {
+            self.0.lock().expect("lock").extend(records);
+        }
+    }
+
+    fn view(key: &str) -> ViewRecord {
+        ViewRecord {
+            partition_key: "g".into(),
+            key: key.as_bytes().to_vec(),
+            value: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_view_gets_its_records_in_order_once_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink: Box<dyn ViewSink> = Box::new(Collect(seen.clone()));
+        let (mut store, _) =
+            GroupStore::open(dir.path(), StorageHealth::new(), Some(sink)).expect("open");
+        store.append_viewed(&[], vec![view("a")]).expect("append");
+        store
+            .append_viewed(&[offset("g", 0)], vec![view("b"), view("c")])
+            .expect("append");
+        durable(&store).await.expect("durable");
+        // The sync thread publishes right after it announces durability: wait for it.
+        drop(store);
+        let keys: Vec<Vec<u8>> = seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|r| r.key.clone())
+            .collect();
+        assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn the_view_gets_nothing_that_failed_to_persist() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(FILE);
+        File::create(&path).expect("create");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let file = File::open(&path).expect("open read-only");
+        let mut store = GroupStore::start(
+            Writer {
+                path,
+                file,
+                view: Some(Box::new(Collect(seen.clone()))),
+            },
+            0,
+            StorageHealth::new(),
+        )
+        .expect("start");
+        store
+            .append_viewed(&[offset("g", 0)], vec![view("lost")])
+            .expect("queued");
+        durable(&store).await.expect_err("the write failed");
+        drop(store);
+        assert!(seen.lock().expect("lock").is_empty());
+    }
+
     #[test]
     fn dropping_the_store_writes_what_is_queued() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut store, _) = GroupStore::open(dir.path(), StorageHealth::new()).expect("open");
+        let (mut store, _) =
+            GroupStore::open(dir.path(), StorageHealth::new(), None).expect("open");
         store.append(&[offset("g", 7)]).expect("append");
         drop(store);
-        let (_, replayed) = GroupStore::open(dir.path(), StorageHealth::new()).expect("reopen");
+        let (_, replayed) =
+            GroupStore::open(dir.path(), StorageHealth::new(), None).expect("reopen");
         assert_eq!(partitions(&replayed), vec![("g".to_string(), 7)]);
     }
 }

@@ -197,6 +197,17 @@ pub fn delete_topics(
                 }
                 return r;
             };
+            if topic.name == crate::group::offsets_topic::TOPIC {
+                // The group coordinator writes its view there for as long as the broker runs
+                // (Kafka's own tools refuse to delete an internal topic too).
+                r.error_code = code(E::InvalidRequest);
+                if version >= 5 {
+                    r.error_message = Some(s(
+                        "Topic __consumer_offsets is an internal topic and cannot be deleted",
+                    ));
+                }
+                return r;
+            }
             match state.topics.delete(&topic.name) {
                 Ok(_) => tracing::info!(topic = %topic.name, "deleted topic"),
                 Err(e) => {

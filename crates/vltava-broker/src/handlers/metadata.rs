@@ -333,6 +333,21 @@ pub fn find_coordinator(
                 key,
             );
         }
+        // Kafka creates its offsets topic at the first lookup of a group's coordinator.
+        if let Err(e) = crate::group::offsets_topic::ensure_topic(
+            &state.topics,
+            state.config.offsets_topic_num_partitions,
+        ) {
+            state.health.fail("creating the offsets topic", &e);
+            return (
+                code(E::CoordinatorNotAvailable),
+                Some(s("the offsets topic could not be created")),
+                -1,
+                s(""),
+                -1,
+                key,
+            );
+        }
         (0, None, node, s(&listener.host), listener.port, key)
     };
     if version < 4 {

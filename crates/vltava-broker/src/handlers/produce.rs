@@ -54,6 +54,15 @@ fn append_one(
         );
     };
     let records = records.unwrap_or_default();
+    if crate::handlers::metadata::is_internal(&topic.name) {
+        // The coordinators write their internal topics; clients may not (Kafka's
+        // ReplicaManager: internalTopicsAllowed is false for client requests).
+        let msg = format!("Cannot append to internal topic {}", topic.name);
+        return (
+            error_response(index, E::InvalidTopicException, Some(msg)),
+            None,
+        );
+    }
     if let Some(resp) = offline_response(state, index) {
         count_error(state, topic, resp.error_code);
         return (resp, None);

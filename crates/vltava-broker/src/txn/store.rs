@@ -25,7 +25,7 @@ pub fn open(
     coordinator: &mut TxnCoordinator,
 ) -> io::Result<TxnStore> {
     let (store, records) =
-        GroupStore::open_file(&data_dir.join(DIR), FILE, "vltava-txn-sync", health)?;
+        GroupStore::open_file(&data_dir.join(DIR), FILE, "vltava-txn-sync", health, None)?;
     for r in records {
         coordinator.replay(r);
     }

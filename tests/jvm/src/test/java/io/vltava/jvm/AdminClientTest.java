@@ -296,9 +296,6 @@ class AdminClientTest {
     }
 
     @Test
-    @Disabled("broker gap: listTopics(new ListTopicsOptions().listInternal(true)) has no __consumer_offsets after a group "
-            + "committed an offset: Vltava's Metadata response (all topics) does not include the internal offsets topic, "
-            + "which Kafka creates on the first FindCoordinator(GROUP) and lists with isInternal=true")
     void listTopicsListsInternalTopicsWhenAsked() {
         Clients.createTopic(admin, "list-me-too", 1);
         Clients.get(admin.alterConsumerGroupOffsets("list-topics-internal-group",
