@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian machine that has Rust, Python 3, Node.js and npm:
 # Debian packages (kcat, Chromium, PostgreSQL, fuse3, and python3-venv / g++ / make / a JDK / Maven /
-# Go if missing), a Python venv in .venv with tests/clients/requirements.txt and each
+# unzip if missing), a Go new enough for tests/go (scripts/go-env.sh: else go1.27.3 from the Go
+# module proxy), a Python venv in .venv with tests/clients/requirements.txt and each
 # examples/*/requirements.txt, `npm ci` in tests/clients/node and each examples/*/ with a
 # package.json, the Java harness's Maven dependencies (tests/jvm: Apache Kafka's client, tools,
 # Streams and Connect; their class path in tests/jvm/target/tools.classpath) and the Go module's
@@ -26,8 +27,8 @@ command -v c++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
 command -v javac >/dev/null || missing+=(default-jdk-headless)
 command -v mvn >/dev/null || missing+=(maven)
-[ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
-command -v go >/dev/null || missing+=(golang-go)
+command -v unzip >/dev/null || missing+=(unzip)
+command -v curl >/dev/null || missing+=(curl)
 if [ ! -x .venv/bin/python ] && ! python3 -c 'import ensurepip' 2>/dev/null; then
   missing+=(python3-venv)
 fi
@@ -76,6 +77,14 @@ if [ "$(cat tests/jvm/target/.deps-installed 2>/dev/null)" != "$stamp" ]; then
     -Dmdep.includeScope=runtime && mvn -B -q test-compile dependency:resolve-plugins >/dev/null)
   printf '%s\n' "$stamp" > tests/jvm/target/.deps-installed
 fi
+
+# Go for tests/go (scripts/go-env.sh): the machine's if new enough, else go1.27.3 from the module
+# proxy (Debian's golang-go is too old for franz-go).
+# shellcheck source=scripts/go-env.sh
+. scripts/go-env.sh
+VLTAVA_GO_FETCH=1 vltava_go_env
+echo "setup: $VLTAVA_GO_NOTE"
+[ "$VLTAVA_GO_OK" = 1 ] || exit 1
 
 # The Go module (tests/go, franz-go): `go mod download`, skipped while go.sum is the one last done.
 if [ -f tests/go/go.mod ]; then

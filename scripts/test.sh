@@ -21,7 +21,9 @@ tail -n 2 /tmp/vltava-fuzz.log
 cargo build --release --workspace
 cargo test --release --workspace 2>&1 | tee /tmp/vltava-cargo-test.log
 export VLTAVA_BIN="${VLTAVA_BIN:-$PWD/target/release/vltava}"
-[ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+# shellcheck source=scripts/go-env.sh
+. scripts/go-env.sh
+vltava_go_env
 rc=0
 set +e
 (cd tests/jvm && mvn -B -ntp test)
