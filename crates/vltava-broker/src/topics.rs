@@ -660,6 +660,20 @@ impl TopicRegistry {
             return Ok(());
         }
         let live = |id: Uuid| self.read().values().any(|t| t.id == id);
+        // A creation cut short (a full disk, a crash) leaves the directory empty, or with an
+        // empty `partition.metadata`: nothing of anyone's, so it is taken over.
+        let unfinished = fs::read_dir(dir)?.all(|e| {
+            e.is_ok_and(|e| {
+                e.file_name() == "partition.metadata" && e.metadata().is_ok_and(|m| m.len() == 0)
+            })
+        });
+        if unfinished {
+            if let Ok(f) = dir.join("partition.metadata").metadata() {
+                debug_assert_eq!(f.len(), 0);
+                fs::remove_file(dir.join("partition.metadata"))?;
+            }
+            return fs::remove_dir(dir);
+        }
         match read_partition_metadata(dir) {
             Ok(Some(id)) if !live(id) => fs::remove_dir_all(dir),
             _ => Err(io::Error::new(
