@@ -668,11 +668,10 @@ impl TopicRegistry {
             })
         });
         if unfinished {
-            if let Ok(f) = dir.join("partition.metadata").metadata() {
-                debug_assert_eq!(f.len(), 0);
-                fs::remove_file(dir.join("partition.metadata"))?;
+            match fs::remove_file(dir.join("partition.metadata")) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => return fs::remove_dir(dir),
             }
-            return fs::remove_dir(dir);
         }
         match read_partition_metadata(dir) {
             Ok(Some(id)) if !live(id) => fs::remove_dir_all(dir),
