@@ -660,18 +660,26 @@ impl TopicRegistry {
             return Ok(());
         }
         let live = |id: Uuid| self.read().values().any(|t| t.id == id);
-        // A creation cut short (a full disk, a crash) leaves the directory empty, or with an
-        // empty `partition.metadata`: nothing of anyone's, so it is taken over.
-        let unfinished = fs::read_dir(dir)?.all(|e| {
-            e.is_ok_and(|e| {
-                e.file_name() == "partition.metadata" && e.metadata().is_ok_and(|m| m.len() == 0)
-            })
+        // A creation cut short (a full disk, a failed fsync, a crash) leaves the directory with
+        // no data: only empty files of the names a new partition gets. Nothing of anyone's, so
+        // it is taken over.
+        let entries: Vec<fs::DirEntry> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+        let unfinished = entries.iter().all(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let ours = name == "partition.metadata"
+                || name.split_once('.').is_some_and(|(base, ext)| {
+                    base.len() == 20
+                        && base.bytes().all(|b| b.is_ascii_digit())
+                        && matches!(ext, "log" | "index" | "timeindex" | "txnindex")
+                });
+            ours && e.metadata().is_ok_and(|m| m.is_file() && m.len() == 0)
         });
         if unfinished {
-            match fs::remove_file(dir.join("partition.metadata")) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => return fs::remove_dir(dir),
+            for e in &entries {
+                fs::remove_file(e.path())?;
             }
+            return fs::remove_dir(dir);
         }
         match read_partition_metadata(dir) {
             Ok(Some(id)) if !live(id) => fs::remove_dir_all(dir),
